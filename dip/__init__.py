@@ -1,0 +1,1 @@
+"""Deep Image Prior: an untrained hourglass network as an image prior (Ulyanov et al., CVPR 2018)."""

@@ -1,0 +1,149 @@
+"""Tasks as data: a Problem is an observation y, its forward operator, and (maybe) the ground truth.
+
+``make_problem`` turns a preset and an image into a Problem; ``solve`` builds the preset's network and input
+code and runs the one fit loop. The command line and the app both go through these two functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from dip import degrade
+from dip.errors import ImageError
+from dip.fit import FitResult, Snapshot, StepRecord, fit, to_tensor
+from dip.images import (ImageSource, center_crop_to_multiple, check_min_size, limit_side, load_image,
+                        pad_to_multiple)
+from dip.metrics import psnr
+from dip.models import SkipNet, make_input_code
+from dip.operators import Identity, Lanczos2Downsampler, PixelMask
+from dip.presets import Preset
+
+
+@dataclass
+class Problem:
+    """One restoration problem. Images are float32 (H, W, C) in [0, 1].
+
+    y: the observation (for SR the low-resolution image); op: maps an estimate to y's space;
+    x_true: ground truth or None ("blind"); degraded: y shown in the estimate's space (SR: bicubic).
+    """
+
+    task: str
+    y: np.ndarray
+    op: nn.Module
+    shape: tuple
+    x_true: Optional[np.ndarray] = None
+    degraded: Optional[np.ndarray] = None
+    mask: Optional[np.ndarray] = None
+
+    @property
+    def psnr_degraded(self) -> Optional[float]:
+        """PSNR of the degraded input against the ground truth (None when blind)."""
+        if self.x_true is None:
+            return None
+        return psnr(self.x_true, self.degraded)
+
+
+def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None, min_side: Optional[int] = None
+                  ) -> np.ndarray:
+    """Downscale (optional), pad or centre-crop to the preset's multiple, and check the network can take it."""
+    x = limit_side(x, max_side)
+    if preset.grey and x.shape[2] == 3:
+        x = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    if preset.border_pad:
+        b = preset.border_pad
+        x = np.pad(x, ((b, b), (b, b), (0, 0)), mode="reflect")
+    if preset.pad_multiple:
+        x = pad_to_multiple(x, preset.pad_multiple)
+    elif preset.crop_multiple:
+        check_min_size(x, preset.crop_multiple)
+        x = center_crop_to_multiple(x, preset.crop_multiple)
+    check_min_size(x, min_side or preset.net.min_side)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_for(preset: Preset, source: ImageSource, *, max_side: Optional[int] = None) -> np.ndarray:
+    """Load an image file and prepare it for ``preset``."""
+    return prepare_image(load_image(source, mode="grey" if preset.grey else "rgb"), preset, max_side=max_side)
+
+
+def make_problem(preset: Preset, image: np.ndarray, *, observed: bool = False, mask: Optional[np.ndarray] = None,
+                 seed: int = 0) -> Problem:
+    """Build the Problem of ``preset.task`` from a prepared image.
+
+    With ``observed=True`` the image is already degraded (a noisy photo, or a low-resolution image for SR)
+    and there is no ground truth. For inpainting, ``mask`` (H, W) of {0, 1} overrides ``preset.mask_kind``.
+    """
+    h, w, c = image.shape
+    if preset.task in ("denoise", "impedance"):
+        y = image if observed else degrade.add_gaussian_noise(image, preset.sigma_255, seed=seed)
+        return Problem(preset.task, y, Identity(), image.shape, None if observed else image, y)
+    if preset.task == "sr":
+        f = preset.factor
+        if observed:
+            shape = (h * f, w * f, c)
+            return Problem("sr", image, Lanczos2Downsampler(f), shape, None, degrade.upscale(image, f))
+        y = degrade.downscale(image, f)
+        return Problem("sr", y, Lanczos2Downsampler(f), image.shape, image, _bicubic_view(y, f, image.shape))
+    if preset.task == "inpaint":
+        if mask is None:
+            if preset.mask_kind == "file":
+                raise ImageError(f"preset {preset.name!r} uses the mask that comes with its image; provide a mask.")
+            mask = degrade.make_mask(preset.mask_kind, h, w, keep_fraction=preset.keep_fraction, seed=seed)
+        if mask.shape != (h, w):
+            raise ImageError(f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {w}x{h} px; "
+                             "use a mask of the same size as the image.")
+        y = degrade.apply_mask(image, mask)
+        return Problem("inpaint", y, PixelMask(mask), image.shape, None if observed else image, y, mask)
+    raise ValueError(f"unknown task {preset.task!r}")
+
+
+def _bicubic_view(y: np.ndarray, factor: int, shape: tuple) -> np.ndarray:
+    up = degrade.upscale(y, factor, "bicubic")
+    out = np.zeros(shape, np.float32)
+    out[:up.shape[0], :up.shape[1]] = up[:shape[0], :shape[1]]
+    return out
+
+
+def build_net(preset: Preset, channels: int) -> SkipNet:
+    """The preset's network with ``channels`` outputs, initialised from the preset's seed."""
+    torch.manual_seed(preset.fit.seed)
+    return SkipNet(replace(preset.net, input_channels=preset.input.channels, output_channels=channels))
+
+
+def solve(preset: Preset, problem: Problem, *, device: Optional[str] = None,
+          on_step: Optional[Callable[[StepRecord], None]] = None,
+          on_snapshot: Optional[Callable[[Snapshot], None]] = None,
+          should_stop: Optional[Callable[[], bool]] = None) -> FitResult:
+    """Fit the preset's network to ``problem`` and return the FitResult."""
+    h, w, c = problem.shape
+    check_min_size(np.empty((h, w, 0)), preset.net.min_side)
+    net = build_net(preset, c)
+    z = make_input_code(preset.input, h, w, generator=torch.Generator().manual_seed(preset.fit.seed))
+    x_true = to_tensor(problem.x_true) if problem.x_true is not None else None
+    return fit(net, z, to_tensor(problem.y), problem.op, preset.fit, x_true=x_true, on_step=on_step,
+               on_snapshot=on_snapshot, should_stop=should_stop, device=device)
+
+
+def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> dict:
+    """The metrics.json record of a finished run (PSNR keys are None without ground truth)."""
+    gt = problem.x_true
+    score = (lambda x: psnr(gt, x) if gt is not None and x is not None else None)
+    best_psnr = score(result.best)
+    out = {
+        "task": problem.task, "preset": preset.name, "iterations": result.iterations_done,
+        "parameters": result.parameters,
+        "seconds": round(result.seconds, 3), "device": result.device, "seed": preset.fit.seed,
+        "cancelled": result.cancelled, "shape": list(problem.shape),
+        "psnr_observed": problem.psnr_degraded, "psnr_final": score(result.output), "psnr_ema": score(result.ema),
+        "psnr_best": best_psnr, "best_iteration": result.best_iteration if best_psnr is not None else None,
+        "psnr_blind": score(result.blind), "blind_iteration": result.blind_iteration,
+    }
+    if border and gt is not None:
+        out["psnr_final_border_excluded"] = psnr(gt, result.output, border=border)
+        out["psnr_ema_border_excluded"] = psnr(gt, result.ema, border=border)
+    return out
