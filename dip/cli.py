@@ -1,0 +1,194 @@
+"""Command line: ``python -m dip {impedance,denoise,sr,inpaint} --image PATH [options] --out DIR``.
+
+Each subcommand maps its flags onto a preset, runs the one fit loop with a progress bar on stderr, and
+writes result.png, result_ema.png, observed.png, history.csv, snapshots/ and metrics.json to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from dip import degrade
+from dip.errors import DIPError
+from dip.images import load_image, save_image
+from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from dip.runio import preset_as_dict, write_history, write_json, write_run, write_snapshots
+from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+
+
+def _common(p: argparse.ArgumentParser, task: str) -> None:
+    p.add_argument("--image", required=True, help="clean image (ground truth), or with --observed the degraded one")
+    p.add_argument("--preset", default=DEFAULT_PRESET[task],
+                   help=f"one of {', '.join(n for n, q in PRESETS.items() if q.task == task)} (default: %(default)s)")
+    p.add_argument("--iters", type=int, help="iterations (default: the preset's)")
+    p.add_argument("--seed", type=int, help="seed of weights, input code and degradation (default: the preset's, 0)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    p.add_argument("--max-side", type=int, help="downscale the image first so its longer side is at most PX")
+    p.add_argument("--snapshot-every", type=int, help="save a snapshot every K iterations")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="arithmetic precision")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dip", description="Deep Image Prior experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("impedance", help="fit image, image+noise, shuffled pixels and noise (paper Fig. 2)")
+    _common(p, "impedance")
+    p.add_argument("--sigma", type=float, default=25.0, help="noise of the 'image + noise' target, 0-255 units")
+    p = sub.add_parser("denoise", help="remove Gaussian noise (or restore an already noisy image)")
+    _common(p, "denoise")
+    p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise sigma in 0-255 units (default 25)")
+    p.add_argument("--observed", action="store_true", help="--image is already noisy; no ground truth")
+    p = sub.add_parser("sr", help="super-resolution through the Lanczos-2 downsampler")
+    _common(p, "sr")
+    p.add_argument("--factor", type=int, choices=[4, 8], help="upscaling factor (default: the preset's, 4)")
+    p.add_argument("--observed", action="store_true", help="--image is the low-resolution input; no ground truth")
+    p = sub.add_parser("inpaint", help="fill holes or missing pixels")
+    _common(p, "inpaint")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--mask", type=Path, help="mask image: white = known, black = hole; same size as the image")
+    group.add_argument("--mask-kind", choices=["text", "bernoulli", "box"], help="generated mask")
+    p.add_argument("--keep", type=float, default=0.5, help="fraction of pixels kept by a bernoulli mask")
+    # Other subcommands register themselves here (benchmark, reproduction).
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions():
+    """register(subparsers) functions of modules that add subcommands (each sets ``handler=fn(args) -> int``)."""
+    return []
+
+
+def preset_from_args(args: argparse.Namespace) -> Preset:
+    """The preset named by --preset with the command-line overrides applied."""
+    preset = get_preset(args.preset, args.command)
+    fit = {k: v for k, v in {"iterations": args.iters, "seed": args.seed, "lr": args.lr,
+                             "snapshot_every": args.snapshot_every, "precision": args.precision}.items()
+           if v is not None}
+    task = {}
+    if args.command in ("denoise", "impedance"):
+        task["sigma_255"] = args.sigma
+    if args.command == "sr" and args.factor:
+        task["factor"] = args.factor
+    if args.command == "inpaint":
+        if args.mask_kind:
+            task["mask_kind"] = args.mask_kind
+        task["keep_fraction"] = args.keep
+    return preset.with_overrides(fit=fit, **task)
+
+
+class _Progress:
+    """tqdm bar on stderr fed by StepRecords, plus the snapshots kept for writing."""
+
+    def __init__(self, total: int, label: str):
+        self.bar = tqdm(total=total, desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        self.snapshots = []
+
+    def step(self, rec) -> None:
+        self.bar.update(1)
+        post = {"loss": f"{rec.loss:.2e}"}
+        if rec.psnr_true is not None:
+            post["psnr"] = f"{rec.psnr_true:.2f}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_task(args: argparse.Namespace) -> dict:
+    """denoise / sr / inpaint: load, degrade, fit, write; returns the metrics."""
+    preset = preset_from_args(args)
+    observed = getattr(args, "observed", False)
+    image = load_image(args.image, mode="grey" if preset.grey else "rgb")
+    if observed and preset.task == "sr":
+        image = prepare_image(image, preset, max_side=args.max_side, min_side=1)
+    else:
+        image = prepare_image(image, preset, max_side=args.max_side)
+    mask = None
+    if preset.task == "inpaint" and args.mask is not None:
+        mask = degrade.load_mask(args.mask, height=image.shape[0], width=image.shape[1])
+    problem = make_problem(preset, image, observed=observed, mask=mask, seed=preset.fit.seed)
+    progress = _Progress(preset.fit.iterations, preset.task)
+    try:
+        result = solve(preset, problem, device=args.device, on_step=progress.step,
+                       on_snapshot=progress.snapshots.append)
+    finally:
+        progress.close()
+    metrics = summarize(preset, problem, result)
+    write_run(args.out, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
+              x_true=problem.x_true, mask=problem.mask, snapshots=progress.snapshots)
+    return metrics
+
+
+def run_impedance_cmd(args: argparse.Namespace) -> dict:
+    """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
+    from dip.impedance import run_impedance
+    from dip.metrics import psnr
+    preset = preset_from_args(args)
+    image = load_for(preset, args.image, max_side=args.max_side)
+    bars: dict[str, _Progress] = {}
+
+    def on_step(name, rec):
+        bars.setdefault(name, _Progress(preset.fit.iterations, name)).step(rec)
+
+    def on_snapshot(name, snap):
+        bars.setdefault(name, _Progress(preset.fit.iterations, name)).snapshots.append(snap)
+
+    try:
+        res = run_impedance(preset, image, device=args.device, on_step=on_step, on_snapshot=on_snapshot)
+    finally:
+        for b in bars.values():
+            b.close()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.csv").unlink(missing_ok=True)
+    targets = {}
+    for name, r in res.results.items():
+        slug = name.replace(" + ", "_plus_").replace(" ", "_")
+        write_history(r.history, out / "history.csv", extra={"target": name})
+        save_image(res.targets[name], out / slug / "target.png")
+        save_image(r.output, out / slug / "result.png")
+        write_snapshots(bars[name].snapshots if name in bars else [], out / slug / "snapshots")
+        losses = [h.loss for h in r.history]
+        targets[name] = {"final_loss": losses[-1], "min_loss": min(losses), "iterations": r.iterations_done,
+                         "seconds": round(r.seconds, 3), "psnr_fit": psnr(res.targets[name], r.output)}
+    natural = res.results["image"]
+    save_image(natural.output, out / "result.png")
+    save_image(natural.ema, out / "result_ema.png")
+    save_image(np.concatenate(list(res.targets.values()), axis=1), out / "observed.png")
+    write_snapshots(bars["image"].snapshots if "image" in bars else [], out / "snapshots")
+    metrics = {"task": "impedance", "preset": preset.name, "iterations": preset.fit.iterations,
+               "parameters": natural.parameters, "seconds": round(sum(r.seconds for r in res.results.values()), 3),
+               "device": natural.device, "seed": preset.fit.seed, "psnr_observed": None,
+               "psnr_final": targets["image"]["psnr_fit"], "psnr_ema": psnr(res.targets["image"], natural.ema),
+               "psnr_best": None, "best_iteration": None, "targets": targets}
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", preset_as_dict(preset))
+    return metrics
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    try:
+        if handler is not None:
+            return handler(args)
+        metrics = run_impedance_cmd(args) if args.command == "impedance" else run_task(args)
+    except DIPError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = {k: metrics.get(k) for k in ("psnr_observed", "psnr_final", "psnr_ema", "psnr_best", "seconds")}
+    print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    print(f"wrote {args.out}")
+    return 0
