@@ -35,6 +35,8 @@ def _open(source: ImageSource) -> tuple[Image.Image, str]:
         raise ImageError(f"{name} is not an image PIL can read; upload a PNG, JPEG, BMP, TIFF or WebP file.") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS:,}. Downscale it first.") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{name} could not be decoded (truncated or corrupt file: {err}).") from None
 
 
 def _to_array(im: Image.Image, mode: str) -> np.ndarray:

@@ -1,0 +1,43 @@
+import pytest
+
+from dip.errors import ConfigError
+from dip.presets import DEFAULT_PRESET, get_preset, presets_for
+
+
+@pytest.mark.parametrize("task,iters,z,down,skip", [
+    ("impedance", 2400, 3, (8, 16, 32, 64, 128), (0, 0, 0, 4, 4)),
+    ("denoise", 1800, 32, (128,) * 5, (4,) * 5),
+    ("sr", 2000, 32, (128,) * 5, (4,) * 5),
+])
+def test_lab_presets_are_the_defaults_with_the_lab_hyper_parameters(task, iters, z, down, skip):
+    p = get_preset("lab", task)
+    assert p.name == DEFAULT_PRESET[task] == presets_for(task)[0].name
+    assert p.fit.iterations == iters and p.input.channels == z
+    assert p.net.down == down and p.net.up == down and p.net.skip == skip
+    assert p.net.k_down == (3,) * 5 and p.net.k_up == (3,) * 5 and p.net.kernel_skip == 1
+    assert p.net.up_mode == ("bilinear",) * 5
+    assert p.fit.lr == 0.01 and p.fit.reg_noise_std == pytest.approx(1 / 30)
+    assert p.input.kind == "noise" and p.input.scale == 0.1
+
+
+def test_unknown_preset_lists_the_valid_names():
+    with pytest.raises(ConfigError, match="unknown preset 'f17'; valid presets: .*lab-denoise.*f16"):
+        get_preset("f17")
+
+
+def test_preset_of_another_task_is_refused():
+    with pytest.raises(ConfigError, match="preset 'zebra-x4' is for the sr task; for denoise use one of"):
+        get_preset("zebra-x4", "denoise")
+
+
+def test_official_notebook_presets():
+    assert get_preset("f16").fit.iterations == 3000 and get_preset("f16").fit.exp_weight == 0.99
+    assert get_preset("zebra-x8").factor == 8 and get_preset("zebra-x8").fit.iterations == 4000
+    barbara = get_preset("barbara")
+    assert (barbara.fit.iterations, barbara.fit.lr, barbara.keep_fraction, barbara.grey) == (11000, 0.001, 0.5, True)
+
+
+def test_overrides_leave_the_table_untouched():
+    p = get_preset("lab-denoise").with_overrides(fit={"iterations": 5}, sigma_255=50)
+    assert p.fit.iterations == 5 and p.sigma_255 == 50
+    assert get_preset("lab-denoise").fit.iterations == 1800
