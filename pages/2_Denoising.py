@@ -1,0 +1,18 @@
+"""Denoising: remove Gaussian noise (with ground truth), or restore an already noisy upload (blind)."""
+
+import streamlit as st
+
+from ui import panels, widgets
+
+TASK = "denoise"
+st.title("Denoising")
+st.caption("The network is fitted to the noisy image; it reproduces the image long before it reproduces the noise.")
+
+picked = widgets.image_picker(TASK, blind_label="Upload a noisy image (blind)")
+s = widgets.settings(TASK, extra=widgets.noise_level)
+image = widgets.prepared(picked, s) if picked and s else None
+problem = widgets.problem_for(picked, s, image) if image is not None else None
+if problem is not None:
+    info = widgets.observation(problem, source=picked.name, preset=s.preset)
+    widgets.run_area(TASK, s, info, problem=problem)
+panels.job_panel(TASK)

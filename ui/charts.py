@@ -1,0 +1,55 @@
+"""Plotly figures built from step records. No Streamlit here."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+MAX_POINTS = 1500
+COLORS = {"image": "#3b6ee8", "image + noise": "#2ca02c", "shuffled pixels": "#ff7f0e", "noise": "#d62728"}
+
+
+def thin(records: list, max_points: int = MAX_POINTS) -> list:
+    """Every k-th record (always keeping the last) so a long run stays cheap to draw."""
+    if len(records) <= max_points:
+        return records
+    step = -(-len(records) // max_points)
+    return records[::step] + ([records[-1]] if (len(records) - 1) % step else [])
+
+
+def loss_figure(records: list, *, height: int = 340) -> go.Figure:
+    """Loss (log y, left axis) and PSNR (right axis): against the ground truth when known, else the observation."""
+    recs = thin(records)
+    its = [r.iteration for r in recs]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=its, y=[r.loss for r in recs], name="loss", line=dict(color="#3b6ee8")),
+                  secondary_y=False)
+    has_truth = any(r.psnr_true is not None for r in recs)
+    if has_truth:
+        fig.add_trace(go.Scatter(x=its, y=[r.psnr_true for r in recs], name="PSNR output",
+                                 line=dict(color="#ff7f0e")), secondary_y=True)
+        fig.add_trace(go.Scatter(x=its, y=[r.psnr_ema_true for r in recs], name="PSNR EMA",
+                                 line=dict(color="#2ca02c", dash="dot")), secondary_y=True)
+        psnr_title = "PSNR vs ground truth (dB)"
+    else:
+        fig.add_trace(go.Scatter(x=its, y=[r.psnr_observed for r in recs], name="PSNR vs observation",
+                                 line=dict(color="#ff7f0e")), secondary_y=True)
+        psnr_title = "PSNR vs observation (dB)"
+    fig.update_yaxes(type="log", title_text="loss (MSE)", secondary_y=False)
+    fig.update_yaxes(title_text=psnr_title, secondary_y=True, showgrid=False)
+    fig.update_xaxes(title_text="iteration")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def impedance_figure(history: dict, *, height: int = 380) -> go.Figure:
+    """The paper's Fig. 2: one loss curve per target against the iteration on a log axis."""
+    fig = go.Figure()
+    for name, records in history.items():
+        recs = thin(records)
+        fig.add_trace(go.Scatter(x=[r.iteration for r in recs], y=[r.loss for r in recs], name=name,
+                                 line=dict(color=COLORS.get(name))))
+    fig.update_xaxes(type="log", title_text="iteration (log scale)")
+    fig.update_yaxes(title_text="loss (MSE)", rangemode="tozero")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    return fig

@@ -1,0 +1,257 @@
+"""Output panels: job progress (polled while the job runs), metrics, loss chart, snapshots, comparison, downloads.
+
+Every panel renders a JobView, so a live job and a run read back from disk look the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import streamlit as st
+
+from ui import config, state
+from ui.charts import impedance_figure, loss_figure
+from ui.imaging import preview, wipe
+from ui.jobs import JobView
+from ui.runs import TASK_TITLES, list_runs
+from ui.widgets import duration, show_images
+
+
+def job_panel(task: str, render: Optional[Callable[[JobView], None]] = None) -> None:
+    """This session's job of ``task``: polled every DIP_POLL_SECONDS while queued or running."""
+    render = render or (render_impedance if task == "impedance" else render_task)
+    job = state.job_id(task)
+    v = state.view(job)
+    if job and v is None:
+        st.info(f"Job {job} is no longer available (the server may have restarted before it finished).")
+        state.set_job_id(task, None)
+        return
+    if v is None:
+        return
+    st.divider()
+    if not v.active:
+        render(v)
+        return
+
+    @st.fragment(run_every=config.poll_seconds())
+    def live():
+        current = state.view(job)
+        if current is not None:
+            render(current)
+        if current is None or not current.active:
+            st.rerun()  # the whole page: polling stops, the final result and downloads appear
+
+    live()
+
+
+def status(v: JobView) -> None:
+    """Progress bar (iteration, iterations per second, ETA) or the final status, and Cancel."""
+    metrics = (v.outcome or {}).get("metrics") or {}
+    folder = (v.outcome or {}).get("run_dir")
+    if v.status == "queued":
+        ahead = f"{v.position} job(s) ahead of yours" if v.position else "yours starts next"
+        st.progress(0.0, text=f"Queued · {ahead}")
+    elif v.status == "running":
+        rate, eta = v.iterations_per_second, v.eta_seconds
+        text = f"Running · iteration {v.iteration}/{v.total}"
+        if rate:
+            text += f" · {rate:.2f} it/s · ETA {duration(eta or 0)}"
+        st.progress(min(1.0, v.iteration / max(1, v.total)), text=text)
+    elif v.status == "done":
+        st.success(f"Done · {v.iteration} iterations in {duration(metrics.get('seconds') or 0)} "
+                   f"on {metrics.get('device', '?')} · saved as run {v.id}", icon=":material/check_circle:")
+    elif v.status == "cancelled":
+        st.warning(f"Cancelled at iteration {v.iteration} of {v.total}; the result so far is saved as run {v.id}.")
+    else:
+        st.error(f"The job failed: {v.error}" + (f" (details in {folder})" if folder else ""))
+    if v.active:
+        st.button("Cancel", key=f"cancel.{v.id}", icon=":material/stop:", on_click=state.get_registry().cancel,
+                  args=(v.id,))
+
+
+def _fmt(value: Optional[float]) -> str:
+    return f"{value:.2f} dB" if value is not None else "–"
+
+
+def _delta(value: Optional[float], base: Optional[float]) -> Optional[str]:
+    return f"{value - base:+.2f} dB" if value is not None and base is not None else None
+
+
+def psnr_metrics(v: JobView) -> None:
+    """PSNR of the degraded input, the output, its EMA and the best iterate (or, blind, against the observation)."""
+    m = (v.outcome or {}).get("metrics") or {}
+    recs = v.history.get("", [])
+    last = recs[-1] if recs else None
+    blind = v.info.get("blind") or m.get("blind")
+    cols = st.columns(4)
+    if blind:
+        cols[0].metric("Ground truth", "none (blind)")
+        cols[1].metric("PSNR vs observation", _fmt(last.psnr_observed if last else None),
+                       help="How closely the output, passed through the degradation, matches your image.")
+        blind_it = m.get("blind_iteration")
+        cols[2].metric("Early-stopping pick", f"iteration {blind_it}" if blind_it else "–",
+                       help="Best iterate chosen without ground truth (running-variance detector).")
+        cols[3].metric("Iterations", f"{v.iteration}/{v.total}")
+        return
+    degraded = v.info.get("psnr_degraded", m.get("psnr_observed"))
+    output = m.get("psnr_final") if m else (last.psnr_true if last else None)
+    ema = m.get("psnr_ema") if m else (last.psnr_ema_true if last else None)
+    best, best_it = (m.get("psnr_best"), m.get("best_iteration")) if m else _best(recs)
+    cols[0].metric("PSNR degraded input", _fmt(degraded))
+    cols[1].metric("PSNR output", _fmt(output), _delta(output, degraded))
+    cols[2].metric("PSNR EMA output", _fmt(ema), _delta(ema, degraded))
+    cols[3].metric("PSNR best iterate", _fmt(best), _delta(best, degraded),
+                   help=f"Reached at iteration {best_it}." if best_it else None)
+    if best_it:
+        cols[3].caption(f"at iteration {best_it}")
+
+
+def _best(recs: list) -> tuple[Optional[float], Optional[int]]:
+    scored = [r for r in recs if r.psnr_true is not None]
+    if not scored:
+        return None, None
+    top = max(scored, key=lambda r: r.psnr_true)
+    return top.psnr_true, top.iteration
+
+
+def snapshot_picker(snaps: list, key: str) -> tuple[int, np.ndarray]:
+    """A slider over stored snapshots; follows the latest one until the user moves it."""
+    its = [i for i, _ in snaps]
+    follow_key, slider_key = f"{key}.follow", f"{key}.snap"
+    follow = st.toggle("Follow the latest snapshot", value=True, key=follow_key)
+    if follow or st.session_state.get(slider_key) not in its:
+        st.session_state[slider_key] = its[-1]
+    if len(its) > 1:
+        chosen = st.select_slider("Snapshot (iteration)", its, key=slider_key,
+                                  on_change=lambda: st.session_state.update({follow_key: False}))
+    else:
+        chosen = its[0]
+        st.caption(f"One snapshot so far, at iteration {chosen}.")
+    return chosen, dict(snaps)[chosen]
+
+
+def _images(v: JobView) -> dict:
+    return {**v.info.get("images", {}), **((v.outcome or {}).get("images") or {})}
+
+
+def comparison(v: JobView) -> None:
+    """Output picker (snapshot / final / EMA / best), degraded | output | ground truth, and a wipe slider."""
+    images = _images(v)
+    snaps = v.snapshots.get("", [])
+    choices = {}
+    if not v.active:
+        choices.update({"result": "Final output", "result_ema": "EMA output", "best": "Best iterate",
+                        "blind": "Early-stopping pick"})
+        choices = {k: label for k, label in choices.items() if k in images}
+    if snaps:
+        choices["snapshot"] = "Snapshot"
+    if not choices:
+        st.caption("The first snapshot appears after a few iterations.")
+        return
+    shown = st.radio("Output shown", list(choices), format_func=choices.get, horizontal=True, key=f"{v.id}.shown")
+    if shown == "snapshot":
+        it, output = snapshot_picker(snaps, f"{v.id}")
+        label = f"Output at iteration {it}"
+    else:
+        output, label = images[shown], choices[shown]
+    truth, degraded = images.get("ground_truth"), images.get("observed")
+    show_images([("Degraded input", degraded), (label, output), ("Ground truth", truth)])
+    if "bicubic" in images:
+        sr_row(v, images, output, label)
+    left = truth if truth is not None else degraded
+    if left is not None:
+        name = "ground truth" if truth is not None else "degraded input"
+        pos = st.slider(f"Wipe: {name} (left) · output (right)", 0, 100, 50, key=f"{v.id}.wipe")
+        st.image(wipe(preview(left), output, pos), caption=f"{name} | {label.lower()}", width="content")
+
+
+def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
+    m = {**v.info.get("baselines", {}), **((v.outcome or {}).get("metrics") or {})}
+    psnr_now = m.get("psnr_final") if not v.active and label == "Final output" else None
+    show_images([(f"Bicubic · {_fmt(m.get('psnr_bicubic'))}", images["bicubic"]),
+                 (f"Nearest · {_fmt(m.get('psnr_nearest'))}", images["nearest"]),
+                 (f"Deep Image Prior · {label.lower()}" + (f" · {_fmt(psnr_now)}" if psnr_now else ""), output)])
+
+
+def loss_chart(v: JobView) -> None:
+    recs = v.history.get("", [])
+    if recs:
+        st.plotly_chart(loss_figure(recs), key=f"{v.id}.loss", width="stretch")
+
+
+def downloads(v: JobView) -> None:
+    folder = (v.outcome or {}).get("run_dir")
+    if v.active or not folder:
+        return
+    files = [("Result PNG", "result.png", "image/png"), ("EMA PNG", "result_ema.png", "image/png"),
+             ("History CSV", "history.csv", "text/csv")]
+    cols = st.columns(len(files))
+    for col, (label, name, mime) in zip(cols, files):
+        path = Path(folder) / name
+        if path.is_file():
+            col.download_button(label, path.read_bytes(), file_name=f"{v.id}_{name}", mime=mime,
+                                on_click="ignore", key=f"{v.id}.dl.{name}", icon=":material/download:")
+
+
+def render_task(v: JobView) -> None:
+    """Denoising, super-resolution and inpainting: status, PSNRs, loss curve, images, downloads."""
+    status(v)
+    if v.status == "queued" or (v.status == "error" and not v.history):
+        return
+    psnr_metrics(v)
+    loss_chart(v)
+    comparison(v)
+    downloads(v)
+
+
+def render_impedance(v: JobView) -> None:
+    """Noise impedance: the four loss curves on a log-x axis (paper Fig. 2) and snapshots per target."""
+    status(v)
+    if v.status == "running" and v.history:
+        st.caption(f"Fitting target {len(v.history)} of 4: {list(v.history)[-1]}")
+    if not v.history:
+        return
+    st.plotly_chart(impedance_figure(v.history), key=f"{v.id}.impedance", width="stretch")
+    rows = [{"target": name, "iterations": len(recs), "final loss": recs[-1].loss,
+             "lowest loss": min(r.loss for r in recs)} for name, recs in v.history.items() if recs]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    targets = [t for t in v.history if v.snapshots.get(t)]
+    if targets:
+        target = st.radio("Snapshots of target", targets, horizontal=True, key=f"{v.id}.target")
+        it, snap = snapshot_picker(v.snapshots[target], f"{v.id}.{target}")
+        images = _images(v)
+        show_images([(f"Target: {target}", images.get(f"target:{target}")), (f"Fit at iteration {it}", snap),
+                     ("Final fit", images.get(f"result:{target}"))])
+    downloads(v)
+
+
+def runs_browser() -> None:
+    """A table of saved runs (newest first) and one run opened in full; ``?run=<id>`` opens that run."""
+    rows = list_runs(config.runs_dir())
+    if not rows:
+        st.info("No runs yet: start one from an experiment page.")
+        return
+    st.dataframe([{"run": r["id"], "task": TASK_TITLES.get(r.get("task"), r.get("task")), "preset": r.get("preset"),
+                   "image": r.get("source"), "status": r.get("status") or ("cancelled" if r.get("cancelled")
+                                                                          else "done"),
+                   "iterations": r.get("iterations"), "PSNR degraded (dB)": r.get("psnr_observed"),
+                   "PSNR output (dB)": r.get("psnr_final"), "seconds": r.get("seconds"), "device": r.get("device")}
+                  for r in rows], hide_index=True, width="stretch", key="runs.table")
+    ids = [r["id"] for r in rows]
+    wanted = st.query_params.get("run")
+    if wanted in ids and st.session_state.get("runs.pick") not in ids:
+        st.session_state["runs.pick"] = wanted
+    run_id = st.selectbox("Open a run", ids, key="runs.pick")
+    st.query_params["run"] = run_id
+    v = state.view(run_id)
+    if v is None:
+        st.error(f"Run {run_id} could not be read.")
+        return
+    st.subheader(f"{TASK_TITLES.get(v.task, v.task)} · {v.info.get('source') or ''} · {v.info.get('preset') or ''}")
+    (render_impedance if v.task == "impedance" else render_task)(v)
+    folder = (v.outcome or {}).get("run_dir")
+    if folder and (Path(folder) / "config.json").is_file():
+        with st.expander("Configuration (config.json)"):
+            st.code((Path(folder) / "config.json").read_text(), language="json")

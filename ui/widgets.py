@@ -1,0 +1,387 @@
+"""Input widgets shared by the experiment pages: image picker, settings, mask picker, observation, Run."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import streamlit as st
+
+from dip import degrade
+from dip.errors import DIPError
+from dip.images import load_image, to_pil
+from dip.impedance import make_targets
+from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
+from dip.tasks import make_problem, prepare_image
+from ui import config, state
+from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, downscale_upload, inspect_upload, mask_overlay,
+                        prepare_mask, preview, sr_baselines)
+from ui.jobs import JobRefused
+from ui.runners import TaskSpec
+
+
+@dataclass
+class Picked:
+    """The chosen image as loaded (full size, float32 (H, W, 3)); ``blind``: it is already degraded."""
+
+    name: str
+    data: bytes
+    image: np.ndarray
+    info: Optional[UploadInfo]
+    blind: bool = False
+
+
+@dataclass
+class Settings:
+    preset: Preset
+    max_side: int
+
+
+def named(data: bytes, name: str) -> io.BytesIO:
+    """Bytes as a file object whose name appears in the engine's error messages."""
+    f = io.BytesIO(data)
+    f.name = name
+    return f
+
+
+def samples() -> list[str]:
+    return sorted(p.name for p in config.SAMPLES_DIR.glob("*.png"))
+
+
+def uploaded(key: str, label: str, help: Optional[str] = None) -> tuple[Optional[str], Optional[bytes]]:
+    """An uploader whose file survives page switches (the bytes are kept in session state)."""
+    stash = f"{key}.kept"
+
+    def forget():
+        st.session_state.pop(stash, None)
+
+    up = st.file_uploader(label, type=config.UPLOAD_TYPES, key=key, help=help, on_change=forget,
+                          max_upload_size=config.UPLOAD_MB)
+    if up is not None:
+        st.session_state[stash] = (up.name, up.getvalue())
+    elif stash in st.session_state:
+        st.caption(f"Using the file uploaded earlier: {st.session_state[stash][0]}")
+    return st.session_state.get(stash, (None, None))
+
+
+def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Picked]:
+    """Sample image or upload (optionally an already degraded one); shows a specific error for bad files."""
+    sources = {"sample": "Sample image", "upload": "Upload an image"}
+    if blind_label:
+        sources["blind"] = blind_label
+    source = st.radio("Image", list(sources), format_func=sources.get, horizontal=True, key=f"{task}.source",
+                      persist_state="session")
+    if source == "sample":
+        name = st.selectbox("Sample", samples(), key=f"{task}.sample", persist_state="session")
+        return _load(task, name, (config.SAMPLES_DIR / name).read_bytes(), None) if name else None
+    help = "PNG, JPEG, BMP, TIFF or WebP. Transparent, greyscale, 16-bit and EXIF-rotated files are converted."
+    name, data = uploaded(f"{task}.upload", "Upload an image file", help)
+    if data is None:
+        st.info("Upload an image, or pick a sample image.")
+        return None
+    return _load(task, name, data, f"{task}.upload.kept", blind=source == "blind")
+
+
+def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: bool = False) -> Optional[Picked]:
+    info = inspect_upload(data)
+    if info is not None and info.pixels > config.max_pixels():
+        st.error(f"{name} is {info.width}x{info.height} px ({info.pixels / 1e6:.1f} MP); the limit is "
+                 f"{config.max_pixels() / 1e6:g} MP.")
+        if stash and st.button(f"Downscale it to {config.DOWNSCALE_TO} px on the longer side and use that",
+                               key=f"{task}.downscale"):
+            st.session_state[stash] = (f"{name} (downscaled)", downscale_upload(data, config.DOWNSCALE_TO))
+            st.rerun()
+        return None
+    try:
+        image = load_image(named(data, name), mode="rgb", max_pixels=config.max_pixels())
+    except DIPError as err:
+        st.error(str(err))
+        return None
+    if info is not None and info.notes:
+        st.caption(f"{name} ({info.width}x{info.height} {info.format}): " + "; ".join(info.notes) + ".")
+    return Picked(name, data, image, info, blind)
+
+
+def preset_label(task: str) -> Callable[[str], str]:
+    return lambda name: "Lab preset" if name == DEFAULT_PRESET[task] else f"{name} (official notebook)"
+
+
+def settings(task: str, extra: Optional[Callable[[Preset], dict]] = None) -> Optional[Settings]:
+    """Preset (the lab one by default) plus every hyper-parameter in an "Advanced" expander.
+
+    ``extra(preset) -> dict`` draws task widgets (noise level, factor) and returns their preset overrides.
+    Widget keys include the preset name, so choosing another preset shows that preset's values.
+    """
+    names = [p.name for p in presets_for(task)]
+    name = st.selectbox("Preset", names, format_func=preset_label(task), key=f"{task}.preset",
+                        persist_state="session")
+    base = get_preset(name, task)
+    st.caption(f"**{base.name}**: {base.description}. Source: {base.source}.")
+    task_overrides = extra(base) if extra else {}
+    with st.expander("Advanced"):
+        fit, net, max_side = _advanced(task, base)
+    try:
+        preset = base.with_overrides(fit=fit, net=net, **task_overrides)
+    except DIPError as err:
+        st.error(str(err))
+        return None
+    changed = _changes(base, preset)
+    st.caption(f"Using the {preset_label(task)(name).lower()}" + (f", changed: {changed}." if changed else "."))
+    return Settings(preset, max_side)
+
+
+def _advanced(task: str, p: Preset) -> tuple[dict, dict, int]:
+    k = f"{task}.{p.name}"
+    c1, c2, c3 = st.columns(3)
+    fit = {
+        "iterations": c1.number_input("Iterations", 1, 100_000, p.fit.iterations, key=f"{k}.iterations",
+                                      persist_state="session"),
+        "lr": c2.number_input("Learning rate", 1e-5, 1.0, p.fit.lr, format="%.4f", step=0.001, key=f"{k}.lr",
+                              persist_state="session"),
+        "reg_noise_std": c3.number_input("σ_p (input noise)", 0.0, 1.0, float(p.fit.reg_noise_std), format="%.4f",
+                                         step=0.005, key=f"{k}.sigma_p", persist_state="session",
+                                         help="Standard deviation of the noise added to the input code z "
+                                              "at every iteration."),
+        "seed": c1.number_input("Seed", 0, 2**31 - 1, p.fit.seed, key=f"{k}.seed", persist_state="session"),
+        "snapshot_every": c2.number_input("Snapshot every (iterations)", 1, 100_000, p.fit.snapshot_every,
+                                          key=f"{k}.snapshot_every", persist_state="session"),
+    }
+    widest = max(p.net.down)
+    channels = c3.number_input("Channels (widest level)", 1, 512, widest, key=f"{k}.channels",
+                               persist_state="session", help="Scales the channels of every level of the network.")
+    sizes = sorted({*config.WORKING_SIZES, config.default_max_side()})
+    max_side = c1.selectbox("Working size (longer side, px)", sizes, index=sizes.index(config.default_max_side()),
+                            key=f"{task}.max_side", persist_state="session",
+                            help="The image is downscaled to this size, then cropped to a multiple of 32.")
+    net = {} if channels == widest else _scaled_channels(p, channels / widest)
+    return fit, net, max_side
+
+
+def _scaled_channels(p: Preset, factor: float) -> dict:
+    scale = (lambda chans: tuple(max(1, round(c * factor)) for c in chans))
+    out = {"channels_down": scale(p.net.down)}
+    if p.net.channels_up is not None:
+        out["channels_up"] = scale(p.net.up)
+    return out
+
+
+def _changes(base: Preset, p: Preset) -> str:
+    pairs = [("iterations", base.fit.iterations, p.fit.iterations), ("learning rate", base.fit.lr, p.fit.lr),
+             ("σ_p", base.fit.reg_noise_std, p.fit.reg_noise_std), ("seed", base.fit.seed, p.fit.seed),
+             ("snapshot every", base.fit.snapshot_every, p.fit.snapshot_every),
+             ("channels", max(base.net.down), max(p.net.down)), ("noise σ", base.sigma_255, p.sigma_255),
+             ("factor", base.factor, p.factor)]
+    return ", ".join(f"{n} {new:g}" for n, old, new in pairs if old != new)
+
+
+def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:
+    """The picked image downscaled and cropped for the preset, or None after showing why it cannot be used."""
+    try:
+        if picked.blind and s.preset.task == "sr":  # a low-resolution input: the result is factor times larger
+            return prepare_image(picked.image, s.preset, max_side=max(1, s.max_side // s.preset.factor), min_side=1)
+        return prepare_image(picked.image, s.preset, max_side=s.max_side)
+    except DIPError as err:
+        st.error(str(err))
+        return None
+
+
+def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[np.ndarray] = None):
+    try:
+        return make_problem(s.preset, image, observed=picked.blind, mask=mask, seed=s.preset.fit.seed)
+    except DIPError as err:
+        st.error(str(err))
+        return None
+
+
+def time_estimate(task: str, s: Settings, shape: tuple) -> None:
+    """On a CPU: the expected run time from a short measurement, and a smaller working size if it is long."""
+    dev, _ = state.device()
+    if not dev.startswith("cpu"):
+        return
+    h, w, c = shape
+    per_iteration = state.estimate_seconds(s.preset, shape)
+    if per_iteration is None:
+        st.caption("The time estimate appears when the worker is idle.")
+        return
+    total = per_iteration * s.preset.fit.iterations * (4 if task == "impedance" else 1)
+    st.caption(f"Expected time on this CPU: ≈ {duration(total)} ({per_iteration:.2f} s per iteration at "
+               f"{w}x{h} px, measured).")
+    budget = config.cpu_budget_minutes() * 60
+    side = max(h, w)
+    options = [x for x in config.WORKING_SIZES if x < side]
+    if total <= budget or not options:
+        return
+    fits = [x for x in options if total * (x / side) ** 2.2 <= budget]  # time ~ pixels^1.1 ~ side^2.2
+    new = fits[-1] if fits else options[0]
+    st.button(f"Use a working size of {new} px instead (≈ {duration(total * (new / side) ** 2.2)})",
+              key=f"{task}.smaller", on_click=lambda: st.session_state.update({f"{task}.max_side": new}))
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def show_images(items: list[tuple[str, Optional[np.ndarray]]]) -> None:
+    """A row of captioned images (None entries are skipped)."""
+    items = [(c, im) for c, im in items if im is not None]
+    for col, (caption, im) in zip(st.columns(len(items)), items):
+        col.image(preview(im), caption=caption, width="stretch")
+
+
+def run_button(task: str, make_spec: Callable[[], TaskSpec], info: dict) -> None:
+    """Run: queue the job unless this session already has one (then say where it is)."""
+    if not st.button("Run", type="primary", key=f"{task}.run", icon=":material/play_arrow:"):
+        return
+    busy = state.session_active_job()
+    if busy is not None:
+        where = "running" if busy.position == 0 else f"queued with {busy.position} job(s) ahead of it"
+        st.warning(f"You already have a {busy.task} job {where} ({busy.id}). Cancel it or wait until it "
+                   "finishes before starting another one.", icon=":material/hourglass_top:")
+        return
+    spec = make_spec()
+    try:
+        job = state.get_registry().submit(spec, task=task, owner=state.owner(), total=spec.total, info=info)
+    except JobRefused as err:
+        st.warning(str(err))
+        return
+    state.set_job_id(task, job.id)
+    st.query_params["job"] = job.id
+
+
+# -- task-specific settings (passed to ``settings(extra=...)``) --
+def noise_level(p: Preset) -> dict:
+    sigma = st.slider("Noise level σ (0-255 scale)", 0, 100, int(p.sigma_255), key=f"{p.task}.{p.name}.sigma",
+                      persist_state="session", help="Gaussian noise added to the clean image. Ignored for a "
+                                                    "noisy upload.")
+    return {"sigma_255": float(sigma)}
+
+
+def sr_factor(p: Preset) -> dict:
+    factor = st.radio("Upscaling factor", [4, 8], index=[4, 8].index(p.factor) if p.factor in (4, 8) else 0,
+                      format_func=lambda f: f"×{f}", horizontal=True, key=f"{p.task}.{p.name}.factor",
+                      persist_state="session")
+    return {"factor": int(factor)}
+
+
+# -- the observation and the Run button --
+def observation(problem, *, source: str, preset: Preset) -> dict:
+    """Show the degraded observation before running; returns the job's ``info`` (what panels show meanwhile)."""
+    y, truth = problem.degraded, problem.x_true
+    info = {"source": source, "preset": preset.name, "blind": truth is None,
+            "psnr_degraded": problem.psnr_degraded, "images": {"observed": preview(y), "ground_truth": preview(truth)}}
+    h, w = problem.shape[:2]
+    st.subheader("Observation")
+    if problem.task == "sr":
+        base = sr_baselines(problem.y, preset.factor, truth)
+        info["images"].update({k: preview(im) for k, (im, _) in base.items()})
+        info["baselines"] = {f"psnr_{k}": value for k, (_, value) in base.items()}
+        lh, lw = problem.y.shape[:2]
+        show_images([(f"Low-resolution input ({lw}x{lh} px)", problem.y),
+                     (f"Bicubic ×{preset.factor} · {_db(base['bicubic'][1])}", base["bicubic"][0]),
+                     (f"Nearest ×{preset.factor} · {_db(base['nearest'][1])}", base["nearest"][0]),
+                     ("Ground truth", truth)])
+    elif problem.task == "inpaint":
+        info["images"]["mask"] = preview(problem.mask)
+        holes = 1 - problem.mask.mean()
+        show_images([(f"Observation ({holes:.0%} of pixels missing) · {_db(problem.psnr_degraded)}", y),
+                     ("Mask (holes in red)", mask_overlay(truth if truth is not None else y, problem.mask)),
+                     ("Ground truth", truth)])
+    else:
+        caption = "Your noisy image (no ground truth)" if truth is None else f"Noisy observation · " \
+                                                                           f"{_db(problem.psnr_degraded)}"
+        show_images([(caption, y), ("Ground truth", truth)])
+    st.caption(f"Working image: {w}x{h} px" + (" (blind: PSNR is measured against the observation)."
+                                              if truth is None else "."))
+    return info
+
+
+def _db(value: Optional[float]) -> str:
+    return "no ground truth" if value is None else f"PSNR {value:.2f} dB"
+
+
+def run_area(task: str, s: Settings, info: dict, *, problem=None, image: Optional[np.ndarray] = None) -> None:
+    """Time estimate (CPU), then Run. The job gets the problem (or, for impedance, the prepared image)."""
+    shape = problem.shape if problem is not None else image.shape
+    time_estimate(task, s, shape)
+
+    def make_spec() -> TaskSpec:
+        return TaskSpec(task, s.preset, config.runs_dir(), info.get("source", "?"), problem=problem, image=image,
+                        device=state.device()[0])
+
+    run_button(task, make_spec, info)
+
+
+# -- inpainting masks --
+MASKS = {"text": "Text", "bernoulli": "Random pixels (Bernoulli)", "box": "Box", "upload": "Upload a mask",
+         "draw": "Draw it", "alpha": "Image transparency"}
+
+
+def mask_picker(picked: Picked, s: Settings, image: np.ndarray) -> Optional[np.ndarray]:
+    """The inpainting mask (H, W) at the working size: 1 = known pixel, 0 = hole; None until one is usable."""
+    kinds = [k for k in MASKS if k != "alpha" or (picked.info is not None and picked.info.has_alpha)]
+    kind = st.radio("Mask", kinds, format_func=MASKS.get, horizontal=True, key="inpaint.mask_kind",
+                    persist_state="session")
+    h, w = image.shape[:2]
+    try:
+        if kind in ("text", "box"):
+            return degrade.make_mask(kind, h, w, seed=s.preset.fit.seed)
+        if kind == "bernoulli":
+            keep = st.slider("Fraction of pixels kept", 0.05, 0.95, float(s.preset.keep_fraction), 0.05,
+                             key="inpaint.keep", persist_state="session")
+            return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
+        if kind == "alpha":
+            return prepare_mask(alpha_mask(picked.data), s.preset, max_side=s.max_side)
+        if kind == "upload":
+            return _uploaded_mask(picked, s)
+        return _drawn_mask(image)
+    except DIPError as err:
+        st.error(str(err))
+        return None
+
+
+def _uploaded_mask(picked: Picked, s: Settings) -> Optional[np.ndarray]:
+    name, data = uploaded("inpaint.mask_upload", "Upload a mask (white = keep, black = fill in)",
+                          "Same size as the image: white (or opaque) pixels are known, black (or transparent) "
+                          "pixels are filled in.")
+    if data is None:
+        st.info(f"Upload a mask of {picked.image.shape[1]}x{picked.image.shape[0]} px, the size of the image.")
+        return None
+    h, w = picked.image.shape[:2]
+    mask = degrade.load_mask(named(data, name), height=h, width=w)
+    return prepare_mask(mask, s.preset, max_side=s.max_side)
+
+
+def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
+    # Imported on use: the component can only register inside a running Streamlit server (or AppTest).
+    from streamlit_drawable_canvas import st_canvas
+
+    h, w = image.shape[:2]
+    scale = min(1.0, 512 / max(h, w)) if max(h, w) > 512 else max(1, 384 // max(h, w))
+    stroke = st.slider("Brush size (px)", 2, 60, 18, key="inpaint.brush", persist_state="session")
+    st.caption("Paint over the parts to fill in.")
+    result = st_canvas(stroke_width=stroke, stroke_color="#ff3030", background_image=to_pil(image),
+                       width=int(w * scale), height=int(h * scale), drawing_mode="freedraw",
+                       return_image_data=True, key=f"inpaint.canvas.{h}x{w}")
+    mask = canvas_mask(result.image_data if result is not None else None, h, w)
+    if mask is None:
+        st.info("Nothing is painted yet: draw on the image to mark the holes.")
+    return mask
+
+
+def impedance_targets(image: np.ndarray, s: Settings, source: str) -> dict:
+    """The four fitting targets as thumbnails; returns the job's ``info``."""
+    targets = make_targets(image, sigma_255=s.preset.sigma_255, seed=s.preset.fit.seed)
+    st.subheader("Targets")
+    show_images([(name, im) for name, im in targets.items()])
+    h, w = image.shape[:2]
+    st.caption(f"Each target is fitted from scratch by the same network ({w}x{h} px, "
+               f"{s.preset.fit.iterations} iterations each).")
+    return {"source": source, "preset": s.preset.name, "blind": False, "psnr_degraded": None,
+            "images": {f"target:{name}": preview(im) for name, im in targets.items()}}
