@@ -48,6 +48,10 @@ class ImpedanceResult:
         """Each target's loss at ``iteration`` (1-based), or its last loss if it stopped earlier."""
         return {name: l[min(iteration, len(l)) - 1] for name, l in self.losses.items() if l}
 
+    def relative_loss_at(self, iteration: int) -> dict[str, float]:
+        """Loss divided by the target's variance: the fraction of it still unexplained (1 = nothing fitted)."""
+        return {name: v / float(self.targets[name].var()) for name, v in self.loss_at(iteration).items()}
+
     def iterations_to_reach(self, loss: float) -> dict[str, Optional[int]]:
         """First iteration at which each target's loss is at or below ``loss`` (None if never)."""
         return {name: next((i + 1 for i, v in enumerate(l) if v <= loss), None) for name, l in self.losses.items()}

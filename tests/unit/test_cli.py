@@ -1,0 +1,119 @@
+"""`python -m dip` subcommands: each writes the documented files; bad input exits 2 with a clear message."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dip.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = str(ROOT / "sample_images" / "coffee.png")
+RUN_FILES = {"result.png", "result_ema.png", "observed.png", "history.csv", "metrics.json", "config.json"}
+METRIC_KEYS = {"task", "preset", "iterations", "parameters", "seconds", "device", "psnr_observed", "psnr_final",
+               "psnr_ema", "psnr_best", "best_iteration"}
+
+
+def _check_run(out: Path, iters: int, task: str, with_truth: bool = True) -> dict:
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    assert list((out / "snapshots").glob("*.png"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics) and metrics["task"] == task and metrics["iterations"] == iters
+    assert (metrics["psnr_final"] is not None) == with_truth
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= iters and {"iteration", "loss", "psnr_observed"} <= set(rows[0])
+    return metrics
+
+
+@pytest.mark.parametrize("args,task", [
+    (["denoise", "--sigma", "50"], "denoise"),
+    (["sr", "--factor", "4"], "sr"),
+    (["sr", "--factor", "8"], "sr"),
+    (["inpaint", "--mask-kind", "box"], "inpaint"),
+    (["inpaint", "--mask-kind", "bernoulli", "--keep", "0.3"], "inpaint"),
+])
+def test_subcommands_write_every_file(tmp_path, args, task):
+    out = tmp_path / "run"
+    code = main([*args, "--image", SAMPLE, "--max-side", "96", "--iters", "3", "--out", str(out)])
+    assert code == 0
+    m = _check_run(out, 3, task)
+    assert m["parameters"] == 2_217_831 and m["device"] == "cpu"
+
+
+def test_impedance_writes_every_file_and_per_target_losses(tmp_path):
+    out = tmp_path / "imp"
+    assert main(["impedance", "--image", SAMPLE, "--max-side", "96", "--iters", "3", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["parameters"] == 572_827
+    assert set(metrics["targets"]) == {"image", "image + noise", "shuffled pixels", "noise"}
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 3 and rows[0]["target"] == "image"
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+
+
+def test_blind_denoising_of_an_already_noisy_image(tmp_path):
+    out = tmp_path / "blind"
+    assert main(["denoise", "--observed", "--image", SAMPLE, "--max-side", "96", "--iters", "2",
+                 "--out", str(out)]) == 0
+    m = _check_run(out, 2, "denoise", with_truth=False)
+    assert m["psnr_observed"] is None and m["psnr_best"] is None
+
+
+def test_blind_super_resolution_upscales_the_input(tmp_path):
+    out = tmp_path / "blind_sr"
+    assert main(["sr", "--observed", "--image", SAMPLE, "--max-side", "48", "--iters", "2", "--out", str(out)]) == 0
+    lr = np.asarray(Image.open(out / "observed.png"))
+    res = np.asarray(Image.open(out / "result.png"))
+    assert res.shape[0] == lr.shape[0] and res.shape[0] % 4 == 0 and res.shape[0] >= 4 * 32
+
+
+def test_inpainting_with_a_mask_file(tmp_path):
+    mask = np.full((64, 96), 255, np.uint8)
+    mask[20:40, 30:60] = 0
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    img = Image.open(SAMPLE).resize((96, 64))
+    img.save(tmp_path / "img.png")
+    out = tmp_path / "inp"
+    assert main(["inpaint", "--image", str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--iters", "2", "--out", str(out)]) == 0
+    assert (out / "mask.png").exists()
+
+
+def test_mask_of_the_wrong_size_is_a_clear_error(tmp_path, capsys):
+    Image.new("L", (10, 10), 255).save(tmp_path / "mask.png")
+    code = main(["inpaint", "--image", SAMPLE, "--max-side", "96", "--mask", str(tmp_path / "mask.png"),
+                 "--iters", "2", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "mask is 10x10 px but the image is 96x64 px" in capsys.readouterr().err
+
+
+def test_not_an_image_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello")
+    assert main(["denoise", "--image", str(bad), "--iters", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "is not an image PIL can read" in capsys.readouterr().err
+
+
+def test_too_small_image_is_a_clear_error(tmp_path, capsys):
+    Image.new("RGB", (20, 20), "gray").save(tmp_path / "tiny.png")
+    assert main(["denoise", "--image", str(tmp_path / "tiny.png"), "--iters", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "image is 20x20 px" in capsys.readouterr().err
+
+
+def test_unknown_preset_lists_the_valid_ones(tmp_path, capsys):
+    assert main(["sr", "--image", SAMPLE, "--preset", "f16", "--out", str(tmp_path / "o")]) == 2
+    assert "for sr use one of lab-sr, zebra-x4, zebra-x8" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point_shows_help():
+    done = subprocess.run([sys.executable, "-m", "dip", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0
+    for cmd in ("impedance", "denoise", "sr", "inpaint"):
+        assert cmd in done.stdout

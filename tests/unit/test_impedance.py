@@ -1,0 +1,27 @@
+import numpy as np
+
+from conftest import small_image
+from dip.impedance import TARGETS, make_targets, run_impedance
+from dip.presets import get_preset
+
+
+def test_targets_are_the_four_of_figure_2():
+    x = small_image()
+    t = make_targets(x, seed=0)
+    assert list(t) == list(TARGETS)
+    assert np.array_equal(t["image"], x)
+    # Shuffling moves whole pixels: the colour histogram is unchanged, the layout is not.
+    np.testing.assert_allclose(np.sort(t["shuffled pixels"].reshape(-1, 3), axis=0), np.sort(x.reshape(-1, 3), axis=0))
+    assert not np.array_equal(t["shuffled pixels"], x)
+    assert 0.45 < t["noise"].mean() < 0.55 and abs(t["noise"].var() - 1 / 12) < 0.005
+    assert np.std(t["image + noise"] - x) > 0.08
+
+
+def test_natural_image_fits_fastest_and_noise_slowest():
+    preset = get_preset("lab-impedance").with_overrides(fit={"iterations": 100})
+    result = run_impedance(preset, small_image("chelsea.png"), targets=("image", "shuffled pixels", "noise"))
+    assert all(len(l) == 100 for l in result.losses.values())  # loss recorded at every iteration
+    loss = result.loss_at(100)
+    assert loss["image"] < loss["shuffled pixels"] < loss["noise"]
+    rel = result.relative_loss_at(100)
+    assert rel["image"] < 0.5 * rel["shuffled pixels"] and rel["shuffled pixels"] < 0.8 * rel["noise"]
