@@ -61,12 +61,12 @@ def text_mask(height: int, width: int, *, text: str = "Deep Image Prior", seed: 
     """Lines of text drawn over the image as holes, like the paper's text-inpainting example."""
     canvas = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(canvas)
-    size = max(8, height // 12)
+    size = max(8, height // 16)
     font = ImageFont.load_default(size=size)
     rng = np.random.default_rng(seed)
     for row, top in enumerate(range(size // 2, height - size // 2, int(size * 1.8))):
         left = int(rng.integers(0, max(1, width // 8))) - (row % 2) * size
-        draw.text((left, top), (text + "  ") * 8, fill=0, font=font, stroke_width=max(1, size // 16))
+        draw.text((left, top), (text + "  ") * 8, fill=0, font=font)
     return (np.asarray(canvas) > 127).astype(np.float32)
 
 
