@@ -11,17 +11,15 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
 from dip import degrade
 from dip.errors import DIPError
-from dip.images import load_image, save_image
+from dip.images import load_image
 from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
-from dip.runio import preset_as_dict, write_history, write_json, write_run, write_snapshots
+from dip.runio import preset_as_dict, write_run
 from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
 
 def _common(p: argparse.ArgumentParser, task: str) -> None:
@@ -132,49 +130,21 @@ def run_task(args: argparse.Namespace) -> dict:
 
 def run_impedance_cmd(args: argparse.Namespace) -> dict:
     """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
-    from dip.impedance import run_impedance
-    from dip.metrics import psnr
+    from dip.impedance import run_impedance, write_impedance_run
     preset = preset_from_args(args)
     image = load_for(preset, args.image, max_side=args.max_side)
     bars: dict[str, _Progress] = {}
 
-    def on_step(name, rec):
-        bars.setdefault(name, _Progress(preset.fit.iterations, name)).step(rec)
-
-    def on_snapshot(name, snap):
-        bars.setdefault(name, _Progress(preset.fit.iterations, name)).snapshots.append(snap)
+    def bar(name: str) -> _Progress:
+        return bars.setdefault(name, _Progress(preset.fit.iterations, name))
 
     try:
-        res = run_impedance(preset, image, device=args.device, on_step=on_step, on_snapshot=on_snapshot)
+        res = run_impedance(preset, image, device=args.device, on_step=lambda name, rec: bar(name).step(rec),
+                            on_snapshot=lambda name, snap: bar(name).snapshots.append(snap))
     finally:
         for b in bars.values():
             b.close()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "history.csv").unlink(missing_ok=True)
-    targets = {}
-    for name, r in res.results.items():
-        slug = name.replace(" + ", "_plus_").replace(" ", "_")
-        write_history(r.history, out / "history.csv", extra={"target": name})
-        save_image(res.targets[name], out / slug / "target.png")
-        save_image(r.output, out / slug / "result.png")
-        write_snapshots(bars[name].snapshots if name in bars else [], out / slug / "snapshots")
-        losses = [h.loss for h in r.history]
-        targets[name] = {"final_loss": losses[-1], "min_loss": min(losses), "iterations": r.iterations_done,
-                         "seconds": round(r.seconds, 3), "psnr_fit": psnr(res.targets[name], r.output)}
-    natural = res.results["image"]
-    save_image(natural.output, out / "result.png")
-    save_image(natural.ema, out / "result_ema.png")
-    save_image(np.concatenate(list(res.targets.values()), axis=1), out / "observed.png")
-    write_snapshots(bars["image"].snapshots if "image" in bars else [], out / "snapshots")
-    metrics = {"task": "impedance", "preset": preset.name, "iterations": preset.fit.iterations,
-               "parameters": natural.parameters, "seconds": round(sum(r.seconds for r in res.results.values()), 3),
-               "device": natural.device, "seed": preset.fit.seed, "psnr_observed": None,
-               "psnr_final": targets["image"]["psnr_fit"], "psnr_ema": psnr(res.targets["image"], natural.ema),
-               "psnr_best": None, "best_iteration": None, "targets": targets}
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "config.json", preset_as_dict(preset))
-    return metrics
+    return write_impedance_run(args.out, preset, res, snapshots={n: b.snapshots for n, b in bars.items()})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -13,9 +13,12 @@ import numpy as np
 
 from dip import degrade
 from dip.fit import FitResult, Snapshot, StepRecord
-from dip.presets import Preset
-from dip.tasks import Problem, solve
+from dip.images import save_image
+from dip.metrics import psnr
 from dip.operators import Identity
+from dip.presets import Preset
+from dip.runio import preset_as_dict, write_history, write_json, write_snapshots
+from dip.tasks import Problem, solve
 
 TARGETS = ("image", "image + noise", "shuffled pixels", "noise")
 
@@ -73,3 +76,47 @@ def run_impedance(preset: Preset, x: np.ndarray, *, targets: tuple = TARGETS, de
         if out.results[name].cancelled:
             break
     return out
+
+
+def target_slug(name: str) -> str:
+    """Folder name of a target: "image + noise" -> "image_plus_noise"."""
+    return name.replace(" + ", "_plus_").replace(" ", "_")
+
+
+def write_impedance_run(folder, preset: Preset, res: ImpedanceResult, *,
+                        snapshots: Optional[dict[str, list[Snapshot]]] = None, extra: Optional[dict] = None) -> dict:
+    """Write an impedance run: per-target folders (target, result, snapshots), a combined history.csv with a
+    ``target`` column, result.png / result_ema.png of the natural image, observed.png (the four targets side by
+    side), metrics.json and config.json. Returns the metrics."""
+    from pathlib import Path
+    folder, snapshots = Path(folder), snapshots or {}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "history.csv").unlink(missing_ok=True)
+    targets = {}
+    for name, r in res.results.items():
+        sub = folder / target_slug(name)
+        write_history(r.history, folder / "history.csv", extra={"target": name})
+        save_image(res.targets[name], sub / "target.png")
+        save_image(r.output, sub / "result.png")
+        write_snapshots(snapshots.get(name, []), sub / "snapshots")
+        losses = [h.loss for h in r.history] or [float("nan")]
+        targets[name] = {"final_loss": losses[-1], "min_loss": min(losses), "iterations": r.iterations_done,
+                         "seconds": round(r.seconds, 3), "psnr_fit": psnr(res.targets[name], r.output)}
+    natural = res.results.get("image")
+    cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
+    metrics = {**(extra or {}), "task": "impedance", "preset": preset.name, "iterations": preset.fit.iterations,
+               "parameters": natural.parameters if natural else None,
+               "seconds": round(sum(r.seconds for r in res.results.values()), 3),
+               "device": natural.device if natural else None, "seed": preset.fit.seed, "cancelled": cancelled,
+               "shape": list(next(iter(res.targets.values())).shape), "psnr_observed": None,
+               "psnr_final": targets["image"]["psnr_fit"] if natural else None,
+               "psnr_ema": psnr(res.targets["image"], natural.ema) if natural else None,
+               "psnr_best": None, "best_iteration": None, "targets": targets}
+    if natural is not None:
+        save_image(natural.output, folder / "result.png")
+        save_image(natural.ema, folder / "result_ema.png")
+        write_snapshots(snapshots.get("image", []), folder / "snapshots")
+    save_image(np.concatenate(list(res.targets.values()), axis=1), folder / "observed.png")
+    write_json(folder / "metrics.json", metrics)
+    write_json(folder / "config.json", preset_as_dict(preset))
+    return metrics
