@@ -21,7 +21,6 @@ from dip.runio import preset_as_dict, write_run
 from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
 
 
-
 def _common(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--image", required=True, help="clean image (ground truth), or with --observed the degraded one")
     p.add_argument("--preset", default=DEFAULT_PRESET[task],
