@@ -111,6 +111,11 @@ def inspect_upload(data: bytes) -> Optional[UploadInfo]:
     return info
 
 
+def downscale_side(width: int, height: int, max_pixels: int, *, cap: int = 2048) -> int:
+    """Longest side that brings an image under ``max_pixels`` (at most ``cap``)."""
+    return int(min(cap, (max_pixels * max(width, height) / min(width, height)) ** 0.5))
+
+
 def downscale_upload(data: bytes, max_side: int) -> bytes:
     """Re-encode an over-large image file as a PNG whose longer side is at most ``max_side`` (EXIF applied)."""
     with warnings.catch_warnings():

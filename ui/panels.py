@@ -164,7 +164,8 @@ def comparison(v: JobView) -> None:
     if left is not None:
         name = "ground truth" if truth is not None else "degraded input"
         pos = st.slider(f"Wipe: {name} (left) · output (right)", 0, 100, 50, key=f"{v.id}.wipe")
-        st.image(wipe(preview(left), output, pos), caption=f"{name} | {label.lower()}", width="content")
+        image = wipe(preview(left), output, pos)
+        st.image(image, caption=f"{name} | {label.lower()}", width=int(min(640, max(384, image.shape[1]))))
 
 
 def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
@@ -214,9 +215,13 @@ def render_impedance(v: JobView) -> None:
     if not v.history:
         return
     st.plotly_chart(impedance_figure(v.history), key=f"{v.id}.impedance", width="stretch")
-    rows = [{"target": name, "iterations": len(recs), "final loss": recs[-1].loss,
-             "lowest loss": min(r.loss for r in recs)} for name, recs in v.history.items() if recs]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    fitted = {name: recs[-1] for name, recs in v.history.items() if recs}
+    for col, (name, last) in zip(st.columns(4), fitted.items()):
+        col.metric(f"PSNR of the fit: {name}", _fmt(last.psnr_true), help=f"After {last.iteration} iterations; "
+                   "higher means the network reproduced this target more closely.")
+    st.dataframe([{"target": name, "iterations": last.iteration, "final loss": last.loss,
+                   "lowest loss": min(r.loss for r in v.history[name])} for name, last in fitted.items()],
+                 hide_index=True, width="stretch")
     targets = [t for t in v.history if v.snapshots.get(t)]
     if targets:
         target = st.radio("Snapshots of target", targets, horizontal=True, key=f"{v.id}.target")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -16,8 +17,8 @@ from dip.impedance import make_targets
 from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
 from dip.tasks import make_problem, prepare_image
 from ui import config, state
-from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, downscale_upload, inspect_upload, mask_overlay,
-                        prepare_mask, preview, sr_baselines)
+from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, downscale_side, downscale_upload, inspect_upload,
+                        mask_overlay, prepare_mask, preview, sr_baselines)
 from ui.jobs import JobRefused
 from ui.runners import TaskSpec
 
@@ -85,13 +86,17 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
 
 
 def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: bool = False) -> Optional[Picked]:
+    smaller = st.session_state.get(f"{task}.downscaled")
+    if smaller and smaller[0] == hashlib.sha1(data).hexdigest():  # the user accepted a downscaled copy
+        name, data = smaller[1], smaller[2]
     info = inspect_upload(data)
     if info is not None and info.pixels > config.max_pixels():
-        st.error(f"{name} is {info.width}x{info.height} px ({info.pixels / 1e6:.1f} MP); the limit is "
-                 f"{config.max_pixels() / 1e6:g} MP.")
-        if stash and st.button(f"Downscale it to {config.DOWNSCALE_TO} px on the longer side and use that",
-                               key=f"{task}.downscale"):
-            st.session_state[stash] = (f"{name} (downscaled)", downscale_upload(data, config.DOWNSCALE_TO))
+        st.error(f"{name} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is "
+                 f"{config.max_pixels():,} pixels.")
+        side = downscale_side(info.width, info.height, config.max_pixels())
+        if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
+            st.session_state[f"{task}.downscaled"] = (hashlib.sha1(data).hexdigest(), f"{name} (downscaled)",
+                                                      downscale_upload(data, side))
             st.rerun()
         return None
     try:
@@ -210,13 +215,18 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> None:
                f"{w}x{h} px, measured).")
     budget = config.cpu_budget_minutes() * 60
     side = max(h, w)
-    options = [x for x in config.WORKING_SIZES if x < side]
-    if total <= budget or not options:
+    crop = s.preset.crop_multiple or 1
+    usable = (lambda x: (min(h, w) * x // side) // crop * crop >= s.preset.net.min_side)  # still big enough
+    smaller = [x for x in config.WORKING_SIZES if x < side and usable(x)]
+    if total <= budget or not smaller:
         return
-    fits = [x for x in options if total * (x / side) ** 2.2 <= budget]  # time ~ pixels^1.1 ~ side^2.2
-    new = fits[-1] if fits else options[0]
-    st.button(f"Use a working size of {new} px instead (≈ {duration(total * (new / side) ** 2.2)})",
-              key=f"{task}.smaller", on_click=lambda: st.session_state.update({f"{task}.max_side": new}))
+    estimate = (lambda x: total * (x / side) ** 2.2)  # time ~ pixels^1.1 ~ side^2.2
+    within = [x for x in smaller if estimate(x) <= budget]
+    offers = sorted({within[-1] if within else smaller[0], smaller[-1]}, reverse=True)
+    st.caption("This will take a while on this CPU. A smaller working size is much faster:")
+    for col, new in zip(st.columns(3), offers):
+        col.button(f"Use {new} px (≈ {duration(estimate(new))})", key=f"{task}.smaller.{new}",
+                   on_click=lambda n=new: st.session_state.update({f"{task}.max_side": n}))
 
 
 def duration(seconds: float) -> str:
@@ -231,7 +241,7 @@ def duration(seconds: float) -> str:
 def show_images(items: list[tuple[str, Optional[np.ndarray]]]) -> None:
     """A row of captioned images (None entries are skipped)."""
     items = [(c, im) for c, im in items if im is not None]
-    for col, (caption, im) in zip(st.columns(len(items)), items):
+    for col, (caption, im) in zip(st.columns(max(3, len(items))), items):  # >= 3 columns: small images stay small
         col.image(preview(im), caption=caption, width="stretch")
 
 

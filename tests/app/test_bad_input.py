@@ -1,0 +1,104 @@
+"""AppTest: every kind of bad or unusual upload gets a specific message, and the page keeps working."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from conftest import natural, open_page, png_bytes, upload
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def captions(at) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def test_truncated_file(app):
+    open_page(app, "denoise")
+    data = png_bytes(natural(96))
+    upload(app, "denoise", "cut.png", data[: len(data) // 2])
+    assert any("truncated or corrupt" in e for e in errors(app)), errors(app)
+
+
+def test_too_many_pixels_offers_a_downscale(app, monkeypatch):
+    monkeypatch.setenv("DIP_MAX_PIXELS", "5000")
+    open_page(app, "denoise")
+    upload(app, "denoise", "big.png", png_bytes(natural(100)))
+    assert any("100x100 px" in e and "the limit is" in e for e in errors(app)), errors(app)
+    app.button(key="denoise.downscale").click().run()
+    assert not errors(app) and not app.exception
+    assert "Working image: 64x64 px." in captions(app)
+
+
+def test_tiny_image(app):
+    open_page(app, "denoise")
+    upload(app, "denoise", "tiny.png", png_bytes(natural(20)))
+    assert any("20x20 px" in e for e in errors(app)), errors(app)
+
+
+def test_rgba_greyscale_and_16_bit_are_converted_with_a_note(app):
+    open_page(app, "denoise")
+    rgba = np.dstack([natural(96), np.full((96, 96), 128, np.uint8)])
+    upload(app, "denoise", "alpha.png", png_bytes(rgba))
+    assert "transparency" in captions(app) and not errors(app)
+    upload(app, "denoise", "grey.png", png_bytes(natural(96, "L")))
+    assert "greyscale" in captions(app) and not errors(app)
+    deep = (natural(96, "L").astype(np.uint16) * 257)
+    assert Image.open(io.BytesIO(png_bytes(deep))).mode.startswith("I;16")
+    upload(app, "denoise", "deep.png", png_bytes(deep))
+    assert "16 bits" in captions(app) and not errors(app)
+
+
+def test_exif_rotated_jpeg_is_shown_upright(app):
+    open_page(app, "denoise")
+    im = Image.fromarray(np.asarray(Image.fromarray(natural(128)).resize((128, 64))))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif)
+    upload(app, "denoise", "phone.jpg", buf.getvalue())
+    assert "EXIF orientation" in captions(app)
+    app.selectbox(key="denoise.max_side").set_value(128).run()
+    assert "Working image: 64x128 px." in captions(app), captions(app)
+
+
+def test_mask_of_another_size(app):
+    open_page(app, "inpaint")
+    app.radio(key="inpaint.mask_kind").set_value("upload").run()
+    mask = np.full((80, 100), 255, np.uint8)
+    mask[20:40, 30:60] = 0
+    app.file_uploader(key="inpaint.mask_upload").set_value(("mask.png", png_bytes(mask), "image/png")).run()
+    assert any("mask is 100x80 px but the image is 512x512 px" in e for e in errors(app)), errors(app)
+
+
+def test_mask_upload_and_transparency_mask(app):
+    open_page(app, "inpaint")
+    rgba = np.dstack([natural(128), np.full((128, 128), 255, np.uint8)])
+    rgba[40:80, 40:80, 3] = 0
+    upload(app, "inpaint", "holes.png", png_bytes(rgba))
+    app.radio(key="inpaint.mask_kind").set_value("alpha").run()
+    assert not errors(app) and "of pixels missing" in " ".join(c for im in app.image for c in im.captions)
+    app.radio(key="inpaint.mask_kind").set_value("upload").run()
+    mask = np.full((128, 128), 255, np.uint8)
+    mask[10:30, 10:30] = 0
+    app.file_uploader(key="inpaint.mask_upload").set_value(("mask.png", png_bytes(mask), "image/png")).run()
+    assert not errors(app), errors(app)
+
+
+def test_drawn_mask_without_strokes_asks_to_draw(app):
+    open_page(app, "inpaint")
+    app.radio(key="inpaint.mask_kind").set_value("draw").run()
+    assert not app.exception
+    assert any("Nothing is painted yet" in i.value for i in app.info)
+
+
+def test_blind_super_resolution_input_is_enlarged(app):
+    open_page(app, "sr")
+    upload(app, "sr", "small.png", png_bytes(natural(64)), blind=True)
+    assert not errors(app), errors(app)
+    assert "Working image: 256x256 px" in captions(app)

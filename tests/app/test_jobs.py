@@ -1,0 +1,140 @@
+"""The job registry with a fake runner: FIFO order, queue positions, cancel, errors, bounds. No Streamlit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dip.errors import DIPError
+from ui.jobs import JobRefused, JobRegistry
+
+
+def wait(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.005)
+
+
+class FakeRunner:
+    """Counts iterations until ``spec['steps']``, waiting for ``gate`` first; ``spec['fail']`` raises."""
+
+    def __init__(self):
+        self.order, self.gate = [], threading.Event()
+        self.gate.set()
+
+    def __call__(self, job):
+        self.order.append(job.spec["name"])
+        self.gate.wait()
+        if job.spec.get("fail"):
+            raise job.spec["fail"]
+        for i in range(job.spec.get("steps", 3)):
+            if job.should_stop():
+                return {"cancelled": True}
+            job.add_step(i)
+            job.add_snapshot(i, f"image {i}")
+            time.sleep(job.spec.get("sleep", 0))
+        return {"metrics": {"steps": job.iteration}}
+
+
+@pytest.fixture
+def runner():
+    return FakeRunner()
+
+
+@pytest.fixture
+def registry(runner):
+    reg = JobRegistry(runner, max_queue=10, max_snapshots=8)
+    yield reg
+    reg.shutdown(wait=True)
+
+
+def submit(reg, name, owner=None, **spec):
+    return reg.submit({"name": name, **spec}, task="denoise", owner=owner or name, total=spec.get("steps", 3))
+
+
+def test_jobs_run_first_in_first_out_with_queue_positions(registry, runner):
+    runner.gate.clear()
+    jobs = [submit(registry, n) for n in "abc"]
+    wait(lambda: jobs[0].status == "running")
+    assert [registry.position(j.id) for j in jobs] == [0, 1, 2]
+    assert [j.status for j in jobs] == ["running", "queued", "queued"]
+    runner.gate.set()
+    wait(lambda: all(j.status == "done" for j in jobs))
+    assert runner.order == ["a", "b", "c"]
+    assert registry.position(jobs[0].id) is None
+    assert jobs[2].view().outcome == {"metrics": {"steps": 3}}
+
+
+def test_cancel_stops_a_running_job_within_one_iteration(registry):
+    job = submit(registry, "long", steps=10**6, sleep=0.001)
+    wait(lambda: job.iteration >= 5)
+    at_cancel = job.iteration
+    assert registry.cancel(job.id)
+    wait(lambda: job.status == "cancelled")
+    assert job.iteration - at_cancel <= 1
+
+
+def test_cancel_of_a_queued_job_means_it_never_starts(registry, runner):
+    runner.gate.clear()
+    first, second = submit(registry, "first"), submit(registry, "second")
+    registry.cancel(second.id)
+    assert second.status == "cancelled"
+    runner.gate.set()
+    wait(lambda: first.status == "done")
+    assert runner.order == ["first"]
+
+
+def test_a_failing_job_is_marked_and_the_worker_keeps_going(registry):
+    bad = submit(registry, "bad", fail=RuntimeError("boom"))
+    user = submit(registry, "user error", fail=DIPError("image is 20x20 px; need 64x64"))
+    good = submit(registry, "good")
+    wait(lambda: good.status == "done")
+    assert (bad.status, bad.error) == ("error", "RuntimeError: boom")
+    assert user.error == "image is 20x20 px; need 64x64"  # the engine's message, as is
+
+
+def test_one_active_job_per_owner_and_a_bounded_queue(runner):
+    runner.gate.clear()
+    reg = JobRegistry(runner, max_queue=2)
+    try:
+        submit(reg, "a", owner="alice")
+        with pytest.raises(JobRefused, match="you already have a denoise job running"):
+            submit(reg, "a2", owner="alice")
+        submit(reg, "b", owner="bob")
+        with pytest.raises(JobRefused, match="queue is full"):
+            submit(reg, "c", owner="carol")
+        assert reg.active_for("bob") is not None and reg.active_for("carol") is None
+    finally:
+        runner.gate.set()
+        reg.shutdown()
+
+
+def test_snapshots_are_bounded_and_cover_the_whole_run(registry):
+    job = submit(registry, "many", steps=100)
+    wait(lambda: job.status == "done")
+    its = [i for i, _ in job.view().snapshots[""]]
+    assert len(its) <= 8 and its[0] == 0 and its[-1] == 99
+    assert len(job.view().history[""]) == 100
+
+
+def test_finished_jobs_are_evicted_beyond_the_limit(runner):
+    reg = JobRegistry(runner, keep_finished=2)
+    try:
+        jobs = [submit(reg, n) for n in "abcd"]
+        wait(lambda: all(j.status == "done" for j in jobs))
+        assert [reg.get(j.id) is not None for j in jobs] == [False, False, True, True]
+    finally:
+        reg.shutdown()
+
+
+def test_view_is_a_copy(registry):
+    job = submit(registry, "x")
+    wait(lambda: job.status == "done")
+    v = job.view()
+    v.history[""].clear()
+    assert len(job.view().history[""]) == 3
+    assert v.iterations_per_second is not None and v.eta_seconds is None

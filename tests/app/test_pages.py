@@ -1,0 +1,76 @@
+"""AppTest: every page renders, a tiny run reaches "done" with a PSNR, and bad uploads get specific messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import PAGES, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+
+EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint"]
+
+
+@pytest.mark.parametrize("task", list(PAGES))
+def test_page_renders(app, task):
+    open_page(app, task)
+    assert app.title[0].value
+
+
+def test_home_shows_device(app):
+    assert any(m.label == "Device" and m.value for m in app.metric)
+
+
+@pytest.mark.parametrize("task", EXPERIMENTS)
+def test_tiny_run_reaches_done_and_shows_psnr(app, task, app_env):
+    open_page(app, task)
+    make_tiny(app, task)
+    app.button(key=f"{task}.run").click().run()
+    assert app.query_params["job"]  # the job id is in the URL
+    status = wait_until_finished(app)
+    assert status.startswith("Done"), status
+    psnr = [m for m in app.metric if "PSNR" in m.label and m.value.endswith("dB")]
+    assert psnr, [(m.label, m.value) for m in app.metric]
+    assert len(app.get("download_button")) == 3
+    run_dirs = list(app_env.iterdir())
+    assert len(run_dirs) == 1 and (run_dirs[0] / "metrics.json").is_file()
+
+    open_page(app, "runs")  # the finished run is listed and opens with the same panels
+    assert app.selectbox(key="runs.pick").value == run_dirs[0].name
+    assert any("PSNR" in m.label for m in app.metric)
+
+
+@pytest.mark.parametrize("task", EXPERIMENTS)
+def test_invalid_upload_shows_error(app, task):
+    open_page(app, task)
+    upload(app, task, "notes.png", b"this is not an image")
+    assert any("not an image" in e.value for e in app.error), [e.value for e in app.error]
+    assert not app.exception
+
+
+def test_blind_denoising_measures_against_the_observation(app):
+    open_page(app, "denoise")
+    upload(app, "denoise", "noisy.png", png_bytes(natural(64)), blind=True)
+    make_tiny(app, "denoise")
+    app.button(key="denoise.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    labels = [m.label for m in app.metric]
+    assert "PSNR vs observation" in labels and "PSNR output" not in labels
+
+
+def test_super_resolution_shows_bicubic_and_nearest(app):
+    open_page(app, "sr")
+    captions = " ".join(c for im in app.image for c in im.captions)
+    assert "Bicubic ×4 · PSNR" in captions and "Nearest ×4 · PSNR" in captions
+    app.radio(key="sr.lab-sr.factor").set_value(8).run()
+    assert "Bicubic ×8" in " ".join(c for im in app.image for c in im.captions)
+
+
+def test_second_run_while_one_is_active_is_refused(app):
+    open_page(app, "denoise")
+    make_tiny(app, "denoise", iterations=5000)
+    app.button(key="denoise.run").click().run()
+    first = app.query_params["job"]
+    app.button(key="denoise.run").click().run()
+    assert any("You already have a denoise job" in w.value for w in app.warning), [w.value for w in app.warning]
+    assert app.query_params["job"] == first
+    app.button(key=f"cancel.{first}").click().run()
+    assert wait_until_finished(app).startswith("Cancelled")

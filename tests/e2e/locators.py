@@ -1,0 +1,19 @@
+"""Every selector the browser tests use, in one place (Streamlit test ids change between releases)."""
+
+APP = "[data-testid='stApp']"
+APP_CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+SIDEBAR_NAV = "stSidebarNav"
+MAIN = "stMainBlockContainer"
+UPLOAD_INPUT = "stFileUploaderDropzoneInput"
+FILE_CHIP = "stFileChipName"
+SUCCESS = "stAlertContentSuccess"
+ERROR = "stAlertContentError"
+EXCEPTION = "stException"
+METRIC = "stMetric"
+PRIMARY_BUTTON = "stBaseButton-primary"
+EXPANDER = "stExpander"
+PROGRESS = "stProgress"
+PLOTLY = "stPlotlyChart"
+SELECTBOX = "stSelectbox"
+
+PAGES = ["Home", "Noise impedance", "Denoising", "Super-resolution", "Inpainting", "Runs"]

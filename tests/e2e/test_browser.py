@@ -1,0 +1,99 @@
+"""End to end in Chromium: open the app, upload an image on Denoising, run a tiny job, open every page."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import locators as sel
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect  # noqa: E402
+
+RUN_TIMEOUT_MS = 180_000  # a 4-iteration job on a busy 2-core CPU, including the first torch import
+
+
+def wait_for_app(page) -> None:
+    page.wait_for_selector(sel.APP_CONNECTED, timeout=60_000)
+    expect(page.locator(sel.APP)).to_have_attribute("data-test-script-state", "notRunning", timeout=60_000)
+
+
+def open_page(page, title: str) -> None:
+    page.get_by_test_id(sel.SIDEBAR_NAV).get_by_text(title, exact=True).click()
+    expect(page.get_by_role("heading", name=title if title != "Home" else "Deep Image Prior Studio")
+           ).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_for_app(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    box = page.get_by_test_id(sel.SELECTBOX).filter(has_text=label)
+    item = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):  # the first click can land while the app is still redrawing
+        box.click()
+        try:
+            item.click(timeout=5_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    wait_for_app(page)
+
+
+@pytest.fixture
+def small_png(tmp_path):
+    """A 96x96 crop of a natural image, so the job is tiny."""
+    rng = np.random.default_rng(0)
+    x = np.clip(np.linspace(0, 255, 96)[None, :, None] + rng.normal(0, 20, (96, 96, 3)), 0, 255)
+    path = tmp_path / "small.png"
+    Image.fromarray(x.astype(np.uint8)).save(path)
+    return path
+
+
+def test_denoise_upload_run_and_every_page(app_server, page, small_png, screenshot):
+    page.goto(app_server)
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Deep Image Prior Studio")).to_be_visible()
+    screenshot(page, "home")
+
+    open_page(page, "Denoising")
+    page.get_by_text("Upload an image", exact=True).click()
+    wait_for_app(page)
+    page.get_by_test_id(sel.UPLOAD_INPUT).set_input_files(str(small_png))
+    expect(page.get_by_test_id(sel.FILE_CHIP)).to_contain_text("small.png")
+    wait_for_app(page)
+    page.get_by_test_id(sel.EXPANDER).get_by_text("Advanced").click()
+    choose(page, "Working size", "64")
+    set_number(page, "Iterations", 4)
+    set_number(page, "Channels (widest level)", 8)
+    set_number(page, "Snapshot every (iterations)", 1)
+    expect(page.get_by_text("Working image: 64x64 px.")).to_be_visible()
+    page.get_by_test_id(sel.PRIMARY_BUTTON).filter(has_text="Run").click()
+
+    expect(page.get_by_test_id(sel.SUCCESS)).to_contain_text("Done", timeout=RUN_TIMEOUT_MS)
+    wait_for_app(page)
+    output = page.get_by_test_id(sel.METRIC).filter(has_text="PSNR output")
+    expect(output).to_contain_text(re.compile(r"\d+\.\d\d dB"))
+    expect(page.get_by_test_id(sel.PLOTLY)).to_be_visible()
+    assert "job=" in page.url  # a reload or a shared link finds the job again
+    expect(page.get_by_test_id(sel.EXCEPTION)).to_have_count(0)
+    screenshot(page, "denoising")
+
+    page.reload()
+    wait_for_app(page)
+    expect(page.get_by_test_id(sel.SUCCESS)).to_contain_text("Done", timeout=60_000)
+
+    for title in ("Noise impedance", "Super-resolution", "Inpainting", "Runs", "Home"):
+        open_page(page, title)
+        expect(page.get_by_test_id(sel.EXCEPTION)).to_have_count(0)
+        if title == "Runs":
+            expect(page.get_by_test_id(sel.SUCCESS)).to_contain_text("Done")
+        screenshot(page, title.lower().replace(" ", "_").replace("-", "_"))
