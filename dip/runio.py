@@ -2,7 +2,8 @@
 
 Layout of ``DIR``: result.png, result_ema.png, observed.png (degraded input in the estimate's space),
 [ground_truth.png, best.png, blind.png, mask.png], history.csv (one row per iteration), snapshots/NNNNN.png,
-metrics.json and config.json (the preset as plain data).
+metrics.json and config.json (the preset as plain data); optionally baselines.json and baselines/NAME.png
+(classical methods, ``write_baselines``).
 """
 
 from __future__ import annotations
@@ -109,4 +110,46 @@ def read_run(folder: str | Path) -> dict:
     for p in sorted(folder.glob("*.png")):
         out["images"][p.stem] = load_image(p, mode="keep")
     out["snapshots"] = sorted((folder / "snapshots").glob("*.png")) if (folder / "snapshots").exists() else []
+    out["baselines"] = read_baselines(folder)
     return out
+
+
+BASELINES_VERSION = 1
+
+
+def write_baselines(folder: str | Path, baselines: Iterable, *, border_psnr: Optional[dict] = None) -> Path:
+    """Write ``baselines.json`` (and ``baselines/NAME.png`` for records that carry an image) into a run folder.
+
+    Parameters
+    ----------
+    baselines : ``dip.baselines.Baseline`` objects, or dicts with at least ``name`` and ``psnr``.
+    border_psnr : optional {name: PSNR with the image border excluded} (F16).
+
+    The file is ``{"version": 1, "baselines": [{"name": "nlm", "label": "Non-local means", "psnr": 31.05,
+    "seconds": 0.8, "settings": "h = 0.6 sigma, ...", "image": "baselines/nlm.png"}, ...]}``; ``psnr`` is None
+    without ground truth, ``image`` is absent when no image was given, ``psnr_border_excluded`` is added
+    when ``border_psnr`` has the name.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for b in baselines:
+        rec = dict(b.as_record()) if hasattr(b, "as_record") else {k: v for k, v in dict(b).items() if k != "image"}
+        image = getattr(b, "image", None)
+        if isinstance(image, np.ndarray):
+            save_image(image, folder / "baselines" / f"{rec['name']}.png")
+            rec["image"] = f"baselines/{rec['name']}.png"
+        if border_psnr and rec["name"] in border_psnr:
+            rec["psnr_border_excluded"] = border_psnr[rec["name"]]
+        records.append(rec)
+    path = folder / "baselines.json"
+    write_json(path, {"version": BASELINES_VERSION, "baselines": records})
+    return path
+
+
+def read_baselines(folder: str | Path) -> list[dict]:
+    """The records of a run folder's ``baselines.json`` (empty list when there is none)."""
+    path = Path(folder) / "baselines.json"
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text()).get("baselines", []))

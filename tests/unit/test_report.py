@@ -1,0 +1,96 @@
+"""Download bundle of a run folder, the baselines.json format and the PIL figures."""
+
+import csv
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import small_image, tiny_preset
+from dip.baselines import denoise_baselines
+from dip.errors import DIPError
+from dip.figures import history_curves, line_plot, progress_strip
+from dip.report import markdown_table, report_zip
+from dip.runio import preset_as_dict, read_baselines, read_run, write_baselines, write_run
+from dip.tasks import make_problem, solve, summarize
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    preset = tiny_preset("denoise", iterations=30).with_overrides(fit={"snapshot_every": 10, "es_window": 5,
+                                                                       "es_patience": 50})
+    x = small_image(side=32)
+    problem = make_problem(preset, x, seed=0)
+    snaps = []
+    result = solve(preset, problem, device="cpu", on_snapshot=snaps.append)
+    folder = tmp_path_factory.mktemp("run")
+    write_run(folder, metrics=summarize(preset, problem, result), config=preset_as_dict(preset), result=result,
+              degraded=problem.degraded, x_true=problem.x_true, snapshots=snaps)
+    write_baselines(folder, denoise_baselines(problem.y, 25, x_true=x), border_psnr={"nlm": 12.5})
+    return folder
+
+
+def test_baselines_json_round_trip(run_folder):
+    data = json.loads((run_folder / "baselines.json").read_text())
+    assert data["version"] == 1
+    first = data["baselines"][0]
+    assert first["name"] == "nlm" and first["image"] == "baselines/nlm.png" and first["psnr_border_excluded"] == 12.5
+    assert set(first) >= {"name", "label", "psnr", "seconds", "settings"}
+    assert (run_folder / "baselines" / "nlm.png").is_file()
+    assert read_baselines(run_folder) == data["baselines"]
+    assert read_run(run_folder)["baselines"] == data["baselines"]
+
+
+def test_write_baselines_accepts_plain_records(tmp_path):
+    write_baselines(tmp_path, [{"name": "bicubic", "psnr": 23.1, "seconds": 0.01}])
+    assert read_baselines(tmp_path) == [{"name": "bicubic", "psnr": 23.1, "seconds": 0.01}]
+    assert read_baselines(tmp_path / "missing") == []
+
+
+def test_report_zip_holds_what_the_lab_report_asks_for(run_folder):
+    z = zipfile.ZipFile(io.BytesIO(report_zip(run_folder)))
+    names = set(z.namelist())
+    assert {"summary.md", "history.csv", "curves.png", "progress_strip.png", "result.png", "metrics.json",
+            "config.json", "baselines.json", "baselines.csv", "baselines.md", "baselines/nlm.png"} <= names
+    rows = list(csv.DictReader(io.StringIO(z.read("history.csv").decode())))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 31))  # the loss of every iteration
+    metrics = json.loads(z.read("metrics.json"))
+    summary = z.read("summary.md").decode()
+    assert f"{metrics['psnr_final']:.2f} dB" in summary
+    assert "fit.lr: 0.01" in summary and "Non-local means" in summary
+    assert json.loads(z.read("config.json"))["fit"]["iterations"] == 30
+    strip = Image.open(io.BytesIO(z.read("progress_strip.png")))
+    assert strip.width >= 3 * 128  # 3 snapshots (10, 20, 30) side by side, 128 px high
+    assert "Deep Image Prior (final)" in z.read("baselines.md").decode()
+
+
+def test_report_zip_without_baselines_or_snapshots(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "denoise", "psnr_final": 25.0}))
+    names = zipfile.ZipFile(io.BytesIO(report_zip(tmp_path))).namelist()
+    assert names == ["summary.md", "metrics.json"]
+
+
+def test_report_zip_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(DIPError, match="not a finished run folder"):
+        report_zip(tmp_path)
+
+
+def test_figures_draw_without_matplotlib():
+    xs = list(range(1, 101))
+    im = line_plot({"a": (xs, [1 / x for x in xs]), "b": (xs, [0.5] * 100)}, log_y=True, title="t",
+                   markers={"best": 40})
+    assert im.size == (640, 360)
+    pixels = np.asarray(im)
+    assert (pixels != 255).any(axis=2).mean() > 0.02  # something was drawn
+    curves = history_curves([{"iteration": i, "loss": 1 / i, "psnr_true": 20 + i / 10} for i in xs])
+    assert curves.width > 640  # loss and PSNR panels
+    strip = progress_strip([(f"it {i}", np.full((20, 30, 3), i / 10, np.float32)) for i in range(10)],
+                           height=40, max_frames=4)
+    assert strip.height == 40 + 18 + 8
+
+
+def test_markdown_table():
+    assert markdown_table(["a", "b"], [[1.234, None]]) == "| a | b |\n|---|---|\n| 1.23 | – |\n"
