@@ -12,6 +12,7 @@ import torch
 from dip.errors import ConfigError
 
 _allocator_tuned = False
+_threads_tuned = False
 
 
 def available_devices() -> list[str]:
@@ -93,3 +94,53 @@ def tune_allocator() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)
     except (OSError, AttributeError):
         pass
+
+
+def synchronize(dev: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU, where every op has finished when it returns)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a container's CPU quota."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = _cgroup_cpu_limit()
+    return max(1, min(n, limit) if limit else n)
+
+
+def _cgroup_cpu_limit() -> Optional[int]:
+    """Whole CPUs allowed by a cgroup quota (v2 ``cpu.max`` or v1 ``cfs_quota_us``), or None without one."""
+    fields = _read("/sys/fs/cgroup/cpu.max").split()
+    if len(fields) != 2:
+        fields = [_read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")]
+    try:
+        quota, period = float(fields[0]), float(fields[1])
+    except ValueError:  # "max" or no cgroup files: no quota
+        return None
+    return max(1, int(quota // period)) if quota > 0 and period > 0 else None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def tune_threads() -> int:
+    """Cap torch's intra-op threads at the CPUs this process may use; returns the thread count.
+
+    torch starts one thread per physical core of the machine, which in a container with a CPU quota or a
+    narrower affinity mask oversubscribes the CPUs, and every OpenMP barrier then waits for a descheduled
+    thread. The count is only ever lowered, once per process, and an explicit OMP_NUM_THREADS wins.
+    """
+    global _threads_tuned
+    if not _threads_tuned and "OMP_NUM_THREADS" not in os.environ:
+        _threads_tuned = True
+        if torch.get_num_threads() > available_cpus():
+            torch.set_num_threads(available_cpus())
+    return torch.get_num_threads()
