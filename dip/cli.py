@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions():
     """register(subparsers) functions of modules that add subcommands (each sets ``handler=fn(args) -> int``)."""
-    return []
+    from dip import bench, reproduce
+    return [bench.register, reproduce.register]
 
 
 def preset_from_args(args: argparse.Namespace) -> Preset:

@@ -1,0 +1,346 @@
+"""``python -m dip reproduce``: the lab's experiments (and the paper's presets) on the paper's images.
+
+Writes, under ``--out``: ``results.json`` and ``results.md`` (rewritten after every case, so a long run
+that stops keeps what it finished), ``figures/`` (per case a progress strip and the loss/PSNR curves as PNG)
+and ``runs/<case>/`` (each case's full run folder: images, history.csv with every iteration, snapshots,
+metrics.json, config.json, baselines.json).
+
+Every fit also feeds an ES-EMV detector from its per-iteration snapshots, so both ground-truth-free
+detectors are measured on the same trajectory (ES-WMV runs inside the fit loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dip import degrade
+from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
+from dip.errors import ConfigError, ImageError
+from dip.figures import history_curves, pick_evenly, progress_strip
+from dip.fit import Snapshot
+from dip.images import load_image, save_image
+from dip.metrics import psnr
+from dip.presets import Preset, get_preset
+from dip.reproduce_md import machine_info, render_markdown
+from dip.runio import preset_as_dict, write_baselines, write_json, write_run
+from dip.stopping import ExponentialVariance
+from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
+
+GROUPS = ("denoise", "sr", "inpaint", "impedance", "stopping")
+DEFAULT_GROUPS = ("denoise", "sr", "inpaint", "impedance")
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+IMPEDANCE_CHECKPOINTS = (100, 300, 1000, 2400)  # of the lab's 2400 iterations; scaled with the run
+
+
+@dataclass(frozen=True)
+class Case:
+    """One experiment: a preset on an image (from --images, or --samples for the "samples" set)."""
+
+    group: str
+    preset: str
+    image: str
+    set: str = "lab"  # "lab", "paper" or "samples"
+    mask: Optional[str] = None
+    border: int = 0  # also report PSNR with this many border pixels excluded (F16's corrupted frame)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.preset}-{Path(self.image).stem}"
+
+
+LAB_CASES = (
+    Case("denoise", "lab-denoise", "F16_GT.png", border=1),
+    Case("sr", "lab-sr", "zebra_GT.png"),
+    Case("inpaint", "lab-inpaint", "kate.png", mask="kate_mask.png"),
+    Case("impedance", "lab-impedance", "F16_GT.png"),
+)
+PAPER_CASES = (
+    Case("denoise", "f16", "F16_GT.png", "paper", border=1),
+    Case("sr", "zebra-x4", "zebra_GT.png", "paper"),
+    Case("sr", "zebra-x8", "zebra_GT.png", "paper"),
+    Case("inpaint", "barbara", "barbara.png", "paper"),
+)
+
+
+def sample_cases(samples: Path) -> tuple[Case, ...]:
+    """lab-denoise on every PNG of the sample folder (the stopping study)."""
+    return tuple(Case("stopping", "lab-denoise", p.name, "samples") for p in sorted(Path(samples).glob("*.png")))
+
+
+def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case]:
+    """The cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples."""
+    cases = list(LAB_CASES) + (list(PAPER_CASES) if paper else [])
+    if "stopping" in only:
+        cases += sample_cases(samples)
+    return [c for c in cases if c.group in only]
+
+
+def adjust_preset(preset: Preset) -> Preset:
+    """Hook applied to every preset after scaling (identity; tests swap in a tiny network)."""
+    return preset
+
+
+def scale_preset(preset: Preset, scale: float, seed: int) -> Preset:
+    """The preset with iterations (and, for a reduced run, snapshot spacing and the ES window and patience)
+    multiplied by ``scale``, and the seed set."""
+    fit = {"iterations": max(1, round(preset.fit.iterations * scale)), "seed": seed}
+    if scale != 1.0:
+        window = max(10, round(preset.fit.es_window * scale))
+        fit.update(snapshot_every=max(1, round(preset.fit.snapshot_every * scale)), es_window=window,
+                   es_patience=max(window, round(preset.fit.es_patience * scale)))
+    return adjust_preset(preset.with_overrides(fit=fit))
+
+
+class _Watcher:
+    """Per-iteration snapshots: feeds an ES-EMV detector and keeps every ``keep_every``-th for the strip."""
+
+    def __init__(self, preset: Preset, label: str):
+        f = preset.fit
+        self.keep_every = f.snapshot_every
+        self.emv = ExponentialVariance(alpha=0.1, patience=f.es_patience, warmup=f.es_window)
+        self.kept: list[Snapshot] = []
+        self.fed = 0
+        self.bar = tqdm(total=f.iterations, desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
+
+    def snapshot(self, s: Snapshot) -> None:
+        if s.iteration > self.fed:  # the fit may repeat the last iteration's snapshot at the end
+            self.fed = s.iteration
+            self.emv.update(s.iteration, torch.from_numpy(s.image))
+        if s.iteration % self.keep_every == 0 or s.iteration == self.bar.total:
+            self.kept.append(s)
+
+    def step(self, _rec) -> None:
+        self.bar.update(1)
+
+
+def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
+    """A mask file brought to the prepared image's size by the same resizing and cropping."""
+    m = prepare_image(load_image(path, mode="grey"), preset.with_overrides(grey=False), max_side=max_side)
+    m = (m[..., 0] > 0.5).astype(np.float32)
+    if m.shape != image.shape[:2]:
+        raise ImageError(f"{path.name} is {m.shape[1]}x{m.shape[0]} px after preparation but the image is "
+                         f"{image.shape[1]}x{image.shape[0]} px; the mask must match its image.")
+    return m
+
+
+def _baselines(preset: Preset, problem) -> list:
+    if problem.task == "denoise":
+        return denoise_baselines(problem.y, preset.sigma_255, x_true=problem.x_true)
+    if problem.task == "sr":
+        return sr_baselines(problem.y, preset.factor, problem.shape, x_true=problem.x_true)
+    return inpaint_baselines(problem.y, problem.mask, x_true=problem.x_true)
+
+
+def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict) -> dict:
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    paths = {"progress": f"figures/{slug}_progress.png", "curves": f"figures/{slug}_curves.png"}
+    progress_strip(frames, max_frames=len(frames)).save(out / paths["progress"])
+    history_curves(rows, markers=markers, title=f"{slug}: loss").save(out / paths["curves"])
+    return paths
+
+
+def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
+    """Denoise / SR / inpaint case: fit, baselines, run folder, figures; returns its results.json record."""
+    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed)
+    image = load_for(preset, path, max_side=opts.max_side)
+    mask = _load_mask(path.parent / case.mask, preset, image, opts.max_side) if case.mask else None
+    problem = make_problem(preset, image, mask=mask, seed=opts.seed)
+    baselines = _baselines(preset, problem)
+    watch = _Watcher(preset, case.slug)
+    run_preset = preset.with_overrides(fit={"snapshot_every": 1})  # every output goes to the EMV detector
+    try:
+        result = solve(run_preset, problem, device=opts.device, on_step=watch.step, on_snapshot=watch.snapshot)
+    finally:
+        watch.bar.close()
+    metrics = summarize(preset, problem, result, border=case.border)
+    gt = problem.x_true
+    emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
+    metrics.update(psnr_blind_emv=psnr(gt, emv_image) if emv_image is not None else None,
+                   blind_iteration_emv=watch.emv.best_iteration, es_window=preset.fit.es_window,
+                   es_patience=preset.fit.es_patience, image=case.image, emv_side_detector=True)
+    border_psnr = {}
+    if case.border:
+        metrics["psnr_observed_border_excluded"] = psnr(gt, problem.degraded, border=case.border)
+        for key, x in (("best", result.best), ("blind", result.blind), ("blind_emv", emv_image)):
+            metrics[f"psnr_{key}_border_excluded"] = psnr(gt, x, border=case.border) if x is not None else None
+        border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines}
+    run_dir = out / "runs" / case.slug
+    write_run(run_dir, metrics=metrics, config=preset_as_dict(run_preset), result=result, degraded=problem.degraded,
+              x_true=gt, mask=problem.mask, snapshots=watch.kept)
+    if emv_image is not None:
+        save_image(emv_image, run_dir / "blind_emv.png")
+    write_baselines(run_dir, baselines, border_psnr=border_psnr)
+    frames = ([("input", problem.degraded)] + [(f"it {s.iteration}", s.image) for s in pick_evenly(watch.kept, 6)]
+              + [("ground truth", gt)])
+    markers = {"best": metrics["best_iteration"], "WMV": metrics["blind_iteration"],
+               "EMV": metrics["blind_iteration_emv"]}
+    figures = _figures(out, case.slug, frames, [r.__dict__ for r in result.history], markers)
+    record = {"group": case.group, "task": problem.task, "image": case.image, "preset": case.set,
+              "preset_name": preset.name, "factor": preset.factor if problem.task == "sr" else None,
+              "sigma_255": preset.sigma_255 if problem.task == "denoise" else None}
+    record.update({k: v for k, v in metrics.items() if k not in ("task", "preset", "cancelled", "image")})
+    record.update(baselines={b.name: b.psnr for b in baselines},
+                  baseline_seconds={b.name: round(b.seconds, 3) for b in baselines},
+                  baseline_labels={b.name: b.label for b in baselines},
+                  folder=f"runs/{case.slug}", figures=figures)
+    if border_psnr:
+        record["baselines_border_excluded"] = border_psnr
+    return record
+
+
+def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
+    """Noise impedance (Fig. 2): loss of the four targets at a few iterations and their ordering."""
+    from dip.impedance import TARGETS, run_impedance, write_impedance_run
+    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed)
+    image = load_for(preset, path, max_side=opts.max_side)
+    n = preset.fit.iterations
+    bar = tqdm(total=n * len(TARGETS), desc=case.slug, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
+    snaps: dict[str, list] = {}
+    try:
+        res = run_impedance(preset, image, device=opts.device, on_step=lambda _n, _r: bar.update(1),
+                            on_snapshot=lambda name, s: snaps.setdefault(name, []).append(s))
+    finally:
+        bar.close()
+    run_dir = out / "runs" / case.slug
+    metrics = write_impedance_run(run_dir, preset, res, snapshots=snaps)
+    checkpoints = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
+    relative = {c: res.relative_loss_at(c) for c in checkpoints}
+    ordering = {c: sorted(v, key=v.get) for c, v in relative.items()}
+    rows = [{"iteration": h.iteration, "loss": h.loss, "target": name}
+            for name, r in res.results.items() for h in r.history]
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    figures = {"curves": f"figures/{case.slug}_curves.png"}
+    history_curves(rows, title="noise impedance: loss per target").save(out / figures["curves"])
+    frames = [(name, t) for name, t in res.targets.items()] + [(f"fit: {k}", r.output) for k, r in res.results.items()]
+    figures["progress"] = f"figures/{case.slug}_progress.png"
+    progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
+    return {"group": case.group, "task": "impedance", "image": case.image, "preset": case.set,
+            "preset_name": preset.name, "factor": None, "iterations": n, "shape": metrics["shape"],
+            "psnr_observed": None, "psnr_final": None, "psnr_ema": None, "psnr_best": None, "best_iteration": None,
+            "psnr_blind": None, "blind_iteration": None, "baselines": {},
+            "loss_at": {str(c): res.loss_at(c) for c in checkpoints},
+            "relative_loss_at": {str(c): v for c, v in relative.items()},
+            "ordering": {str(c): v for c, v in ordering.items()},
+            "fig2_order_holds": all(o[0] == "image" and o[-1] == "noise" for o in ordering.values()),
+            "targets": metrics["targets"], "seconds": metrics["seconds"], "device": metrics["device"],
+            "seed": preset.fit.seed, "folder": f"runs/{case.slug}", "figures": figures}
+
+
+def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS, paper_presets: bool = False,
+              iters_scale: float = 1.0, max_side: Optional[int] = None, device: Optional[str] = None,
+              seed: int = 0, samples: Path = SAMPLES, command: str = "",
+              log: Callable[[str], None] = print) -> dict:
+    """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
+
+    Raises
+    ------
+    ConfigError for unknown groups or a non-positive scale; ImageError when an image file is missing.
+    """
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}.")
+    if not iters_scale > 0:
+        raise ConfigError(f"--iters-scale {iters_scale}; must be positive (1 = the presets' iterations).")
+    cases = select_cases(tuple(only), paper_presets, Path(samples))
+    paths = {c: (Path(samples) if c.set == "samples" else Path(images)) / c.image for c in cases}
+    needed = sorted({str(p) for p in paths.values()} | {str(paths[c].parent / c.mask) for c in cases if c.mask})
+    missing = [p for p in needed if not Path(p).is_file()]
+    if missing:
+        raise ImageError(f"missing image files: {', '.join(missing)}. --images must be the folder of the paper's "
+                         "images (shared/paper_images: F16_GT.png, zebra_GT.png, kate.png, kate_mask.png, "
+                         "barbara.png).")
+    if not cases:
+        raise ConfigError("no case selected; check --only (and --samples for the stopping group).")
+    _preflight(cases, paths, iters_scale, max_side, seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    opts = argparse.Namespace(iters_scale=iters_scale, max_side=max_side, device=device, seed=seed)
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command, "machine": machine_info(device),
+               "settings": {"images": str(images), "only": list(only), "paper_presets": paper_presets,
+                            "iters_scale": iters_scale, "max_side": max_side, "seed": seed,
+                            "reduced": iters_scale != 1.0 or max_side is not None},
+               "cases": []}
+    for k, case in enumerate(cases, start=1):
+        log(f"[{k}/{len(cases)}] {case.slug}")
+        run = run_impedance_case if case.group == "impedance" else run_restoration
+        results["cases"].append(run(case, paths[case], out, opts))
+        _write(out, results)
+    return results
+
+
+def _preflight(cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int) -> None:
+    """Load and prepare every image (and mask) before the first fit, so a bad setting fails in seconds."""
+    for case in cases:
+        preset = scale_preset(get_preset(case.preset), iters_scale, seed)
+        try:
+            image = load_for(preset, paths[case], max_side=max_side)
+            if case.mask:
+                _load_mask(paths[case].parent / case.mask, preset, image, max_side)
+        except ImageError as err:
+            hint = f" (at --max-side {max_side}; use a larger value)" if max_side else ""
+            raise ImageError(f"case {case.slug}: {err}{hint}") from None
+
+
+def _write(out: Path, results: dict) -> None:
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(render_markdown(results))
+
+
+def register(subparsers) -> None:
+    """Add the ``reproduce`` subcommand to the ``python -m dip`` parser."""
+    p = subparsers.add_parser("reproduce", help="run the lab experiments (and paper presets) on the paper's images",
+                              description="Run the lab experiments (and, with --paper-presets, the official notebooks' presets) "
+                                          "on the paper's images; write results.md, results.json, figures and run folders.")
+    p.add_argument("--images", required=True, type=Path, help="folder with the paper's images (shared/paper_images)")
+    p.add_argument("--out", required=True, type=Path, help="output folder for results.md/json, figures and runs")
+    p.add_argument("--only", default=",".join(DEFAULT_GROUPS),
+                   help=f"comma-separated groups among {','.join(GROUPS)} (default: %(default)s)")
+    p.add_argument("--iters-scale", type=float, default=1.0,
+                   help="multiply every preset's iterations (and ES window/patience, snapshot spacing) by F")
+    p.add_argument("--paper-presets", action="store_true",
+                   help="also run the official notebooks' presets (f16, zebra-x4, zebra-x8, barbara)")
+    p.add_argument("--max-side", type=int, help="downscale images first so the longer side is at most PX (quick runs)")
+    p.add_argument("--samples", type=Path, default=SAMPLES, help="folder of the stopping study's images")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, input code and degradation (default 0)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Handler of ``python -m dip reproduce``."""
+    only = tuple(g.strip() for g in args.only.split(",") if g.strip())
+    argv = sys.argv[1:]
+    command = "python -m dip " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["reproduce"] else ""
+    results = reproduce(args.images, args.out, only=only, paper_presets=args.paper_presets,
+                        iters_scale=args.iters_scale, max_side=args.max_side, device=args.device, seed=args.seed,
+                        samples=args.samples, command=command or _command_from_args(args))
+    print(f"wrote {args.out / 'results.md'} and results.json ({len(results['cases'])} cases)")
+    return 0
+
+
+def _command_from_args(args: argparse.Namespace) -> str:
+    parts = ["python -m dip reproduce", f"--images {args.images}", f"--out {args.out}", f"--only {args.only}"]
+    if args.iters_scale != 1.0:
+        parts.append(f"--iters-scale {args.iters_scale}")
+    if args.paper_presets:
+        parts.append("--paper-presets")
+    if args.max_side:
+        parts.append(f"--max-side {args.max_side}")
+    parts += [f"--device {args.device}", f"--seed {args.seed}"]
+    return " ".join(parts)
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a results.json."""
+    return json.loads(Path(path).read_text())

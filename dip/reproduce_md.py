@@ -1,0 +1,180 @@
+"""results.md of ``python -m dip reproduce``: goals, one table per case, noise impedance, stopping gaps.
+
+Reference values quoted here come from REFERENCE.md §8 (official code with the lab preset, classical
+baselines measured with the notebooks' protocol) and the paper.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Optional
+
+import torch
+
+from dip.report import markdown_table
+
+TITLES = {"denoise": "Denoising", "sr": "Super-resolution", "inpaint": "Inpainting", "stopping": "Stopping study"}
+INPUT_LABEL = {"denoise": "noisy input", "sr": "input (LR image, bicubic view)", "inpaint": "input (holes = 0)"}
+
+# (label, group, preset names, image, key, goal, reference)
+GOALS = [
+    ("F16 σ=25, EMA output", "denoise", ("lab-denoise", "f16"), "F16_GT.png", "psnr_ema", 31.0,
+     "official code, lab preset, 1800 it: 32.13 EMA / 30.12 raw; NLM 31.04, CBM3D 32.82"),
+    ("F16 σ=25, final output", "denoise", ("lab-denoise", "f16"), "F16_GT.png", "psnr_final", 30.0,
+     "grader threshold > 30"),
+    ("zebra ×4, final output", "sr", ("lab-sr", "zebra-x4"), "zebra_GT.png", "psnr_final", 24.0,
+     "bicubic 23.10, Lanczos 23.56; grader threshold > 23"),
+    ("Barbara 50 % pixels, final output", "inpaint", ("barbara",), "barbara.png", "psnr_final", 32.2,
+     "paper Table 1: 32.22; biharmonic 26.80"),
+]
+
+
+def machine_info(device: Optional[str] = None) -> dict:
+    """CPU model, core count, GPU name, the device the fits run on, torch and Python versions."""
+    from dip.device import describe_device, pick_device
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        dev = describe_device(pick_device(device))
+    except Exception as err:  # an unavailable device is reported by the run itself
+        dev = f"unavailable ({err})"
+    return {"cpu": cpu or "unknown", "cores": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "device": dev,
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _f(v, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _goal_rows(cases: list[dict]) -> list[list]:
+    rows = []
+    for label, group, presets, image, key, goal, ref in GOALS:
+        for c in cases:
+            if c["group"] == group and c.get("preset_name") in presets and c["image"] == image:
+                v = c.get(key)
+                met = "–" if v is None else ("yes" if v >= goal else "no")
+                rows.append([f"{label} ({c['preset_name']})", _f(v), f"≥ {goal}", met, ref])
+    for c in cases:
+        if c["task"] == "impedance":
+            rows.append([f"Fig. 2 ordering ({c['image']})", "holds" if c["fig2_order_holds"] else "does not hold",
+                         "image fastest, noise slowest", "yes" if c["fig2_order_holds"] else "no", "paper Fig. 2"])
+    gaps = [g for c in cases for g in (_gap(c, "psnr_blind"), _gap(c, "psnr_blind_emv")) if g is not None]
+    if gaps:
+        rows.append(["blind stop vs oracle, worst gap (WMV and EMV)", _f(max(gaps)), "≤ 0.5",
+                     "yes" if max(gaps) <= 0.5 else "no", "Wang et al. (ES-WMV)"])
+    return rows
+
+
+def _gap(c: dict, key: str) -> Optional[float]:
+    if c.get("psnr_best") is None or c.get(key) is None:
+        return None
+    return c["psnr_best"] - c[key]
+
+
+def _case_section(c: dict) -> list[str]:
+    border = "psnr_final_border_excluded" in c
+    what = {"denoise": f"σ = {c.get('sigma_255')}", "sr": f"×{c.get('factor')}", "inpaint": ""}.get(c["task"], "")
+    h, w = c["shape"][:2]
+    lines = [f"### {TITLES.get(c['group'], c['group'])}: {c['image']}, preset {c['preset_name']} ({c['preset']})",
+             "", f"{what + ', ' if what else ''}{w}×{h} px, {c['iterations']} iterations, seed {c['seed']}, "
+             f"{c['device']}, {_f(c['seconds'], 1)} s (ES window {c.get('es_window')}, "
+             f"patience {c.get('es_patience')})", ""]
+    headers = ["method", "PSNR (dB)"] + (["1-px border excluded"] if border else []) + ["iteration", "seconds"]
+
+    def row(label, key, it=None, seconds=None):
+        return [label, _f(c.get(key))] + ([_f(c.get(f"{key}_border_excluded"))] if border else []) + [
+            "–" if it is None else it, "–" if seconds is None else _f(seconds, 1)]
+    rows = [row(INPUT_LABEL.get(c["task"], "input"), "psnr_observed"),
+            row("DIP final output", "psnr_final", c["iterations"], c["seconds"]),
+            row("DIP moving average (EMA 0.99)", "psnr_ema", c["iterations"]),
+            row("DIP best iterate (oracle: needs ground truth)", "psnr_best", c.get("best_iteration")),
+            row("DIP best, no ground truth: ES-WMV", "psnr_blind", c.get("blind_iteration")),
+            row("DIP best, no ground truth: ES-EMV", "psnr_blind_emv", c.get("blind_iteration_emv"))]
+    excl = c.get("baselines_border_excluded", {})
+    for name, value in c.get("baselines", {}).items():
+        rows.append([c.get("baseline_labels", {}).get(name, name), _f(value)] + ([_f(excl.get(name))] if border else [])
+                    + ["–", _f(c.get("baseline_seconds", {}).get(name), 2)])
+    lines += [markdown_table(headers, rows)]
+    figs = c.get("figures", {})
+    lines += [f"![progress]({figs['progress']})" if "progress" in figs else "",
+              f"![curves]({figs['curves']})" if "curves" in figs else "", ""]
+    return lines
+
+
+def _impedance_section(c: dict) -> list[str]:
+    its = list(c["relative_loss_at"])
+    h, w = c["shape"][:2]
+    lines = [f"### Noise impedance (Fig. 2): {c['image']}, preset {c['preset_name']}", "",
+             f"{w}×{h} px, {c['iterations']} iterations per target, seed {c['seed']}, {c['device']}, "
+             f"{_f(c['seconds'], 1)} s. Relative loss = MSE / variance of the target (1 = nothing fitted yet); "
+             "absolute MSE in brackets.", ""]
+    rows = [[name] + [f"{c['relative_loss_at'][it][name]:.3g} ({c['loss_at'][it][name]:.2e})" for it in its]
+            for name in c["relative_loss_at"][its[-1]]]
+    lines += [markdown_table(["target"] + [f"iteration {it}" for it in its], rows)]
+    lines += [f"- order at iteration {it} (fastest first): {', '.join(o)}" for it, o in c["ordering"].items()]
+    verdict = "holds" if c["fig2_order_holds"] else "does NOT hold"
+    lines += ["", f"Paper's ordering (natural image fits fastest, noise slowest) {verdict} at every checkpoint.", ""]
+    figs = c.get("figures", {})
+    lines += [f"![curves]({figs['curves']})" if "curves" in figs else "",
+              f"![targets and fits]({figs['progress']})" if "progress" in figs else "", ""]
+    return lines
+
+
+def _stopping_section(cases: list[dict]) -> list[str]:
+    rows = []
+    for c in cases:
+        if c.get("psnr_best") is None or c.get("psnr_blind") is None:
+            continue
+        rows.append([f"{c['preset_name']} on {c['image']}", f"{_f(c['psnr_best'])} ({c['best_iteration']})",
+                     f"{_f(c['psnr_blind'])} ({c['blind_iteration']})", _f(_gap(c, "psnr_blind")),
+                     f"{_f(c.get('psnr_blind_emv'))} ({c.get('blind_iteration_emv')})", _f(_gap(c, "psnr_blind_emv")),
+                     _f(c["psnr_final"])])
+    if not rows:
+        return []
+    return ["## Stopping without ground truth", "",
+            "Oracle = the iterate of highest PSNR (needs the ground truth). ES-WMV: windowed moving variance "
+            "of the outputs; ES-EMV: exponential moving variance (α = 0.1); both return the iterate of least "
+            "variance (Wang et al., \"Early Stopping for Deep Image Prior\"). Goal: gap ≤ 0.5 dB.", "",
+            markdown_table(["case", "oracle best (it)", "ES-WMV (it)", "gap", "ES-EMV (it)", "gap", "final"], rows)]
+
+
+def render_markdown(results: dict) -> str:
+    """The whole results.md from a results.json dict."""
+    m, s, cases = results["machine"], results["settings"], results["cases"]
+    lines = ["# Reproduction results", "",
+             f"- date: {results['date']}",
+             f"- machine: {m['cpu']} ({m['cores']} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
+             f"- fits ran on: {m['device']}; torch {m['torch']}, Python {m['python']}, {m['platform']}",
+             f"- command: `{results['command']}`",
+             f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, seed {s['seed']}",
+             "- PSNR: RGB (grey for Barbara), data range 1, skimage, full image, as the official notebooks; "
+             "F16 also with its corrupted 1-px border excluded.",
+             "- seconds include reading every output back for the ES-EMV side detector.", ""]
+    if s.get("reduced"):
+        lines += ["> **Reduced run** (fewer iterations and/or downscaled images): a smoke test of the pipeline; "
+                  "its numbers are not comparable with the reference values.", ""]
+    goal_rows = _goal_rows(cases)
+    if goal_rows:
+        lines += ["## Goals", "", markdown_table(["case", "DIP", "goal", "met", "reference"], goal_rows)]
+    for group in ("denoise", "sr", "inpaint"):
+        group_cases = [c for c in cases if c["group"] == group]
+        if group_cases:
+            lines += [f"## {TITLES[group]}", ""]
+            for c in group_cases:
+                lines += _case_section(c)
+    for c in cases:
+        if c["task"] == "impedance":
+            lines += ["## Noise impedance", ""] + _impedance_section(c)
+    samples = [c for c in cases if c["group"] == "stopping"]
+    if samples:
+        lines += ["## Stopping study: sample images (lab denoising preset, σ = 25)", ""]
+        for c in samples:
+            lines += _case_section(c)
+    lines += _stopping_section(cases)
+    return "\n".join(lines).rstrip() + "\n"

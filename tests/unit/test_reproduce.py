@@ -1,0 +1,109 @@
+"""``python -m dip reproduce`` end to end on tiny generated images with a tiny network."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dip import reproduce
+from dip.cli import main
+from dip.report import report_zip
+
+DOCUMENTED = {"task", "image", "preset", "factor", "iterations", "psnr_observed", "psnr_final", "psnr_ema",
+              "psnr_best", "best_iteration", "psnr_blind", "blind_iteration", "baselines", "seconds", "device", "seed"}
+
+
+def _save(a: np.ndarray, path, mode="RGB"):
+    Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8), mode).save(path)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper")
+    images, samples = root / "images", root / "samples"
+    images.mkdir()
+    samples.mkdir()
+    yy, xx = np.mgrid[0:80, 0:80] / 80.0
+    smooth = np.stack([xx, yy, 0.5 + 0.3 * np.sin(6 * xx * yy)], axis=2)
+    _save(smooth, images / "F16_GT.png")
+    _save(np.repeat((np.sin(40 * xx + 10 * yy) > 0)[..., None], 3, axis=2) * 0.8 + 0.1, images / "zebra_GT.png")
+    _save(smooth[..., ::-1], images / "kate.png")
+    mask = np.ones((80, 80))
+    mask[20:24, 10:70] = 0
+    _save(mask, images / "kate_mask.png", "L")
+    _save(0.5 + 0.4 * np.sin(20 * xx) * np.cos(15 * yy), images / "barbara.png", "L")
+    _save(smooth[:, ::-1], samples / "sample.png")
+    return images, samples
+
+
+@pytest.fixture
+def tiny_net(monkeypatch):
+    def shrink(preset):
+        return preset.with_overrides(net={"channels_down": (8, 16, 16), "channels_up": None, "channels_skip": 4},
+                                     input={"channels": 4})
+    monkeypatch.setattr(reproduce, "adjust_preset", shrink)
+
+
+def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, capsys):
+    images, samples = folders
+    out = tmp_path / "out"
+    rc = main(["reproduce", "--images", str(images), "--out", str(out), "--iters-scale", "0.01", "--max-side", "64",
+               "--paper-presets", "--only", "denoise,sr,inpaint,impedance,stopping", "--samples", str(samples),
+               "--device", "cpu"])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    cases = {(c["preset_name"], c["image"]): c for c in results["cases"]}
+    assert set(cases) == {("lab-denoise", "F16_GT.png"), ("lab-sr", "zebra_GT.png"), ("lab-inpaint", "kate.png"),
+                          ("lab-impedance", "F16_GT.png"), ("f16", "F16_GT.png"), ("zebra-x4", "zebra_GT.png"),
+                          ("zebra-x8", "zebra_GT.png"), ("barbara", "barbara.png"), ("lab-denoise", "sample.png")}
+    for c in results["cases"]:
+        assert DOCUMENTED <= set(c), c["preset_name"]
+        assert c["seed"] == 0 and c["device"] == "cpu"
+    f16 = cases["lab-denoise", "F16_GT.png"]
+    assert f16["preset"] == "lab" and f16["task"] == "denoise" and f16["iterations"] == 18
+    assert set(f16["baselines"]) >= {"nlm", "tv"}
+    assert f16["psnr_final_border_excluded"] is not None and "nlm" in f16["baselines_border_excluded"]
+    assert f16["blind_iteration"] is not None and f16["psnr_blind_emv"] is not None
+    assert cases["zebra-x8", "zebra_GT.png"]["factor"] == 8 and cases["lab-sr", "zebra_GT.png"]["factor"] == 4
+    assert set(cases["lab-sr", "zebra_GT.png"]["baselines"]) == {"nearest", "bicubic", "lanczos"}
+    assert set(cases["barbara", "barbara.png"]["baselines"]) == {"biharmonic"}
+    assert cases["barbara", "barbara.png"]["shape"] == [66, 66, 1]  # 64 px + the notebook's 1-px reflection pad
+    assert cases["lab-denoise", "sample.png"]["group"] == "stopping"
+    imp = cases["lab-impedance", "F16_GT.png"]
+    assert set(imp["relative_loss_at"]["24"]) == {"image", "image + noise", "shuffled pixels", "noise"}
+    assert isinstance(imp["fig2_order_holds"], bool)
+    for c in results["cases"]:
+        for fig in c["figures"].values():
+            assert (out / fig).is_file()
+    md = (out / "results.md").read_text()
+    for heading in ("## Goals", "## Denoising", "## Super-resolution", "## Inpainting", "## Noise impedance",
+                    "## Stopping without ground truth", "Reduced run", "Non-local means"):
+        assert heading in md
+    assert "reproduce --images" in results["command"] and results["machine"]["torch"]
+    run = out / f16["folder"]
+    assert (run / "baselines.json").is_file() and (run / "history.csv").is_file()
+    assert report_zip(run)[:2] == b"PK"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_missing_images_and_bad_options_fail_before_any_fit(folders, tmp_path, capsys):
+    images, _ = folders
+    assert main(["reproduce", "--images", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "missing image files" in capsys.readouterr().err
+    assert main(["reproduce", "--images", str(images), "--out", str(tmp_path / "o"), "--only", "denoise,deblur"]) == 2
+    assert "unknown group" in capsys.readouterr().err
+    assert main(["reproduce", "--images", str(images), "--out", str(tmp_path / "o"), "--iters-scale", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    assert main(["reproduce", "--images", str(images), "--out", str(tmp_path / "o"), "--max-side", "16"]) == 2
+    assert "use a larger value" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_scale_preset_scales_iterations_and_the_stopping_window():
+    from dip.presets import get_preset
+    p = reproduce.scale_preset(get_preset("lab-denoise"), 0.1, seed=3)
+    assert (p.fit.iterations, p.fit.es_window, p.fit.es_patience, p.fit.snapshot_every, p.fit.seed) == (
+        180, 10, 100, 10, 3)
+    full = reproduce.scale_preset(get_preset("lab-denoise"), 1.0, seed=0)
+    assert (full.fit.iterations, full.fit.es_window, full.fit.es_patience) == (1800, 100, 1000)
