@@ -39,14 +39,14 @@ class _Detector:
 
     def _consider(self, i: int, x: torch.Tensor, var: torch.Tensor) -> None:
         self.last_iteration, self.last_var = i, var
-        it = torch.tensor(i, device=x.device)
         if self.best_var is None:
-            self.best_image, self.best_var, self._best_iter = x.clone(), var, it
+            self.best_image, self.best_var = x.clone(), var
+            self._best_iter = torch.tensor(i, device=x.device)
             return
         better = var < self.best_var
         self.best_image = torch.where(better, x, self.best_image)
         self.best_var = torch.minimum(var, self.best_var)
-        self._best_iter = torch.where(better, it, self._best_iter)
+        self._best_iter = torch.where(better, i, self._best_iter)  # a Python scalar: no host-to-device copy
 
     @property
     def best_iteration(self) -> Optional[int]:
