@@ -89,6 +89,12 @@ def summary_markdown(metrics: dict, config: dict, baselines: list[dict]) -> str:
             rows.append([label, db(metrics[key]), None])
     lines += ["PSNR against the ground truth (RGB, data range 1, skimage, full image):", "",
               markdown_table(["image", "PSNR", "iteration"], rows)]
+    if isinstance(metrics.get("targets"), dict):  # noise impedance: one fit per target
+        sci = (lambda v: None if v is None else f"{v:.3e}")
+        rows = [[name, sci(t.get("final_loss")), sci(t.get("min_loss")), t.get("psnr_fit"), t.get("iterations")]
+                for name, t in metrics["targets"].items()]
+        lines += ["Noise impedance, one fit per target:", "",
+                  markdown_table(["target", "final loss", "min loss", "PSNR of fit", "iterations"], rows)]
     facts = [(k, metrics.get(k)) for k in ("iterations", "seconds", "device", "seed", "parameters", "shape")
              if metrics.get(k) is not None]
     lines += ["## Run", "", *[f"- {k}: {v}" for k, v in facts], ""]

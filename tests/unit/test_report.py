@@ -94,3 +94,12 @@ def test_figures_draw_without_matplotlib():
 
 def test_markdown_table():
     assert markdown_table(["a", "b"], [[1.234, None]]) == "| a | b |\n|---|---|\n| 1.23 | – |\n"
+
+
+def test_summary_of_an_impedance_run_lists_the_targets(tmp_path):
+    metrics = {"task": "impedance", "preset": "lab-impedance", "psnr_final": 30.0,
+               "targets": {"image": {"final_loss": 1.5e-4, "min_loss": 1.2e-4, "psnr_fit": 38.2, "iterations": 10},
+                           "noise": {"final_loss": 8.1e-2, "min_loss": 8.0e-2, "psnr_fit": 10.9, "iterations": 10}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    summary = zipfile.ZipFile(io.BytesIO(report_zip(tmp_path))).read("summary.md").decode()
+    assert "| image | 1.500e-04 | 1.200e-04 | 38.20 | 10 |" in summary
