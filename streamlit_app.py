@@ -6,11 +6,10 @@ from ui import state
 
 st.set_page_config(page_title="Deep Image Prior Studio", page_icon=":material/auto_fix_high:", layout="wide")
 
-pages = {key: st.Page(path, title=title, icon=icon, url_path=url, default=key == "home")
-         for key, (path, title, icon, url) in state.PAGES.items()}
-current = st.navigation([pages["home"], pages["impedance"], pages["denoise"], pages["sr"], pages["inpaint"],
-                         pages["runs"]])
+pages = {key: st.Page(path, title=title, icon=icon, default=key == "home")
+         for key, (path, title, icon) in state.PAGES.items()}
+current = st.navigation(list(pages.values()))
 task = next(key for key, page in pages.items() if page.url_path == current.url_path)
 state.sync_url(task)
-state.sidebar()
+state.sidebar(pages)
 current.run()

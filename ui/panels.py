@@ -120,7 +120,8 @@ def snapshot_picker(snaps: list, key: str) -> tuple[int, np.ndarray]:
     """A slider over stored snapshots; follows the latest one until the user moves it."""
     its = [i for i, _ in snaps]
     follow_key, slider_key = f"{key}.follow", f"{key}.snap"
-    follow = st.toggle("Follow the latest snapshot", value=True, key=follow_key)
+    st.session_state.setdefault(follow_key, True)
+    follow = st.toggle("Follow the latest snapshot", key=follow_key)
     if follow or st.session_state.get(slider_key) not in its:
         st.session_state[slider_key] = its[-1]
     if len(its) > 1:

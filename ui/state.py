@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import secrets
 from pathlib import Path
 from typing import Optional
@@ -17,14 +18,15 @@ from ui.runners import (configure_torch, measure_iteration, reference_size, rele
                         scale_time)
 from ui.runs import load_view, run_folder
 
-# task -> (page file, title, icon, url path). Home is the default page; "runs" lists finished runs.
+# key -> (page file, title, icon). A page's URL is its file name: a first visit straight to a page whose
+# url_path differs from its file name in pages/ got "Page not found" (Streamlit 1.67, first session only).
 PAGES = {
-    "home": ("pages/0_Home.py", "Home", ":material/home:", "home"),
-    "impedance": ("pages/1_Noise_impedance.py", "Noise impedance", ":material/show_chart:", "noise-impedance"),
-    "denoise": ("pages/2_Denoising.py", "Denoising", ":material/blur_off:", "denoising"),
-    "sr": ("pages/3_Super_resolution.py", "Super-resolution", ":material/zoom_in:", "super-resolution"),
-    "inpaint": ("pages/4_Inpainting.py", "Inpainting", ":material/format_paint:", "inpainting"),
-    "runs": ("pages/5_Runs.py", "Runs", ":material/history:", "runs"),
+    "home": ("pages/home.py", "Home", ":material/home:"),
+    "impedance": ("pages/noise_impedance.py", "Noise impedance", ":material/show_chart:"),
+    "denoise": ("pages/denoising.py", "Denoising", ":material/blur_off:"),
+    "sr": ("pages/super_resolution.py", "Super-resolution", ":material/zoom_in:"),
+    "inpaint": ("pages/inpainting.py", "Inpainting", ":material/format_paint:"),
+    "runs": ("pages/runs.py", "Runs", ":material/history:"),
 }
 TASKS = ("impedance", "denoise", "sr", "inpaint")
 
@@ -141,8 +143,8 @@ def estimate_seconds(preset: Preset, shape: tuple) -> Optional[float]:
     return scale_time(cache[key], (rh, rw), (h, w))
 
 
-def sidebar() -> None:
-    """Device, queue length and this session's active job, on every page."""
+def sidebar(pages: dict) -> None:
+    """Below the page list: the device, the queue length and a link to this session's active job."""
     dev, description = device()
     with st.sidebar:
         st.caption(f":material/memory: **Device:** {description}")
@@ -150,6 +152,22 @@ def sidebar() -> None:
         st.caption(f":material/queue: **Queue:** {len(active)} job(s) waiting or running")
         mine = get_registry().active_for(owner())
         if mine is not None:
-            page, title = PAGES[mine.task][0], PAGES[mine.task][1]
-            st.page_link(page, label=f"Your {title.lower()} job: {mine.status}", icon=":material/pending:",
-                         query_params={"job": mine.id})
+            st.page_link(pages[mine.task], label=f"Your {PAGES[mine.task][1].lower()} job: {mine.status}",
+                         icon=":material/pending:", query_params={"job": mine.id})
+
+
+def leave_pages_directory_mode() -> None:
+    """Run this page through the entry point when Streamlit ran it directly (call it first in every page).
+
+    Streamlit 1.67 decides once per process that an app with a ``pages/`` folder is a legacy multipage app
+    and runs the first script run of a fresh server through the folder's own navigation. A first visitor
+    landing on ``/denoising`` (a shared link after a restart) then got the page file alone: no entry point,
+    the folder's page list in the sidebar, and legacy mode for every later session. ``st.navigation``
+    switches legacy mode off, so running the entry point here (which runs this page again, properly)
+    fixes this run and every later one; the direct run then stops.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        runpy.run_path(str(config.ROOT / "streamlit_app.py"), run_name="__main__")
+        st.stop()

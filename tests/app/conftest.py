@@ -12,8 +12,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
-PAGES = {"home": "pages/0_Home.py", "impedance": "pages/1_Noise_impedance.py", "denoise": "pages/2_Denoising.py",
-         "sr": "pages/3_Super_resolution.py", "inpaint": "pages/4_Inpainting.py", "runs": "pages/5_Runs.py"}
+PAGES = {"home": "pages/home.py", "impedance": "pages/noise_impedance.py", "denoise": "pages/denoising.py",
+         "sr": "pages/super_resolution.py", "inpaint": "pages/inpainting.py", "runs": "pages/runs.py"}
 PRESETS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr", "inpaint": "lab-inpaint"}
 
 

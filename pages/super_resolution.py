@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from ui import panels, widgets
+from ui import panels, state, widgets
+
+state.leave_pages_directory_mode()
 
 TASK = "sr"
 st.title("Super-resolution")

@@ -5,6 +5,8 @@ import streamlit as st
 from ui import config, state
 from ui.runs import list_runs
 
+state.leave_pages_directory_mode()
+
 st.title("Deep Image Prior Studio")
 st.markdown(
     "**Deep Image Prior** (Ulyanov, Vedaldi and Lempitsky, CVPR 2018) restores an image with a randomly "
@@ -24,7 +26,7 @@ for key, blurb in [
         ("sr", "Enlarge an image ×4 or ×8 and compare with bicubic and nearest-neighbour upsampling."),
         ("inpaint", "Fill in text, random pixels, a box, or a region you upload or draw."),
         ("runs", "Every finished run, with its images, curves and downloads.")]:
-    path, title, icon, _ = state.PAGES[key]
+    path, title, icon = state.PAGES[key]
     st.page_link(path, label=f"**{title}**: {blurb}", icon=icon)
 
 st.subheader("Links")
