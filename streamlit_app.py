@@ -11,5 +11,5 @@ pages = {key: st.Page(path, title=title, icon=icon, default=key == "home")
 current = st.navigation(list(pages.values()))
 task = next(key for key, page in pages.items() if page.url_path == current.url_path)
 state.sync_url(task)
-state.sidebar(pages)
 current.run()
+state.sidebar(pages)  # after the page, so a job it just queued is counted

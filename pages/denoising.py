@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import panels, state, widgets
+from ui import inputs, panels, state, widgets
 
 state.leave_pages_directory_mode()
 
@@ -10,7 +10,7 @@ TASK = "denoise"
 st.title("Denoising")
 st.caption("The network is fitted to the noisy image; it reproduces the image long before it reproduces the noise.")
 
-picked = widgets.image_picker(TASK, blind_label="Upload a noisy image (blind)")
+picked = inputs.image_picker(TASK, blind_label="Upload a noisy image (blind)")
 s = widgets.settings(TASK, extra=widgets.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import panels, state, widgets
+from ui import inputs, panels, state, widgets
 
 state.leave_pages_directory_mode()
 
@@ -10,10 +10,10 @@ TASK = "inpaint"
 st.title("Inpainting")
 st.caption("The loss only sees the known pixels; the network's structure decides what goes into the holes.")
 
-picked = widgets.image_picker(TASK)
+picked = inputs.image_picker(TASK)
 s = widgets.settings(TASK)
 image = widgets.prepared(picked, s) if picked and s else None
-mask = widgets.mask_picker(picked, s, image) if image is not None else None
+mask = inputs.mask_picker(picked, s, image) if image is not None else None
 problem = widgets.problem_for(picked, s, image, mask) if mask is not None else None
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)

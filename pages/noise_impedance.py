@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import panels, state, widgets
+from ui import inputs, panels, state, widgets
 
 state.leave_pages_directory_mode()
 
@@ -11,7 +11,7 @@ st.title("Noise impedance")
 st.caption("Four targets, one network: the image, the image plus noise, its pixels shuffled, and pure noise. "
            "The loss curves show which ones the network resists.")
 
-picked = widgets.image_picker(TASK)
+picked = inputs.image_picker(TASK)
 s = widgets.settings(TASK, extra=widgets.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 if image is not None:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import panels, state, widgets
+from ui import inputs, panels, state, widgets
 
 state.leave_pages_directory_mode()
 
@@ -10,7 +10,7 @@ TASK = "sr"
 st.title("Super-resolution")
 st.caption("The network's output, downsampled, must match the low-resolution image; the prior fills in the detail.")
 
-picked = widgets.image_picker(TASK, blind_label="Upload a low-resolution image (blind)")
+picked = inputs.image_picker(TASK, blind_label="Upload a low-resolution image (blind)")
 s = widgets.settings(TASK, extra=widgets.sr_factor)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None

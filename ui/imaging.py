@@ -13,9 +13,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dip import degrade
 from dip.images import to_uint8
-from dip.metrics import psnr
 from dip.presets import Preset
 from dip.tasks import prepare_image
 
@@ -153,17 +151,6 @@ def canvas_mask(rgba: Optional[np.ndarray], height: int, width: int) -> Optional
     holes = Image.fromarray(((rgba[..., 3] > 0) * 255).astype(np.uint8)).resize((width, height),
                                                                                 Image.Resampling.NEAREST)
     return (np.asarray(holes) < 128).astype(np.float32)
-
-
-def sr_baselines(y: np.ndarray, factor: int, x_true: Optional[np.ndarray]) -> dict[str, tuple]:
-    """Classical upsampling of the low-resolution ``y``: name -> (image, PSNR against x_true or None)."""
-    out = {}
-    for method in ("bicubic", "nearest"):
-        up = degrade.upscale(y, factor, method)
-        if x_true is not None:
-            up = up[:x_true.shape[0], :x_true.shape[1]]
-        out[method] = (up, psnr(x_true, up) if x_true is not None and up.shape == x_true.shape else None)
-    return out
 
 
 def mask_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from dip.errors import DIPError
@@ -51,6 +51,7 @@ class JobView:
     started: Optional[float] = None
     finished: Optional[float] = None
     position: Optional[int] = None  # jobs ahead of this one (0: running or next); None when finished
+    note: Optional[str] = None  # what a running job does after its iterations, e.g. "comparing with ..."
 
     @property
     def active(self) -> bool:
@@ -83,6 +84,7 @@ class Job:
         self.snapshots: dict[str, list] = {}
         self.outcome: Optional[dict] = None
         self.error: Optional[str] = None
+        self.note: Optional[str] = None
         self.created, self.started, self.finished = time.time(), None, None
         self.cancel_event = threading.Event()
         self.future: Optional[Future] = None
@@ -105,6 +107,10 @@ class Job:
                 snaps[:] = snaps[::2]
             snaps.append((iteration, preview))
 
+    def set_note(self, note: Optional[str]) -> None:
+        with self._lock:
+            self.note = note
+
     # -- called by the registry and the pages --
     def _set(self, **changes) -> None:
         with self._lock:
@@ -116,7 +122,7 @@ class Job:
             return JobView(self.id, self.task, self.status, self.iteration, self.total,
                            {k: list(v) for k, v in self.history.items()},
                            {k: list(v) for k, v in self.snapshots.items()}, dict(self.info), self.outcome,
-                           self.error, self.created, self.started, self.finished, position)
+                           self.error, self.created, self.started, self.finished, position, self.note)
 
 
 class JobRegistry:

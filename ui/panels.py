@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
+from dip.report import report_zip
 from ui import config, state
 from ui.charts import impedance_figure, loss_figure
 from ui.imaging import preview, wipe
@@ -56,7 +57,9 @@ def status(v: JobView) -> None:
     elif v.status == "running":
         rate, eta = v.iterations_per_second, v.eta_seconds
         text = f"Running · iteration {v.iteration}/{v.total}"
-        if rate:
+        if v.note:
+            text += f" · {v.note}…"
+        elif rate:
             text += f" · {rate:.2f} it/s · ETA {duration(eta or 0)}"
         st.progress(min(1.0, v.iteration / max(1, v.total)), text=text)
     elif v.status == "done":
@@ -117,16 +120,15 @@ def _best(recs: list) -> tuple[Optional[float], Optional[int]]:
 
 
 def snapshot_picker(snaps: list, key: str) -> tuple[int, np.ndarray]:
-    """A slider over stored snapshots; follows the latest one until the user moves it."""
+    """A slider over stored snapshots: it follows the latest one until "Follow" is switched off."""
     its = [i for i, _ in snaps]
     follow_key, slider_key = f"{key}.follow", f"{key}.snap"
     st.session_state.setdefault(follow_key, True)
-    follow = st.toggle("Follow the latest snapshot", key=follow_key)
+    follow = st.toggle("Follow the latest snapshot", key=follow_key, help="Switch off to move the slider.")
     if follow or st.session_state.get(slider_key) not in its:
         st.session_state[slider_key] = its[-1]
     if len(its) > 1:
-        chosen = st.select_slider("Snapshot (iteration)", its, key=slider_key,
-                                  on_change=lambda: st.session_state.update({follow_key: False}))
+        chosen = st.select_slider("Snapshot (iteration)", its, key=slider_key, disabled=follow)
     else:
         chosen = its[0]
         st.caption(f"One snapshot so far, at iteration {chosen}.")
@@ -151,16 +153,19 @@ def comparison(v: JobView) -> None:
     if not choices:
         st.caption("The first snapshot appears after a few iterations.")
         return
-    shown = st.radio("Output shown", list(choices), format_func=choices.get, horizontal=True, key=f"{v.id}.shown")
+    phase = "live" if v.active else "final"  # a finished job opens on its final output
+    shown = st.radio("Output shown", list(choices), format_func=choices.get, horizontal=True,
+                     key=f"{v.id}.shown.{phase}")
     if shown == "snapshot":
         it, output = snapshot_picker(snaps, f"{v.id}")
         label = f"Output at iteration {it}"
     else:
         output, label = images[shown], choices[shown]
     truth, degraded = images.get("ground_truth"), images.get("observed")
-    show_images([("Degraded input", degraded), (label, output), ("Ground truth", truth)])
     if "bicubic" in images:
         sr_row(v, images, output, label)
+    else:
+        show_images([("Degraded input", degraded), (label, output), ("Ground truth", truth)])
     left = truth if truth is not None else degraded
     if left is not None:
         name = "ground truth" if truth is not None else "degraded input"
@@ -169,12 +174,40 @@ def comparison(v: JobView) -> None:
         st.image(image, caption=f"{name} | {label.lower()}", width=int(min(640, max(384, image.shape[1]))))
 
 
+def _baselines(v: JobView) -> dict:
+    """Classical methods by name: the run's full list when finished, else the ones previewed before the run."""
+    records = (v.outcome or {}).get("baselines") or v.info.get("baselines") or []
+    return {r["name"]: r for r in records}
+
+
 def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
-    m = {**v.info.get("baselines", {}), **((v.outcome or {}).get("metrics") or {})}
-    psnr_now = m.get("psnr_final") if not v.active and label == "Final output" else None
-    show_images([(f"Bicubic · {_fmt(m.get('psnr_bicubic'))}", images["bicubic"]),
-                 (f"Nearest · {_fmt(m.get('psnr_nearest'))}", images["nearest"]),
-                 (f"Deep Image Prior · {label.lower()}" + (f" · {_fmt(psnr_now)}" if psnr_now else ""), output)])
+    """Super-resolution: bicubic | nearest | Deep Image Prior | ground truth, with PSNRs."""
+    m = (v.outcome or {}).get("metrics") or {}
+    base = _baselines(v)
+    keys = {"Final output": "psnr_final", "EMA output": "psnr_ema", "Best iterate": "psnr_best",
+            "Early-stopping pick": "psnr_blind"}
+    value = m.get(keys.get(label, ""))
+    show_images([(f"Bicubic · {_fmt(base.get('bicubic', {}).get('psnr'))}", images["bicubic"]),
+                 (f"Nearest · {_fmt(base.get('nearest', {}).get('psnr'))}", images["nearest"]),
+                 (f"Deep Image Prior · {label.lower()}" + (f" · {_fmt(value)}" if value is not None else ""), output),
+                 ("Ground truth", images.get("ground_truth"))])
+
+
+def baselines_table(v: JobView) -> None:
+    """Deep Image Prior beside the engine's classical methods (PSNR and time), once the run has finished."""
+    base = _baselines(v)
+    m = (v.outcome or {}).get("metrics") or {}
+    if v.active or not base or not m:
+        return
+    rows = [{"method": f"Deep Image Prior ({label})", "PSNR (dB)": m.get(key), "seconds": m.get("seconds"),
+             "settings": m.get("preset")} for label, key in (("final output", "psnr_final"), ("EMA", "psnr_ema"))]
+    rows += [{"method": r.get("label", r["name"]), "PSNR (dB)": r.get("psnr"), "seconds": r.get("seconds"),
+              "settings": r.get("settings")} for r in base.values()]
+    st.markdown("**Compared with classical methods**" + ("" if m.get("psnr_final") is not None
+                                                         else " (no ground truth: no PSNR)"))
+    st.dataframe(rows, hide_index=True, width="stretch", key=f"{v.id}.baselines",
+                 column_config={"PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
+                                "seconds": st.column_config.NumberColumn(format="%.2f")})
 
 
 def loss_chart(v: JobView) -> None:
@@ -189,28 +222,42 @@ def downloads(v: JobView) -> None:
         return
     files = [("Result PNG", "result.png", "image/png"), ("EMA PNG", "result_ema.png", "image/png"),
              ("History CSV", "history.csv", "text/csv")]
-    cols = st.columns(len(files))
+    cols = st.columns(len(files) + 1)
     for col, (label, name, mime) in zip(cols, files):
         path = Path(folder) / name
         if path.is_file():
             col.download_button(label, path.read_bytes(), file_name=f"{v.id}_{name}", mime=mime,
                                 on_click="ignore", key=f"{v.id}.dl.{name}", icon=":material/download:")
+    if (Path(folder) / "metrics.json").is_file():  # the zip is built only when clicked
+        cols[-1].download_button("Report (ZIP)", lambda: report_zip(folder), file_name=f"{v.id}_report.zip",
+                                 mime="application/zip", on_click="ignore", key=f"{v.id}.dl.zip",
+                                 icon=":material/folder_zip:", help="Summary, curves, images, settings and the "
+                                                                    "classical baselines of this run.")
+
+
+def settings_line(v: JobView) -> None:
+    """What this job ran with (the widgets above may show other settings after a reload)."""
+    if v.info.get("summary"):
+        st.caption(f"This run: {v.info['summary']}")
 
 
 def render_task(v: JobView) -> None:
     """Denoising, super-resolution and inpainting: status, PSNRs, loss curve, images, downloads."""
     status(v)
+    settings_line(v)
     if v.status == "queued" or (v.status == "error" and not v.history):
         return
     psnr_metrics(v)
     loss_chart(v)
     comparison(v)
+    baselines_table(v)
     downloads(v)
 
 
 def render_impedance(v: JobView) -> None:
     """Noise impedance: the four loss curves on a log-x axis (paper Fig. 2) and snapshots per target."""
     status(v)
+    settings_line(v)
     if v.status == "running" and v.history:
         st.caption(f"Fitting target {len(v.history)} of 4: {list(v.history)[-1]}")
     if not v.history:

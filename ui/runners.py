@@ -1,11 +1,13 @@
 """What a job does in the worker thread: run the engine, report progress, write ``runs/<id>/``.
 
 No Streamlit here. Run folders use ``dip.runio`` so the app and the command line write the same layout;
-an impedance run also has one sub-folder per target, as ``python -m dip impedance`` writes.
+an impedance run is written by ``dip.impedance.write_impedance_run`` (one sub-folder per target), and the
+classical baselines of a finished run by ``dip.runio.write_baselines``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -15,19 +17,21 @@ from typing import Optional
 import numpy as np
 import torch
 
+from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
+from dip.device import available_cpus
 from dip.errors import DIPError
 from dip.fit import Snapshot, fit
-from dip.images import save_image
-from dip.impedance import run_impedance
-from dip.metrics import psnr
+from dip.impedance import run_impedance, target_slug, write_impedance_run
 from dip.models import make_input_code
 from dip.operators import Identity
 from dip.presets import Preset
-from dip.runio import preset_as_dict, write_history, write_json, write_run, write_snapshots
+from dip.runio import preset_as_dict, write_baselines, write_json, write_run, write_snapshots
 from dip.tasks import Problem, build_net, solve, summarize
 from ui.config import SNAPSHOT_SIDE
-from ui.imaging import preview, sr_baselines
+from ui.imaging import preview
 from ui.jobs import Job
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,14 +51,9 @@ class TaskSpec:
         return self.preset.fit.iterations * (4 if self.task == "impedance" else 1)
 
 
-def slug(target: str) -> str:
-    """Folder name of an impedance target, as the command line writes it."""
-    return target.replace(" + ", "_plus_").replace(" ", "_")
-
-
 def configure_torch() -> None:
-    """Worker start: leave one core to the web server on a small CPU (DIP_THREADS overrides)."""
-    threads = int(os.environ.get("DIP_THREADS") or max(1, (os.cpu_count() or 2) - 1))
+    """Worker start: leave one of the CPUs this process may use to the web server (DIP_THREADS overrides)."""
+    threads = int(os.environ.get("DIP_THREADS") or max(1, available_cpus() - 1))
     torch.set_num_threads(threads)
 
 
@@ -65,6 +64,7 @@ def release_memory() -> None:
 
 
 def run_job(job: Job) -> dict:
+    """The registry's runner: fit, compare with classical baselines, write ``runs/<id>/``; returns the outcome."""
     spec: TaskSpec = job.spec
     folder = Path(spec.runs_dir) / job.id
     try:
@@ -80,6 +80,7 @@ def run_job(job: Job) -> dict:
 
 
 def _snapshot_writer(job: Job, folder: Path, series: str = ""):
+    """Write each snapshot at full size to ``folder/snapshots`` and keep a small preview in the job."""
     def on_snapshot(snap: Snapshot) -> None:
         write_snapshots([snap], folder / "snapshots")
         job.add_snapshot(snap.iteration, preview(snap.image, SNAPSHOT_SIDE), series)
@@ -91,22 +92,40 @@ def _base_metrics(job: Job, spec: TaskSpec) -> dict:
         "%Y-%m-%d %H:%M:%S", time.localtime(job.created))}
 
 
+def classical_baselines(preset: Preset, problem: Problem) -> list:
+    """The engine's classical methods for this problem (NLM/TV/wavelet, upsamplers, biharmonic)."""
+    truth = problem.x_true
+    if problem.task == "denoise":
+        return denoise_baselines(problem.y, None if truth is None else preset.sigma_255, x_true=truth)
+    if problem.task == "sr":
+        return sr_baselines(problem.y, preset.factor, problem.shape, x_true=truth)
+    if problem.task == "inpaint":
+        return inpaint_baselines(problem.y, problem.mask, x_true=truth)
+    return []
+
+
 def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
     preset, problem = spec.preset, spec.problem
     result = solve(preset, problem, device=spec.device, on_step=job.add_step,
                    on_snapshot=_snapshot_writer(job, folder), should_stop=job.should_stop)
     metrics = {**_base_metrics(job, spec), **summarize(preset, problem, result),
                "blind": problem.x_true is None, "status": "cancelled" if result.cancelled else "done"}
-    images = {"observed": problem.degraded, "result": result.output, "result_ema": result.ema,
-              "ground_truth": problem.x_true, "best": result.best, "blind": result.blind}
-    baselines = sr_baselines(problem.y, preset.factor, problem.x_true) if problem.task == "sr" else {}
-    for name, (up, value) in baselines.items():
-        images[name], metrics[f"psnr_{name}"] = up, value
     write_run(folder, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
               x_true=problem.x_true, mask=problem.mask)
-    for name in baselines:
-        save_image(images[name], folder / f"{name}.png")
+    images = {"observed": problem.degraded, "result": result.output, "result_ema": result.ema,
+              "ground_truth": problem.x_true, "best": result.best, "blind": result.blind}
+    baselines = []
+    if not result.cancelled:
+        job.set_note("comparing with classical methods")
+        try:
+            baselines = classical_baselines(preset, problem)
+            write_baselines(folder, baselines)
+        except Exception:  # a failing baseline must not lose the fit, which is already on disk
+            log.exception("baselines of job %s failed", job.id)
+            baselines = []
+    images.update({b.name: b.image for b in baselines})
     return {"metrics": metrics, "run_dir": str(folder), "cancelled": result.cancelled,
+            "baselines": [b.as_record() for b in baselines],
             "images": {k: preview(v) for k, v in images.items() if v is not None}}
 
 
@@ -115,36 +134,20 @@ def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> dict:
     writers = {}
 
     def on_snapshot(name: str, snap: Snapshot) -> None:
-        writers.setdefault(name, _snapshot_writer(job, folder / slug(name), name))(snap)
+        writers.setdefault(name, _snapshot_writer(job, folder / target_slug(name), name))(snap)
 
     res = run_impedance(preset, x, device=spec.device, on_step=lambda name, rec: job.add_step(rec, name),
                         on_snapshot=on_snapshot, should_stop=job.should_stop)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "history.csv").unlink(missing_ok=True)
-    targets, images = {}, {}
-    for name, r in res.results.items():
-        write_history(r.history, folder / "history.csv", extra={"target": name})
-        save_image(res.targets[name], folder / slug(name) / "target.png")
-        save_image(r.output, folder / slug(name) / "result.png")
-        losses = [h.loss for h in r.history] or [float("nan")]
-        targets[name] = {"final_loss": losses[-1], "min_loss": min(losses), "iterations": r.iterations_done,
-                         "seconds": round(r.seconds, 3), "psnr_fit": psnr(res.targets[name], r.output)}
-        images[f"target:{name}"], images[f"result:{name}"] = preview(res.targets[name]), preview(r.output)
     cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
-    natural = res.results.get("image")
-    metrics = {**_base_metrics(job, spec), "task": "impedance", "preset": preset.name,
-               "iterations": preset.fit.iterations, "parameters": natural.parameters if natural else None,
-               "seconds": round(sum(r.seconds for r in res.results.values()), 3),
-               "device": natural.device if natural else None, "seed": preset.fit.seed, "cancelled": cancelled,
-               "status": "cancelled" if cancelled else "done", "shape": list(x.shape), "psnr_observed": None,
-               "psnr_final": targets["image"]["psnr_fit"] if natural else None, "targets": targets}
-    if natural is not None:
-        save_image(natural.output, folder / "result.png")
-        save_image(natural.ema, folder / "result_ema.png")
-        images["result"], images["result_ema"] = preview(natural.output), preview(natural.ema)
-    save_image(np.concatenate(list(res.targets.values()), axis=1), folder / "observed.png")
-    write_json(folder / "metrics.json", metrics)
-    write_json(folder / "config.json", preset_as_dict(preset))
+    # Snapshots are already on disk (written as they came), so none are passed here.
+    metrics = write_impedance_run(folder, preset, res, extra={
+        **_base_metrics(job, spec), "status": "cancelled" if cancelled else "done"})
+    images = {}
+    for name, r in res.results.items():
+        images[f"target:{name}"], images[f"result:{name}"] = preview(res.targets[name]), preview(r.output)
+    if "image" in res.results:
+        images["result"], images["result_ema"] = preview(res.results["image"].output), preview(
+            res.results["image"].ema)
     return {"metrics": metrics, "run_dir": str(folder), "cancelled": cancelled, "images": images}
 
 

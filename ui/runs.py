@@ -12,11 +12,11 @@ from typing import Optional
 
 from dip.fit import StepRecord
 from dip.images import load_image
+from dip.impedance import target_slug
 from dip.runio import read_run
 from ui.config import SNAPSHOT_SIDE
 from ui.imaging import preview
 from ui.jobs import JobView
-from ui.runners import slug
 
 TASK_TITLES = {"impedance": "Noise impedance", "denoise": "Denoising", "sr": "Super-resolution",
                "inpaint": "Inpainting"}
@@ -70,7 +70,7 @@ def load_view(folder: Path) -> JobView:
     images = {k: preview(v) for k, v in run["images"].items()}
     snapshots = {"": _snapshots(folder)} if metrics.get("task") != "impedance" else {}
     for name, target in (metrics.get("targets") or {}).items():
-        sub = folder / slug(name)
+        sub = folder / target_slug(name)
         snapshots[name] = _snapshots(sub)
         for kind in ("target", "result"):
             if (sub / f"{kind}.png").is_file():
@@ -80,6 +80,9 @@ def load_view(folder: Path) -> JobView:
     finished = os.path.getmtime(folder / "metrics.json")
     info = {"source": metrics.get("source"), "preset": metrics.get("preset"), "blind": metrics.get("blind"),
             "psnr_degraded": metrics.get("psnr_observed"), "images": {}}
-    outcome = {"metrics": metrics, "run_dir": str(folder), "images": images}
+    for rec in run.get("baselines", []):
+        if rec.get("image") and (folder / rec["image"]).is_file():
+            images[rec["name"]] = preview(load_image(folder / rec["image"], mode="rgb"))
+    outcome = {"metrics": metrics, "run_dir": str(folder), "images": images, "baselines": run.get("baselines", [])}
     return JobView(folder.name, metrics.get("task", "?"), status, done, done, history, snapshots, info, outcome,
                    metrics.get("error"), finished, None, finished, None)

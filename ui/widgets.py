@@ -1,112 +1,29 @@
-"""Input widgets shared by the experiment pages: image picker, settings, mask picker, observation, Run."""
+"""Settings and run widgets shared by the experiment pages: preset + Advanced, time estimate, observation, Run."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 import streamlit as st
 
-from dip import degrade
+from dip.baselines import sr_baselines
 from dip.errors import DIPError
-from dip.images import load_image, to_pil
 from dip.impedance import make_targets
 from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
 from dip.tasks import make_problem, prepare_image
 from ui import config, state
-from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, downscale_side, downscale_upload, inspect_upload,
-                        mask_overlay, prepare_mask, preview, sr_baselines)
+from ui.imaging import mask_overlay, preview
+from ui.inputs import Picked
 from ui.jobs import JobRefused
 from ui.runners import TaskSpec
-
-
-@dataclass
-class Picked:
-    """The chosen image as loaded (full size, float32 (H, W, 3)); ``blind``: it is already degraded."""
-
-    name: str
-    data: bytes
-    image: np.ndarray
-    info: Optional[UploadInfo]
-    blind: bool = False
 
 
 @dataclass
 class Settings:
     preset: Preset
     max_side: int
-
-
-def named(data: bytes, name: str) -> io.BytesIO:
-    """Bytes as a file object whose name appears in the engine's error messages."""
-    f = io.BytesIO(data)
-    f.name = name
-    return f
-
-
-def samples() -> list[str]:
-    return sorted(p.name for p in config.SAMPLES_DIR.glob("*.png"))
-
-
-def uploaded(key: str, label: str, help: Optional[str] = None) -> tuple[Optional[str], Optional[bytes]]:
-    """An uploader whose file survives page switches (the bytes are kept in session state)."""
-    stash = f"{key}.kept"
-
-    def forget():
-        st.session_state.pop(stash, None)
-
-    up = st.file_uploader(label, type=config.UPLOAD_TYPES, key=key, help=help, on_change=forget,
-                          max_upload_size=config.UPLOAD_MB)
-    if up is not None:
-        st.session_state[stash] = (up.name, up.getvalue())
-    elif stash in st.session_state:
-        st.caption(f"Using the file uploaded earlier: {st.session_state[stash][0]}")
-    return st.session_state.get(stash, (None, None))
-
-
-def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Picked]:
-    """Sample image or upload (optionally an already degraded one); shows a specific error for bad files."""
-    sources = {"sample": "Sample image", "upload": "Upload an image"}
-    if blind_label:
-        sources["blind"] = blind_label
-    source = st.radio("Image", list(sources), format_func=sources.get, horizontal=True, key=f"{task}.source",
-                      persist_state="session")
-    if source == "sample":
-        name = st.selectbox("Sample", samples(), key=f"{task}.sample", persist_state="session")
-        return _load(task, name, (config.SAMPLES_DIR / name).read_bytes(), None) if name else None
-    help = "PNG, JPEG, BMP, TIFF or WebP. Transparent, greyscale, 16-bit and EXIF-rotated files are converted."
-    name, data = uploaded(f"{task}.upload", "Upload an image file", help)
-    if data is None:
-        st.info("Upload an image, or pick a sample image.")
-        return None
-    return _load(task, name, data, f"{task}.upload.kept", blind=source == "blind")
-
-
-def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: bool = False) -> Optional[Picked]:
-    smaller = st.session_state.get(f"{task}.downscaled")
-    if smaller and smaller[0] == hashlib.sha1(data).hexdigest():  # the user accepted a downscaled copy
-        name, data = smaller[1], smaller[2]
-    info = inspect_upload(data)
-    if info is not None and info.pixels > config.max_pixels():
-        st.error(f"{name} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is "
-                 f"{config.max_pixels():,} pixels.")
-        side = downscale_side(info.width, info.height, config.max_pixels())
-        if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
-            st.session_state[f"{task}.downscaled"] = (hashlib.sha1(data).hexdigest(), f"{name} (downscaled)",
-                                                      downscale_upload(data, side))
-            st.rerun()
-        return None
-    try:
-        image = load_image(named(data, name), mode="rgb", max_pixels=config.max_pixels())
-    except DIPError as err:
-        st.error(str(err))
-        return None
-    if info is not None and info.notes:
-        st.caption(f"{name} ({info.width}x{info.height} {info.format}): " + "; ".join(info.notes) + ".")
-    return Picked(name, data, image, info, blind)
 
 
 def preset_label(task: str) -> Callable[[str], str]:
@@ -289,13 +206,13 @@ def observation(problem, *, source: str, preset: Preset) -> dict:
     h, w = problem.shape[:2]
     st.subheader("Observation")
     if problem.task == "sr":
-        base = sr_baselines(problem.y, preset.factor, truth)
-        info["images"].update({k: preview(im) for k, (im, _) in base.items()})
-        info["baselines"] = {f"psnr_{k}": value for k, (_, value) in base.items()}
+        base = {b.name: b for b in sr_baselines(problem.y, preset.factor, problem.shape, x_true=truth)}
+        info["images"].update({k: preview(base[k].image) for k in ("bicubic", "nearest")})
+        info["baselines"] = [base[k].as_record() for k in ("bicubic", "nearest")]
         lh, lw = problem.y.shape[:2]
         show_images([(f"Low-resolution input ({lw}x{lh} px)", problem.y),
-                     (f"Bicubic ×{preset.factor} · {_db(base['bicubic'][1])}", base["bicubic"][0]),
-                     (f"Nearest ×{preset.factor} · {_db(base['nearest'][1])}", base["nearest"][0]),
+                     (f"Bicubic ×{preset.factor} · {_db(base['bicubic'].psnr)}", base["bicubic"].image),
+                     (f"Nearest ×{preset.factor} · {_db(base['nearest'].psnr)}", base["nearest"].image),
                      ("Ground truth", truth)])
     elif problem.task == "inpaint":
         info["images"]["mask"] = preview(problem.mask)
@@ -320,69 +237,13 @@ def run_area(task: str, s: Settings, info: dict, *, problem=None, image: Optiona
     """Time estimate (CPU), then Run. The job gets the problem (or, for impedance, the prepared image)."""
     shape = problem.shape if problem is not None else image.shape
     time_estimate(task, s, shape)
+    info = {**info, "summary": summary(task, s, shape, info.get("source", "?"), blind=info.get("blind", False))}
 
     def make_spec() -> TaskSpec:
         return TaskSpec(task, s.preset, config.runs_dir(), info.get("source", "?"), problem=problem, image=image,
                         device=state.device()[0])
 
     run_button(task, make_spec, info)
-
-
-# -- inpainting masks --
-MASKS = {"text": "Text", "bernoulli": "Random pixels (Bernoulli)", "box": "Box", "upload": "Upload a mask",
-         "draw": "Draw it", "alpha": "Image transparency"}
-
-
-def mask_picker(picked: Picked, s: Settings, image: np.ndarray) -> Optional[np.ndarray]:
-    """The inpainting mask (H, W) at the working size: 1 = known pixel, 0 = hole; None until one is usable."""
-    kinds = [k for k in MASKS if k != "alpha" or (picked.info is not None and picked.info.has_alpha)]
-    kind = st.radio("Mask", kinds, format_func=MASKS.get, horizontal=True, key="inpaint.mask_kind",
-                    persist_state="session")
-    h, w = image.shape[:2]
-    try:
-        if kind in ("text", "box"):
-            return degrade.make_mask(kind, h, w, seed=s.preset.fit.seed)
-        if kind == "bernoulli":
-            keep = st.slider("Fraction of pixels kept", 0.05, 0.95, float(s.preset.keep_fraction), 0.05,
-                             key="inpaint.keep", persist_state="session")
-            return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
-        if kind == "alpha":
-            return prepare_mask(alpha_mask(picked.data), s.preset, max_side=s.max_side)
-        if kind == "upload":
-            return _uploaded_mask(picked, s)
-        return _drawn_mask(image)
-    except DIPError as err:
-        st.error(str(err))
-        return None
-
-
-def _uploaded_mask(picked: Picked, s: Settings) -> Optional[np.ndarray]:
-    name, data = uploaded("inpaint.mask_upload", "Upload a mask (white = keep, black = fill in)",
-                          "Same size as the image: white (or opaque) pixels are known, black (or transparent) "
-                          "pixels are filled in.")
-    if data is None:
-        st.info(f"Upload a mask of {picked.image.shape[1]}x{picked.image.shape[0]} px, the size of the image.")
-        return None
-    h, w = picked.image.shape[:2]
-    mask = degrade.load_mask(named(data, name), height=h, width=w)
-    return prepare_mask(mask, s.preset, max_side=s.max_side)
-
-
-def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
-    # Imported on use: the component can only register inside a running Streamlit server (or AppTest).
-    from streamlit_drawable_canvas import st_canvas
-
-    h, w = image.shape[:2]
-    scale = min(1.0, 512 / max(h, w)) if max(h, w) > 512 else max(1, 384 // max(h, w))
-    stroke = st.slider("Brush size (px)", 2, 60, 18, key="inpaint.brush", persist_state="session")
-    st.caption("Paint over the parts to fill in.")
-    result = st_canvas(stroke_width=stroke, stroke_color="#ff3030", background_image=to_pil(image),
-                       width=int(w * scale), height=int(h * scale), drawing_mode="freedraw",
-                       return_image_data=True, key=f"inpaint.canvas.{h}x{w}")
-    mask = canvas_mask(result.image_data if result is not None else None, h, w)
-    if mask is None:
-        st.info("Nothing is painted yet: draw on the image to mark the holes.")
-    return mask
 
 
 def impedance_targets(image: np.ndarray, s: Settings, source: str) -> dict:
@@ -395,3 +256,16 @@ def impedance_targets(image: np.ndarray, s: Settings, source: str) -> dict:
                f"{s.preset.fit.iterations} iterations each).")
     return {"source": source, "preset": s.preset.name, "blind": False, "psnr_degraded": None,
             "images": {f"target:{name}": preview(im) for name, im in targets.items()}}
+
+
+def summary(task: str, s: Settings, shape: tuple, source: str, *, blind: bool = False) -> str:
+    """One line naming everything a run used, e.g. for a result shown after a reload."""
+    p, (h, w) = s.preset, shape[:2]
+    parts = [source + (" (blind)" if blind else ""), f"{w}x{h} px", f"{preset_label(task)(p.name)} ({p.name})",
+             f"{p.fit.iterations} iterations", f"LR {p.fit.lr:g}", f"σ_p {p.fit.reg_noise_std:.4g}",
+             f"{max(p.net.down)} channels", f"seed {p.fit.seed}"]
+    if task in ("denoise", "impedance") and not blind:
+        parts.append(f"noise σ {p.sigma_255:g}")
+    if task == "sr":
+        parts.append(f"×{p.factor}")
+    return " · ".join(parts)

@@ -1,0 +1,156 @@
+"""Input widgets: the image picker (sample or upload, with a specific message for every bad file) and the
+inpainting mask picker (generated, uploaded, drawn in the browser, or the image's transparency)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import streamlit as st
+
+from dip import degrade
+from dip.errors import DIPError
+from dip.images import load_image, to_pil
+from ui import config
+from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, downscale_side, downscale_upload, inspect_upload,
+                        prepare_mask)
+
+
+@dataclass
+class Picked:
+    """The chosen image as loaded (full size, float32 (H, W, 3)); ``blind``: it is already degraded."""
+
+    name: str
+    data: bytes
+    image: np.ndarray
+    info: Optional[UploadInfo]
+    blind: bool = False
+
+
+def named(data: bytes, name: str) -> io.BytesIO:
+    """Bytes as a file object whose name appears in the engine's error messages."""
+    f = io.BytesIO(data)
+    f.name = name
+    return f
+
+
+def samples() -> list[str]:
+    return sorted(p.name for p in config.SAMPLES_DIR.glob("*.png"))
+
+
+def uploaded(key: str, label: str, help: Optional[str] = None) -> tuple[Optional[str], Optional[bytes]]:
+    """An uploader whose file survives page switches (the bytes are kept in session state)."""
+    stash = f"{key}.kept"
+
+    def forget():
+        st.session_state.pop(stash, None)
+
+    up = st.file_uploader(label, type=config.UPLOAD_TYPES, key=key, help=help, on_change=forget,
+                          max_upload_size=config.UPLOAD_MB)
+    if up is not None:
+        st.session_state[stash] = (up.name, up.getvalue())
+    elif stash in st.session_state:
+        st.caption(f"Using the file uploaded earlier: {st.session_state[stash][0]}")
+    return st.session_state.get(stash, (None, None))
+
+
+def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Picked]:
+    """Sample image or upload (optionally an already degraded one); shows a specific error for bad files."""
+    sources = {"sample": "Sample image", "upload": "Upload an image"}
+    if blind_label:
+        sources["blind"] = blind_label
+    source = st.radio("Image", list(sources), format_func=sources.get, horizontal=True, key=f"{task}.source",
+                      persist_state="session")
+    if source == "sample":
+        name = st.selectbox("Sample", samples(), key=f"{task}.sample", persist_state="session")
+        return _load(task, name, (config.SAMPLES_DIR / name).read_bytes(), None) if name else None
+    help = "PNG, JPEG, BMP, TIFF or WebP. Transparent, greyscale, 16-bit and EXIF-rotated files are converted."
+    name, data = uploaded(f"{task}.upload", "Upload an image file", help)
+    if data is None:
+        st.info("Upload an image, or pick a sample image.")
+        return None
+    return _load(task, name, data, f"{task}.upload.kept", blind=source == "blind")
+
+
+def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: bool = False) -> Optional[Picked]:
+    smaller = st.session_state.get(f"{task}.downscaled")
+    if smaller and smaller[0] == hashlib.sha1(data).hexdigest():  # the user accepted a downscaled copy
+        name, data = smaller[1], smaller[2]
+    info = inspect_upload(data)
+    if info is not None and info.pixels > config.max_pixels():
+        st.error(f"{name} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is "
+                 f"{config.max_pixels():,} pixels.")
+        side = downscale_side(info.width, info.height, config.max_pixels())
+        if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
+            st.session_state[f"{task}.downscaled"] = (hashlib.sha1(data).hexdigest(), f"{name} (downscaled)",
+                                                      downscale_upload(data, side))
+            st.rerun()
+        return None
+    try:
+        image = load_image(named(data, name), mode="rgb", max_pixels=config.max_pixels())
+    except DIPError as err:
+        st.error(str(err))
+        return None
+    if info is not None and info.notes:
+        st.caption(f"{name} ({info.width}x{info.height} {info.format}): " + "; ".join(info.notes) + ".")
+    return Picked(name, data, image, info, blind)
+
+
+# -- inpainting masks --
+MASKS = {"text": "Text", "bernoulli": "Random pixels (Bernoulli)", "box": "Box", "upload": "Upload a mask",
+         "draw": "Draw it", "alpha": "Image transparency"}
+
+
+def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
+    """The inpainting mask (H, W) at the working size: 1 = known pixel, 0 = hole; None until one is usable."""
+    kinds = [k for k in MASKS if k != "alpha" or (picked.info is not None and picked.info.has_alpha)]
+    kind = st.radio("Mask", kinds, format_func=MASKS.get, horizontal=True, key="inpaint.mask_kind",
+                    persist_state="session")
+    h, w = image.shape[:2]
+    try:
+        if kind in ("text", "box"):
+            return degrade.make_mask(kind, h, w, seed=s.preset.fit.seed)
+        if kind == "bernoulli":
+            keep = st.slider("Fraction of pixels kept", 0.05, 0.95, float(s.preset.keep_fraction), 0.05,
+                             key="inpaint.keep", persist_state="session")
+            return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
+        if kind == "alpha":
+            return prepare_mask(alpha_mask(picked.data), s.preset, max_side=s.max_side)
+        if kind == "upload":
+            return _uploaded_mask(picked, s)
+        return _drawn_mask(image)
+    except DIPError as err:
+        st.error(str(err))
+        return None
+
+
+def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:
+    name, data = uploaded("inpaint.mask_upload", "Upload a mask (white = keep, black = fill in)",
+                          "Same size as the image: white (or opaque) pixels are known, black (or transparent) "
+                          "pixels are filled in.")
+    if data is None:
+        st.info(f"Upload a mask of {picked.image.shape[1]}x{picked.image.shape[0]} px, the size of the image.")
+        return None
+    h, w = picked.image.shape[:2]
+    mask = degrade.load_mask(named(data, name), height=h, width=w)
+    return prepare_mask(mask, s.preset, max_side=s.max_side)
+
+
+def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
+    # Imported on use: the component can only register inside a running Streamlit server (or AppTest).
+    from streamlit_drawable_canvas import st_canvas
+
+    h, w = image.shape[:2]
+    scale = 448 / max(h, w)  # the canvas is drawn at a comfortable size; strokes are scaled back
+    stroke = st.slider("Brush size (px)", 2, 60, 18, key="inpaint.brush", persist_state="session")
+    st.caption("Paint over the parts to fill in.")
+    result = st_canvas(stroke_width=stroke, stroke_color="#ff3030", background_image=to_pil(image),
+                       width=int(w * scale), height=int(h * scale), drawing_mode="freedraw",
+                       return_image_data=True, key=f"inpaint.canvas.{h}x{w}")
+    mask = canvas_mask(result.image_data if result is not None else None, h, w)
+    if mask is None:
+        st.info("Nothing is painted yet: draw on the image to mark the holes.")
+    return mask
