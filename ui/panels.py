@@ -291,7 +291,10 @@ def runs_browser() -> None:
                                                                           else "done"),
                    "iterations": r.get("iterations"), "PSNR degraded (dB)": r.get("psnr_observed"),
                    "PSNR output (dB)": r.get("psnr_final"), "seconds": r.get("seconds"), "device": r.get("device")}
-                  for r in rows], hide_index=True, width="stretch", key="runs.table")
+                  for r in rows], hide_index=True, width="stretch", key="runs.table",
+                 column_config={name: st.column_config.NumberColumn(format="%.2f")
+                                for name in ("PSNR degraded (dB)", "PSNR output (dB)")}
+                 | {"seconds": st.column_config.NumberColumn(format="%.1f")})
     ids = [r["id"] for r in rows]
     wanted = st.query_params.get("run")
     if wanted in ids and st.session_state.get("runs.pick") not in ids:

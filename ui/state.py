@@ -113,7 +113,8 @@ def sync_url(task: Optional[str]) -> None:
 def _adopt(wanted: str, task: Optional[str]) -> bool:
     """Attach the job named in the URL to this session; True when it switched to the job's page."""
     live = get_registry().get(wanted)
-    found = live.task if live else (view(wanted).task if view(wanted) else None)
+    saved = None if live else view(wanted)
+    found = live.task if live else (saved.task if saved else None)
     if found not in TASKS:
         st.toast(f"Job {wanted} is not known here (it may never have finished).", icon=":material/error:")
         return False

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from conftest import natural, open_page, png_bytes, upload
+from apphelpers import natural, open_page, png_bytes, upload
 
 
 def errors(at) -> list[str]:

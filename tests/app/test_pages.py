@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PAGES, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+from apphelpers import PAGES, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
 
 EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint"]
 
@@ -77,3 +77,29 @@ def test_second_run_while_one_is_active_is_refused(app):
     assert app.query_params["job"] == first
     app.button(key=f"cancel.{first}").click().run()
     assert wait_until_finished(app).startswith("Cancelled")
+
+
+def test_reload_and_server_restart_find_the_job_from_the_url(app):
+    open_page(app, "denoise")
+    make_tiny(app, "denoise")
+    app.button(key="denoise.run").click().run()
+    job = app.query_params["job"]
+    assert wait_until_finished(app).startswith("Done")
+
+    from streamlit.testing.v1 import AppTest
+    from apphelpers import APP
+    from ui import state
+
+    reloaded = AppTest.from_file(APP, default_timeout=120)  # a new session: a reload or a shared link
+    reloaded.query_params["job"] = job
+    reloaded.run()
+    assert not reloaded.exception
+    assert any(s.value.startswith("Done") and job in s.value for s in reloaded.success)  # on the Denoising page
+
+    state.get_registry().shutdown()  # "server restart": the job is only on disk now
+    state.get_registry.clear()
+    restarted = AppTest.from_file(APP, default_timeout=120)
+    restarted.query_params["job"] = job
+    restarted.run()
+    assert any(s.value.startswith("Done") for s in restarted.success)
+    assert any(m.label == "PSNR output" for m in restarted.metric)

@@ -13,7 +13,7 @@ from ui.jobs import JobRegistry
 from ui.runners import TaskSpec, run_job
 from ui.runs import list_runs, load_view
 
-from conftest import ROOT
+from apphelpers import ROOT
 
 
 def tiny(task: str):

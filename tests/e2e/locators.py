@@ -1,5 +1,9 @@
 """Every selector the browser tests use, in one place (Streamlit test ids change between releases)."""
 
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
 APP = "[data-testid='stApp']"
 APP_CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
 SIDEBAR_NAV = "stSidebarNav"

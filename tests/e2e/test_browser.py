@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 import locators as sel
-from conftest import ROOT
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect  # noqa: E402
@@ -51,7 +50,7 @@ def choose(page, label: str, option: str) -> None:
 @pytest.fixture
 def small_png(tmp_path):
     """A 96x96 crop of a bundled photo (the cat's face), so the job is tiny but the result recognisable."""
-    im = Image.open(ROOT / "sample_images" / "chelsea.png").convert("RGB").crop((110, 20, 290, 200))
+    im = Image.open(sel.ROOT / "sample_images" / "chelsea.png").convert("RGB").crop((110, 20, 290, 200))
     path = tmp_path / "chelsea_face.png"
     im.resize((96, 96), Image.Resampling.LANCZOS).save(path)
     return path
