@@ -31,26 +31,29 @@ def preset_label(task: str) -> Callable[[str], str]:
 
 
 def settings(task: str, extra: Optional[Callable[[Preset], dict]] = None) -> Optional[Settings]:
-    """Preset (the lab one by default) plus every hyper-parameter in an "Advanced" expander.
+    """The lab preset, visibly named, by default; other presets and every hyper-parameter under "Advanced".
 
-    ``extra(preset) -> dict`` draws task widgets (noise level, factor) and returns their preset overrides.
-    Widget keys include the preset name, so choosing another preset shows that preset's values.
+    ``extra(preset) -> dict`` draws the task's own widgets (noise level, factor) above the expander and returns
+    their preset overrides. Widget keys include the preset name, so another preset shows its own values.
     """
-    names = [p.name for p in presets_for(task)]
-    name = st.selectbox("Preset", names, format_func=preset_label(task), key=f"{task}.preset",
-                        persist_state="session")
-    base = get_preset(name, task)
-    st.caption(f"**{base.name}**: {base.description}. Source: {base.source}.")
-    task_overrides = extra(base) if extra else {}
-    with st.expander("Advanced"):
+    head, task_area = st.container(), st.container()
+    with st.expander("Advanced: presets and hyper-parameters"):
+        names = [p.name for p in presets_for(task)]
+        name = st.selectbox("Preset", names, format_func=preset_label(task), key=f"{task}.preset",
+                            persist_state="session")
+        base = get_preset(name, task)
+        st.caption(f"Source: {base.source}.")
         fit, net, max_side = _advanced(task, base)
+    with task_area:
+        task_overrides = extra(base) if extra else {}
     try:
         preset = base.with_overrides(fit=fit, net=net, **task_overrides)
     except DIPError as err:
         st.error(str(err))
         return None
     changed = _changes(base, preset)
-    st.caption(f"Using the {preset_label(task)(name).lower()}" + (f", changed: {changed}." if changed else "."))
+    head.markdown(f"**Settings: {preset_label(task)(name)}** (`{name}`): {base.description}."
+                  + (f"  \n:orange[Changed: {changed}.]" if changed else ""))
     return Settings(preset, max_side)
 
 

@@ -68,7 +68,7 @@ def test_denoise_upload_run_and_every_page(app_server, page, small_png, screensh
     page.get_by_test_id(sel.UPLOAD_INPUT).set_input_files(str(small_png))
     expect(page.get_by_test_id(sel.FILE_CHIP)).to_contain_text("chelsea_face.png")
     wait_for_app(page)
-    page.get_by_test_id(sel.EXPANDER).get_by_text("Advanced").click()
+    page.get_by_test_id(sel.EXPANDER).get_by_text("Advanced", exact=False).click()
     choose(page, "Working size", "64")
     set_number(page, "Iterations", 30)
     set_number(page, "Channels (widest level)", 16)
