@@ -46,7 +46,8 @@ def describe_device(dev: torch.device) -> str:
         return f"CUDA · {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple MPS"
-    return f"CPU · {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"CPU · {n} thread{'s' if n != 1 else ''}"
 
 
 def cpu_supports_bf16() -> bool:
