@@ -1,0 +1,93 @@
+"""The fast paths give the float32 NCHW results, and the benchmark measures what it says (never timings)."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from conftest import small_image, tiny_preset
+from dip import bench
+from dip.cli import main
+from dip.errors import ConfigError
+from dip.fit import FitStep
+from dip.models import make_input_code
+from dip.operators import Identity
+from dip.tasks import build_net, make_problem, solve
+
+
+def _steps(preset, side=32):
+    """Two FitSteps on the same weights and data: float32 NCHW and float32 NHWC."""
+    net = build_net(preset, 3)
+    z = make_input_code(preset.input, side, side, generator=torch.Generator().manual_seed(0))
+    y = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
+    return [FitStep(copy.deepcopy(net), z, y, Identity(), preset.with_overrides(fit={
+        "precision": "fp32", "channels_last": cl}).fit, torch.device("cpu")) for cl in (False, True)]
+
+
+def test_channels_last_gives_the_nchw_output_and_gradients():
+    nchw, nhwc = _steps(tiny_preset("denoise"))
+    assert nhwc.z.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc.forward(nhwc.z), nchw.forward(nchw.z), rtol=0, atol=1e-5)
+    (x1, loss1), (x2, loss2) = nchw(), nhwc()  # one iteration: the loss comes before Adam's update
+    torch.testing.assert_close(loss2, loss1, rtol=1e-5, atol=0)
+    g1, g2 = (torch.cat([p.grad.flatten() for p in s.net.parameters()]) for s in (nchw, nhwc))
+    assert (g2 - g1).norm() / g1.norm() < 1e-4  # only the summation order of the convolutions differs
+    # Later iterations are not compared: Adam's first steps are about sign(gradient), so float rounding in
+    # near-zero gradients changes the trajectory (the same happens between thread counts).
+
+
+def test_batched_reads_with_backtracking_give_the_same_records():
+    # Backtracking is decided on the device, so it no longer forces a host read every iteration.
+    # Threshold 0: any drop of the PSNR against y rolls back (here from iteration 10 on).
+    preset = tiny_preset("denoise", 12).with_overrides(fit={"backtrack": True, "backtrack_threshold_db": 0.0})
+    problem = make_problem(preset, small_image(side=32))
+    every = solve(preset.with_overrides(fit={"sync_every": 1}), problem)
+    batched = solve(preset.with_overrides(fit={"sync_every": 5}), problem)
+    assert any(r.backtracked for r in every.history) and not all(r.backtracked for r in every.history)
+    assert batched.history == every.history
+    assert np.array_equal(batched.output, every.output)
+
+
+def test_fp16_runs_with_a_gradient_scaler():
+    preset = tiny_preset("denoise", 30).with_overrides(fit={"precision": "fp16"})
+    result = solve(preset, make_problem(preset, small_image(side=32)))
+    losses = [r.loss for r in result.history]
+    assert np.isfinite(losses).all() and np.mean(losses[-5:]) < losses[0]
+
+
+def test_bench_case_reports_time_flops_memory_and_ratio():
+    case = bench.run_case("impedance", 64, torch.device("cpu"), warmup=1, repeats=2)
+    with FlopCounterMode(display=False) as counter:
+        bench.make_step("impedance", 64, torch.device("cpu"), reference=True)()
+    assert case.flops == counter.get_total_flops() > 0
+    for timing in (case.engine, case.reference):
+        assert len(timing.times) == 2 and min(timing.times) > 0
+        assert timing.seconds == pytest.approx(float(np.median(timing.times)))
+        assert timing.gflops == pytest.approx(case.flops / timing.seconds / 1e9)
+        assert timing.peak_memory_mib > 0
+    assert case.ratio > 0 and case.precision in ("bf16", "fp32")
+    assert "| impedance | 64² |" in bench.format_report({"machine": bench.machine_info(torch.device("cpu")),
+                                                          "conv_gflops": {}, "cases": [bench.asdict(case)]})
+
+
+def test_conv_throughput_is_positive():
+    assert bench.conv_throughput(torch.device("cpu"), size=16, channels=8, repeats=1) > 0
+
+
+def test_bench_command_prints_json(capsys):
+    code = main(["bench", "--json", "--no-conv", "--configs", "impedance", "--sizes", "48", "--repeats", "1",
+                 "--warmup", "0", "--variant", "engine"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["machine"]["torch"] == torch.__version__
+    (case,) = report["cases"]
+    assert case["size"] == 48 and case["reference"] is None and case["engine"]["seconds"] > 0
+
+
+def test_bench_rejects_sizes_the_net_cannot_take():
+    with pytest.raises(ConfigError, match="size 16 px is too small for the denoise network; use at least 33"):
+        bench.make_step("denoise", 16, torch.device("cpu"))
+    assert main(["bench", "--sizes", "64,x"]) == 2
