@@ -104,6 +104,7 @@ def test_scale_preset_scales_iterations_and_the_stopping_window():
     from dip.presets import get_preset
     p = reproduce.scale_preset(get_preset("lab-denoise"), 0.1, seed=3)
     assert (p.fit.iterations, p.fit.es_window, p.fit.es_patience, p.fit.snapshot_every, p.fit.seed) == (
-        180, 10, 100, 10, 3)
+        180, 45, 100, 10, 3)
+    assert reproduce.scale_preset(get_preset("lab-denoise"), 0.5, seed=0).fit.es_window == 100
     full = reproduce.scale_preset(get_preset("lab-denoise"), 1.0, seed=0)
     assert (full.fit.iterations, full.fit.es_window, full.fit.es_patience) == (1800, 100, 1000)
