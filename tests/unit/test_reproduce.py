@@ -72,7 +72,7 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     assert cases["lab-denoise", "sample.png"]["group"] == "stopping"
     imp = cases["lab-impedance", "F16_GT.png"]
     assert set(imp["relative_loss_at"]["24"]) == {"image", "image + noise", "shuffled pixels", "noise"}
-    assert isinstance(imp["fig2_order_holds"], bool)
+    assert isinstance(imp["fig2_order_holds"], bool) and len(imp["speed_order"]) == 4
     for c in results["cases"]:
         for fig in c["figures"].values():
             assert (out / fig).is_file()
