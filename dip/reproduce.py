@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dip import degrade
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip

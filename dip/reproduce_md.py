@@ -120,7 +120,7 @@ def _impedance_section(c: dict) -> list[str]:
     lines += [f"- order at iteration {it} (lowest relative loss first): {', '.join(o)}"
               for it, o in c["ordering"].items()]
     mean = c.get("mean_relative_loss", {})
-    lines += [f"- order by mean relative loss over the run (fastest fit first): "
+    lines += ["- order by mean relative loss over the run (fastest fit first): "
               + ", ".join(f"{n} ({mean[n]:.3g})" for n in c.get("speed_order", []))]
     verdict = "holds" if c["fig2_order_holds"] else "does NOT hold"
     lines += ["", f"Paper's ordering (natural image fits fastest, noise slowest) {verdict} by the mean relative "
