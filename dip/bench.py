@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dip.device import autocast_dtype, describe_device, pick_device, synchronize, tune_allocator, tune_threads
+from dip.device import (autocast_dtype, cpu_supports_bf16, describe_device, pick_device, synchronize, tune_allocator,
+                        tune_threads)
 from dip.errors import ConfigError
 from dip.fit import FitConfig, FitStep
 from dip.models import make_input_code
@@ -171,10 +172,11 @@ def run_case(config: str, size: int, dev: torch.device, *, warmup: int = 2, repe
 
 
 def conv_throughput(dev: torch.device, *, precision: str = "fp32", channels_last: bool = False, size: int = 256,
-                    channels: int = 128, warmup: int = 1, repeats: int = 5) -> float:
+                    channels: int = 128, warmup: int = 1, repeats: int = 10) -> float:
     """GFLOP/s of a 3x3, ``channels``-to-``channels`` convolution on a ``size``^2 map, forward and backward.
 
-    The machine's speed at the work that dominates the net, to read the achieved GFLOP/s against.
+    The machine's speed at the work that dominates the net, to read the achieved GFLOP/s against. The best
+    of ``repeats`` runs: what the hardware can do (other load only ever slows a run down).
     """
     mem = torch.channels_last if channels_last else torch.contiguous_format
     conv = nn.Conv2d(channels, channels, 3, padding=1).to(dev, memory_format=mem)
@@ -188,7 +190,7 @@ def conv_throughput(dev: torch.device, *, precision: str = "fp32", channels_last
 
     flops = count_flops(run)
     times = time_alternating({"conv": run}, dev, warmup=warmup, repeats=repeats)["conv"]
-    return flops / statistics.median(times) / 1e9
+    return flops / min(times) / 1e9
 
 
 def machine_info(dev: torch.device) -> dict:
@@ -200,7 +202,7 @@ def machine_info(dev: torch.device) -> dict:
     except OSError:
         pass
     return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "device": describe_device(dev), "cpu": cpu,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+            "cpu_bf16": cpu_supports_bf16(), "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def run_bench(configs: list[str], sizes: list[int], dev: torch.device, *, warmup: int = 2, repeats: int = 5,
@@ -259,10 +261,11 @@ def allocator_check(config: str, size: int, *, rounds: int = 3, warmup: int = 1,
 def format_report(report: dict) -> str:
     """Markdown tables of a ``run_bench`` report (and its allocator check, when present)."""
     m = report["machine"]
-    lines = [f"{m['date']} · {m['device']} · {m['cpu']} · torch {m['torch']}", ""]
+    lines = [f"{m['date']} · {m['device']} · {m['cpu']}{' (bf16)' if m.get('cpu_bf16') else ''} · torch {m['torch']}"
+             f" · allocator {m.get('allocator', 'tuned')}", ""]
     if report["conv_gflops"]:
         conv = " · ".join(f"{k}: {v:.0f} GFLOP/s" for k, v in report["conv_gflops"].items())
-        lines += [f"3x3 conv, 128 channels, 256x256, forward + backward: {conv}", ""]
+        lines += [f"3x3 conv, 128 channels, 256x256, forward + backward, best of 10: {conv}", ""]
     engine_conv = list(report["conv_gflops"].values())[-1] if report["conv_gflops"] else None
     lines += ["| config | size | GFLOP/iter | reference s/iter | engine s/iter | engine / reference | speed-up "
               "| engine GFLOP/s (% of conv) | peak MiB reference / engine |", "|" + "---|" * 9]

@@ -29,8 +29,8 @@ class FitConfig:
     """Optimisation settings. Defaults are the lab's denoising preset.
 
     precision: "fp32", "bf16", "fp16" or "auto" (bf16 autocast on CPUs with native bf16 and on CUDA, fp16 on
-    CUDA without bf16, else fp32). Measured on the lab configurations: same PSNR within 0.1 dB, about half
-    the time per iteration on an AVX512-BF16 CPU (docs/benchmark.md).
+    CUDA without bf16, else fp32). On a 2-core AVX512-BF16 CPU it halves the time of the lab iterations
+    at 256 and 512 px without costing PSNR (docs/benchmark.md).
     channels_last: NHWC activations; what makes bf16 convolutions fast on CPU (oneDNN) and CUDA (tensor cores).
     final_input: the input of the extra forward pass that gives the final image, "perturbed" (the last
     z + noise, as the official denoising/SR notebooks) or "clean" (z, as the inpainting notebook).
