@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from conftest import small_image, tiny_preset
 from dip import bench
 from dip.cli import main
+from dip.device import available_cpus, tune_threads
 from dip.errors import ConfigError
 from dip.fit import FitStep, to_image, to_tensor
 from dip.metrics import psnr
@@ -128,3 +130,8 @@ def test_bench_rejects_sizes_the_net_cannot_take():
     with pytest.raises(ConfigError, match="size 16 px is too small for the denoise network; use at least 33"):
         bench.make_step("denoise", 16, torch.device("cpu"))
     assert main(["bench", "--sizes", "64,x"]) == 2
+
+
+def test_thread_cap_never_exceeds_the_cpus_this_process_may_use():
+    assert 1 <= available_cpus() <= (os.cpu_count() or 1)
+    assert tune_threads() <= max(available_cpus(), torch.get_num_threads())  # only ever lowers the count
