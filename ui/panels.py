@@ -74,6 +74,11 @@ def status(v: JobView) -> None:
                   args=(v.id,))
 
 
+BLIND_LABEL = "Best (no ground truth)"
+BLIND_HELP = ("The iterate a running-variance detector (ES-WMV) picks without ground truth: where the outputs "
+              "changed least over a window of 100 iterations. What a blind run can rely on.")
+
+
 def _fmt(value: Optional[float]) -> str:
     return f"{value:.2f} dB" if value is not None else "–"
 
@@ -88,14 +93,13 @@ def psnr_metrics(v: JobView) -> None:
     recs = v.history.get("", [])
     last = recs[-1] if recs else None
     blind = v.info.get("blind") or m.get("blind")
-    cols = st.columns(4)
+    cols = st.columns(4 if blind else 5)
     if blind:
         cols[0].metric("Ground truth", "none (blind)")
         cols[1].metric("PSNR vs observation", _fmt(last.psnr_observed if last else None),
                        help="How closely the output, passed through the degradation, matches your image.")
         blind_it = m.get("blind_iteration")
-        cols[2].metric("Early-stopping pick", f"iteration {blind_it}" if blind_it else "–",
-                       help="Best iterate chosen without ground truth (running-variance detector).")
+        cols[2].metric(BLIND_LABEL, f"iteration {blind_it}" if blind_it else "–", help=BLIND_HELP)
         cols[3].metric("Iterations", f"{v.iteration}/{v.total}")
         return
     degraded = v.info.get("psnr_degraded", m.get("psnr_observed"))
@@ -109,6 +113,11 @@ def psnr_metrics(v: JobView) -> None:
                    help=f"Reached at iteration {best_it}." if best_it else None)
     if best_it:
         cols[3].caption(f"at iteration {best_it}")
+    blind_psnr, blind_it = m.get("psnr_blind"), m.get("blind_iteration")
+    cols[4].metric(BLIND_LABEL, _fmt(blind_psnr), _delta(blind_psnr, degraded), help=BLIND_HELP)
+    if blind_it:
+        cols[4].caption(f"at iteration {blind_it}" + (f" ({blind_psnr - best:+.2f} dB vs the oracle)"
+                                                      if blind_psnr is not None and best is not None else ""))
 
 
 def _best(recs: list) -> tuple[Optional[float], Optional[int]]:
@@ -146,7 +155,7 @@ def comparison(v: JobView) -> None:
     choices = {}
     if not v.active:
         choices.update({"result": "Final output", "result_ema": "EMA output", "best": "Best iterate",
-                        "blind": "Early-stopping pick"})
+                        "blind": BLIND_LABEL})
         choices = {k: label for k, label in choices.items() if k in images}
     if snaps:
         choices["snapshot"] = "Snapshot"
@@ -185,7 +194,7 @@ def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
     m = (v.outcome or {}).get("metrics") or {}
     base = _baselines(v)
     keys = {"Final output": "psnr_final", "EMA output": "psnr_ema", "Best iterate": "psnr_best",
-            "Early-stopping pick": "psnr_blind"}
+            BLIND_LABEL: "psnr_blind"}
     value = m.get(keys.get(label, ""))
     show_images([(f"Bicubic · {_fmt(base.get('bicubic', {}).get('psnr'))}", images["bicubic"]),
                  (f"Nearest · {_fmt(base.get('nearest', {}).get('psnr'))}", images["nearest"]),

@@ -73,6 +73,13 @@ def _advanced(task: str, p: Preset) -> tuple[dict, dict, int]:
         "snapshot_every": c2.number_input("Snapshot every (iterations)", 1, 100_000, p.fit.snapshot_every,
                                           key=f"{k}.snapshot_every", persist_state="session"),
     }
+    if p.fit.early_stop != "none":
+        fit["stop_at_blind"] = c2.toggle(
+            "Stop at the best (no ground truth)", p.fit.stop_at_blind, key=f"{k}.stop_at_blind",
+            persist_state="session",
+            help=f"End the run once the early-stopping detector's pick has not improved for "
+                 f"{p.fit.es_patience} iterations: it rarely improves after that, and the output only "
+                 "fits more noise.")
     widest = max(p.net.down)
     channels = c3.number_input("Channels (widest level)", 1, 512, widest, key=f"{k}.channels",
                                persist_state="session", help="Scales the channels of every level of the network.")
@@ -98,7 +105,10 @@ def _changes(base: Preset, p: Preset) -> str:
              ("snapshot every", base.fit.snapshot_every, p.fit.snapshot_every),
              ("channels", max(base.net.down), max(p.net.down)), ("noise σ", base.sigma_255, p.sigma_255),
              ("factor", base.factor, p.factor)]
-    return ", ".join(f"{n} {new:g}" for n, old, new in pairs if old != new)
+    changes = [f"{n} {new:g}" for n, old, new in pairs if old != new]
+    if p.fit.stop_at_blind != base.fit.stop_at_blind:
+        changes.append("stop at the best (no ground truth) " + ("on" if p.fit.stop_at_blind else "off"))
+    return ", ".join(changes)
 
 
 def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:

@@ -103,3 +103,17 @@ def test_reload_and_server_restart_find_the_job_from_the_url(app):
     restarted.run()
     assert any(s.value.startswith("Done") for s in restarted.success)
     assert any(m.label == "PSNR output" for m in restarted.metric)
+
+
+def test_best_without_ground_truth_is_shown_and_the_switch_reaches_the_run(app, app_env):
+    import json
+
+    open_page(app, "denoise")
+    make_tiny(app, "denoise")
+    app.toggle(key="denoise.lab-denoise.stop_at_blind").set_value(True).run()
+    assert any("stop at the best (no ground truth) on" in m.value for m in app.markdown)
+    app.button(key="denoise.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    assert "Best (no ground truth)" in [m.label for m in app.metric]  # beside the oracle's best iterate
+    config = json.loads(next(app_env.iterdir()).joinpath("config.json").read_text())
+    assert config["fit"]["stop_at_blind"] is True
