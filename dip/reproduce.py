@@ -279,17 +279,50 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     opts = argparse.Namespace(iters_scale=iters_scale, max_side=max_side, device=device, seed=seed)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command, "machine": machine_info(device),
+    date = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results = {"date": date, "command": command, "machine": machine_info(device),
                "settings": {"images": str(images), "only": list(only), "paper_presets": paper_presets,
                             "iters_scale": iters_scale, "max_side": max_side, "seed": seed,
                             "reduced": iters_scale != 1.0 or max_side is not None},
                "cases": []}
+    earlier = _earlier_results(out, results["settings"], log)
+    results["invocations"] = earlier.get("invocations", []) + [{"date": date, "command": command,
+                                                                "device": results["machine"]["device"]}]
     for k, case in enumerate(cases, start=1):
         log(f"[{k}/{len(cases)}] {case.slug}")
         run = run_impedance_case if case.group == "impedance" else run_restoration
-        results["cases"].append(run(case, paths[case], out, opts))
-        _write(out, results)
-    return results
+        results["cases"].append({**run(case, paths[case], out, opts), "date": time.strftime("%Y-%m-%d %H:%M %Z")})
+        _write(out, _merged(earlier.get("cases", []), results))
+    return _merged(earlier.get("cases", []), results)
+
+
+def _merged(earlier_cases: list[dict], results: dict) -> dict:
+    """``results`` with the earlier cases it did not run again in front (in their order)."""
+    key = (lambda c: (c["group"], c["preset_name"], c["image"]))
+    done = {key(c) for c in results["cases"]}
+    return {**results, "cases": [c for c in earlier_cases if key(c) not in done] + results["cases"]}
+
+
+def _earlier_results(out: Path, settings: dict, log: Callable[[str], None]) -> dict:
+    """results.json already in ``out`` from a run with the same scale, size and seed, else {}.
+
+    Full-size cases take hours on a CPU, so they are run a few at a time (``--only``) into one folder: each
+    invocation keeps the other cases' records and replaces those it runs again.
+    """
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+        same = all(earlier["settings"][k] == settings[k] for k in ("iters_scale", "max_side", "seed"))
+    except (ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        log(f"{path} was written with other settings (or is unreadable); it will be replaced.")
+        return {}
+    invocations = earlier.get("invocations") or [{"date": earlier.get("date"), "command": earlier.get("command"),
+                                                  "device": earlier.get("machine", {}).get("device")}]
+    return {"cases": earlier.get("cases", []), "invocations": invocations}
 
 
 def _preflight(cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int) -> None:

@@ -149,6 +149,15 @@ def _stopping_section(cases: list[dict]) -> list[str]:
             markdown_table(["case", "oracle best (it)", "ES-WMV (it)", "gap", "ES-EMV (it)", "gap", "final"], rows)]
 
 
+def _commands(results: dict) -> list[str]:
+    """One line per invocation that wrote into this folder (full-size cases run a few at a time)."""
+    calls = results.get("invocations") or [{"date": results["date"], "command": results["command"]}]
+    if len(calls) == 1:
+        return [f"- command: `{calls[0]['command']}`"]
+    return ["- commands (each kept the cases of the earlier ones that it did not run again):"] + [
+        f"  - {c['date']}: `{c['command']}`" + (f" on {c['device']}" if c.get("device") else "") for c in calls]
+
+
 def render_markdown(results: dict) -> str:
     """The whole results.md from a results.json dict."""
     m, s, cases = results["machine"], results["settings"], results["cases"]
@@ -156,7 +165,7 @@ def render_markdown(results: dict) -> str:
              f"- date: {results['date']}",
              f"- machine: {m['cpu']} ({m['cores']} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
              f"- fits ran on: {m['device']}; torch {m['torch']}, Python {m['python']}, {m['platform']}",
-             f"- command: `{results['command']}`",
+             *_commands(results),
              f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, seed {s['seed']}",
              "- PSNR: RGB (grey for Barbara), data range 1, skimage, full image, as the official notebooks; "
              "F16 also with its corrupted 1-px border excluded.",

@@ -108,3 +108,26 @@ def test_scale_preset_scales_iterations_and_the_stopping_window():
     assert reproduce.scale_preset(get_preset("lab-denoise"), 0.5, seed=0).fit.es_window == 100
     full = reproduce.scale_preset(get_preset("lab-denoise"), 1.0, seed=0)
     assert (full.fit.iterations, full.fit.es_window, full.fit.es_patience) == (1800, 100, 1000)
+
+
+def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folders, tiny_net, tmp_path):
+    images, _ = folders
+    out = tmp_path / "out"
+    common = ["reproduce", "--images", str(images), "--out", str(out), "--iters-scale", "0.01", "--max-side", "64",
+              "--device", "cpu"]
+    read = (lambda: json.loads((out / "results.json").read_text()))
+    assert main(common + ["--only", "denoise"]) == 0
+    first = read()["cases"][0]
+    assert main(common + ["--only", "sr"]) == 0
+    results = read()
+    assert [(c["preset_name"], c["image"]) for c in results["cases"]] == [("lab-denoise", "F16_GT.png"),
+                                                                          ("lab-sr", "zebra_GT.png")]
+    assert results["cases"][0] == first  # kept as it was
+    assert [("--only denoise" in c["command"], "--only sr" in c["command"]) for c in results["invocations"]] == [
+        (True, False), (False, True)]
+    md = (out / "results.md").read_text()
+    assert "--only denoise" in md and "--only sr" in md and "## Denoising" in md and "## Super-resolution" in md
+
+    assert main(common[:-4] + ["--iters-scale", "0.02", "--max-side", "64", "--device", "cpu", "--only", "sr"]) == 0
+    results = read()  # other settings: the earlier cases are not comparable and are dropped
+    assert [c["preset_name"] for c in results["cases"]] == ["lab-sr"] and len(results["invocations"]) == 1
