@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
 import secrets
 from pathlib import Path
 from typing import Optional
@@ -18,15 +17,15 @@ from ui.runners import (configure_torch, measure_iteration, reference_size, rele
                         scale_time)
 from ui.runs import load_view, run_folder
 
-# key -> (page file, title, icon). A page's URL is its file name: a first visit straight to a page whose
-# url_path differs from its file name in pages/ got "Page not found" (Streamlit 1.67, first session only).
+# key -> (page file, title, icon). The folder is not called pages/: Streamlit 1.67 treats an app with a pages/
+# folder as a legacy multipage app on a fresh server's first run (its own page list, no entry point).
 PAGES = {
-    "home": ("pages/home.py", "Home", ":material/home:"),
-    "impedance": ("pages/noise_impedance.py", "Noise impedance", ":material/show_chart:"),
-    "denoise": ("pages/denoising.py", "Denoising", ":material/blur_off:"),
-    "sr": ("pages/super_resolution.py", "Super-resolution", ":material/zoom_in:"),
-    "inpaint": ("pages/inpainting.py", "Inpainting", ":material/format_paint:"),
-    "runs": ("pages/runs.py", "Runs", ":material/history:"),
+    "home": ("app_pages/home.py", "Home", ":material/home:"),
+    "impedance": ("app_pages/noise_impedance.py", "Noise impedance", ":material/show_chart:"),
+    "denoise": ("app_pages/denoising.py", "Denoising", ":material/blur_off:"),
+    "sr": ("app_pages/super_resolution.py", "Super-resolution", ":material/zoom_in:"),
+    "inpaint": ("app_pages/inpainting.py", "Inpainting", ":material/format_paint:"),
+    "runs": ("app_pages/runs.py", "Runs", ":material/history:"),
 }
 TASKS = ("impedance", "denoise", "sr", "inpaint")
 
@@ -155,20 +154,3 @@ def sidebar(pages: dict) -> None:
         if mine is not None:
             st.page_link(pages[mine.task], label=f"Your {PAGES[mine.task][1].lower()} job: {mine.status}",
                          icon=":material/pending:", query_params={"job": mine.id})
-
-
-def leave_pages_directory_mode() -> None:
-    """Run this page through the entry point when Streamlit ran it directly (call it first in every page).
-
-    Streamlit 1.67 decides once per process that an app with a ``pages/`` folder is a legacy multipage app
-    and runs the first script run of a fresh server through the folder's own navigation. A first visitor
-    landing on ``/denoising`` (a shared link after a restart) then got the page file alone: no entry point,
-    the folder's page list in the sidebar, and legacy mode for every later session. ``st.navigation``
-    switches legacy mode off, so running the entry point here (which runs this page again, properly)
-    fixes this run and every later one; the direct run then stops.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        runpy.run_path(str(config.ROOT / "streamlit_app.py"), run_name="__main__")
-        st.stop()

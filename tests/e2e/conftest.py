@@ -7,14 +7,11 @@ Skipped when /usr/bin/chromium (or $DIP_CHROMIUM) is missing; install it with ``
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from appserver import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DIP_CHROMIUM", "/usr/bin/chromium")
@@ -26,55 +23,13 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not become healthy at {url} within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """URL of a headless app server; its log must show no Traceback and no missing ScriptRunContext."""
+    """URL of the app server the browser tests share."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    port = _free_port()
-    work = tmp_path_factory.mktemp("e2e")
-    log_path = work / "server.log"
-    env = {**os.environ, "DIP_RUNS_DIR": str(work / "runs"), "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with serve(tmp_path_factory.mktemp("e2e")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    text = log_path.read_text()
-    assert "Traceback" not in text, text[-4000:]
-    assert "missing ScriptRunContext" not in text, text[-4000:]
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import locators as sel
+from appserver import serve
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect  # noqa: E402
@@ -95,3 +96,15 @@ def test_denoise_upload_run_and_every_page(app_server, page, small_png, screensh
         if title == "Runs":
             expect(page.get_by_test_id(sel.SUCCESS)).to_contain_text("Done")
         screenshot(page, title.lower().replace(" ", "_").replace("-", "_"))
+
+
+def test_a_shared_link_to_a_page_opens_that_page_on_a_fresh_server(page, tmp_path):
+    """The first visit after a (re)start lands straight on /denoising: the page, inside the app's navigation."""
+    with serve(tmp_path) as url:
+        page.goto(f"{url}/denoising")
+        wait_for_app(page)
+        expect(page.get_by_role("heading", name="Denoising")).to_be_visible(timeout=60_000)
+        nav = page.get_by_test_id(sel.SIDEBAR_NAV)
+        for title in sel.PAGES:  # the entry point's titles, not a folder listing of file names
+            expect(nav.get_by_text(title, exact=True)).to_be_visible()
+        assert page.locator(sel.EXCEPTION).count() == 0

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from ui import inputs, panels, state, widgets
+from ui import inputs, panels, widgets
 
-state.leave_pages_directory_mode()
 
 TASK = "impedance"
 st.title("Noise impedance")

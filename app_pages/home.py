@@ -5,7 +5,6 @@ import streamlit as st
 from ui import config, state
 from ui.runs import list_runs
 
-state.leave_pages_directory_mode()
 
 st.title("Deep Image Prior Studio")
 st.markdown(

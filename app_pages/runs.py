@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from ui import panels, state
+from ui import panels
 
-state.leave_pages_directory_mode()
 
 st.title("Runs")
 st.caption("Every finished, cancelled or failed run is saved on the server, so nothing is lost when a tab closes.")
