@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
+from dip.device import autocast_dtype, pick_device
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip
 from dip.fit import Snapshot
@@ -90,7 +91,7 @@ def adjust_preset(preset: Preset) -> Preset:
     return preset
 
 
-def scale_preset(preset: Preset, scale: float, seed: int) -> Preset:
+def scale_preset(preset: Preset, scale: float, seed: int, precision: str = "auto") -> Preset:
     """The preset with iterations (and, for a reduced run, snapshot spacing and ES patience) multiplied by
     ``scale``, and the seed set.
 
@@ -101,6 +102,8 @@ def scale_preset(preset: Preset, scale: float, seed: int) -> Preset:
     """
     iterations = max(1, round(preset.fit.iterations * scale))
     fit = {"iterations": iterations, "seed": seed}
+    if precision != "auto":
+        fit["precision"] = precision
     if scale != 1.0:
         window = min(preset.fit.es_window, max(2, iterations // 4))
         fit.update(snapshot_every=max(1, round(preset.fit.snapshot_every * scale)), es_window=window,
@@ -156,9 +159,15 @@ def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict
     return paths
 
 
+def arithmetic(preset: Preset, device: Optional[str]) -> str:
+    """What the fit computes in: "bf16", "fp16" (autocast) or "fp32", with "auto" resolved for the device."""
+    dtype = autocast_dtype(preset.fit.precision, pick_device(device))
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
 def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
     """Denoise / SR / inpaint case: fit, baselines, run folder, figures; returns its results.json record."""
-    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed)
+    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
     mask = _load_mask(path.parent / case.mask, preset, image, opts.max_side) if case.mask else None
     problem = make_problem(preset, image, mask=mask, seed=opts.seed)
@@ -193,7 +202,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
                "EMV": metrics["blind_iteration_emv"]}
     figures = _figures(out, case.slug, frames, [r.__dict__ for r in result.history], markers)
     record = {"group": case.group, "task": problem.task, "image": case.image, "preset": case.set,
-              "preset_name": preset.name, "factor": preset.factor if problem.task == "sr" else None,
+              "preset_name": preset.name, "precision": arithmetic(preset, opts.device), "factor": preset.factor if problem.task == "sr" else None,
               "sigma_255": preset.sigma_255 if problem.task == "denoise" else None}
     record.update({k: v for k, v in metrics.items() if k not in ("task", "preset", "cancelled", "image")})
     record.update(baselines={b.name: b.psnr for b in baselines},
@@ -208,7 +217,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
 def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
     """Noise impedance (Fig. 2): loss of the four targets at a few iterations and their ordering."""
     from dip.impedance import TARGETS, run_impedance, write_impedance_run
-    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed)
+    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
     n = preset.fit.iterations
     bar = tqdm(total=n * len(TARGETS), desc=case.slug, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
@@ -238,7 +247,7 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     figures["progress"] = f"figures/{case.slug}_progress.png"
     progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
     return {"group": case.group, "task": "impedance", "image": case.image, "preset": case.set,
-            "preset_name": preset.name, "factor": None, "iterations": n, "shape": metrics["shape"],
+            "preset_name": preset.name, "precision": arithmetic(preset, opts.device), "factor": None, "iterations": n, "shape": metrics["shape"],
             "psnr_observed": None, "psnr_final": None, "psnr_ema": None, "psnr_best": None, "best_iteration": None,
             "psnr_blind": None, "blind_iteration": None, "baselines": {},
             "loss_at": {str(c): res.loss_at(c) for c in checkpoints},
@@ -252,7 +261,7 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
 
 def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS, paper_presets: bool = False,
               iters_scale: float = 1.0, max_side: Optional[int] = None, device: Optional[str] = None,
-              seed: int = 0, samples: Path = SAMPLES, command: str = "",
+              seed: int = 0, precision: str = "auto", samples: Path = SAMPLES, command: str = "",
               log: Callable[[str], None] = print) -> dict:
     """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
 
@@ -275,14 +284,16 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
                          "barbara.png).")
     if not cases:
         raise ConfigError("no case selected; check --only (and --samples for the stopping group).")
-    _preflight(cases, paths, iters_scale, max_side, seed)
+    _preflight(cases, paths, iters_scale, max_side, seed, precision)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    opts = argparse.Namespace(iters_scale=iters_scale, max_side=max_side, device=device, seed=seed)
+    opts = argparse.Namespace(iters_scale=iters_scale, max_side=max_side, device=device, seed=seed,
+                              precision=precision)
     date = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     results = {"date": date, "command": command, "machine": machine_info(device),
                "settings": {"images": str(images), "only": list(only), "paper_presets": paper_presets,
                             "iters_scale": iters_scale, "max_side": max_side, "seed": seed,
+                            "precision": precision,
                             "reduced": iters_scale != 1.0 or max_side is not None},
                "cases": []}
     earlier = _earlier_results(out, results["settings"], log)
@@ -304,7 +315,7 @@ def _merged(earlier_cases: list[dict], results: dict) -> dict:
 
 
 def _earlier_results(out: Path, settings: dict, log: Callable[[str], None]) -> dict:
-    """results.json already in ``out`` from a run with the same scale, size and seed, else {}.
+    """results.json already in ``out`` from a run with the same scale, size, seed and precision, else {}.
 
     Full-size cases take hours on a CPU, so they are run a few at a time (``--only``) into one folder: each
     invocation keeps the other cases' records and replaces those it runs again.
@@ -314,7 +325,8 @@ def _earlier_results(out: Path, settings: dict, log: Callable[[str], None]) -> d
         return {}
     try:
         earlier = json.loads(path.read_text())
-        same = all(earlier["settings"][k] == settings[k] for k in ("iters_scale", "max_side", "seed"))
+        same = (all(earlier["settings"][k] == settings[k] for k in ("iters_scale", "max_side", "seed"))
+                and earlier["settings"].get("precision", "auto") == settings["precision"])
     except (ValueError, KeyError, TypeError):
         same = False
     if not same:
@@ -325,10 +337,11 @@ def _earlier_results(out: Path, settings: dict, log: Callable[[str], None]) -> d
     return {"cases": earlier.get("cases", []), "invocations": invocations}
 
 
-def _preflight(cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int) -> None:
+def _preflight(cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int,
+               precision: str) -> None:
     """Load and prepare every image (and mask) before the first fit, so a bad setting fails in seconds."""
     for case in cases:
-        preset = scale_preset(get_preset(case.preset), iters_scale, seed)
+        preset = scale_preset(get_preset(case.preset), iters_scale, seed, precision)
         try:
             image = load_for(preset, paths[case], max_side=max_side)
             if case.mask:
@@ -360,6 +373,9 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=Path, default=SAMPLES, help="folder of the stopping study's images")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, input code and degradation (default 0)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="arithmetic of the fits (default auto: bf16 autocast where the hardware has it); "
+                        "fp32 gives the float32 counterpart of a run")
     p.set_defaults(handler=handle)
 
 
@@ -370,6 +386,7 @@ def handle(args: argparse.Namespace) -> int:
     command = "python -m dip " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["reproduce"] else ""
     results = reproduce(args.images, args.out, only=only, paper_presets=args.paper_presets,
                         iters_scale=args.iters_scale, max_side=args.max_side, device=args.device, seed=args.seed,
+                        precision=args.precision,
                         samples=args.samples, command=command or _command_from_args(args))
     print(f"wrote {args.out / 'results.md'} and results.json ({len(results['cases'])} cases)")
     return 0
@@ -383,7 +400,7 @@ def _command_from_args(args: argparse.Namespace) -> str:
         parts.append("--paper-presets")
     if args.max_side:
         parts.append(f"--max-side {args.max_side}")
-    parts += [f"--device {args.device}", f"--seed {args.seed}"]
+    parts += [f"--device {args.device}", f"--seed {args.seed}", f"--precision {args.precision}"]
     return " ".join(parts)
 
 

@@ -83,7 +83,8 @@ def _case_section(c: dict) -> list[str]:
     h, w = c["shape"][:2]
     lines = [f"### {TITLES.get(c['group'], c['group'])}: {c['image']}, preset {c['preset_name']} ({c['preset']})",
              "", f"{what + ', ' if what else ''}{w}×{h} px, {c['iterations']} iterations, seed {c['seed']}, "
-             f"{c['device']}, {_f(c['seconds'], 1)} s (ES window {c.get('es_window')}, "
+             f"{c['device']}{' ' + c['precision'] if c.get('precision') else ''}, {_f(c['seconds'], 1)} s "
+             f"({_f(c['seconds'] / max(1, c['iterations']), 2)} s per iteration; ES window {c.get('es_window')}, "
              f"patience {c.get('es_patience')})", ""]
     headers = ["method", "PSNR (dB)"] + (["1-px border excluded"] if border else []) + ["iteration", "seconds"]
 
@@ -166,7 +167,8 @@ def render_markdown(results: dict) -> str:
              f"- machine: {m['cpu']} ({m['cores']} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
              f"- fits ran on: {m['device']}; torch {m['torch']}, Python {m['python']}, {m['platform']}",
              *_commands(results),
-             f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, seed {s['seed']}",
+             f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, seed {s['seed']}, "
+             f"precision {s.get('precision', 'auto')} (auto: bf16 autocast where the hardware has it)",
              "- PSNR: RGB (grey for Barbara), data range 1, skimage, full image, as the official notebooks; "
              "F16 also with its corrupted 1-px border excluded.",
              "- seconds include reading every output back for the ES-EMV side detector.", ""]

@@ -131,3 +131,10 @@ def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folde
     assert main(common[:-4] + ["--iters-scale", "0.02", "--max-side", "64", "--device", "cpu", "--only", "sr"]) == 0
     results = read()  # other settings: the earlier cases are not comparable and are dropped
     assert [c["preset_name"] for c in results["cases"]] == ["lab-sr"] and len(results["invocations"]) == 1
+    assert results["cases"][0]["precision"] in ("bf16", "fp32")  # "auto", resolved for this CPU
+
+    assert main(common[:-4] + ["--iters-scale", "0.02", "--max-side", "64", "--device", "cpu", "--only", "denoise",
+                               "--precision", "fp32"]) == 0
+    results = read()  # a float32 counterpart does not mix with the default precision's cases
+    assert [(c["preset_name"], c["precision"]) for c in results["cases"]] == [("lab-denoise", "fp32")]
+    assert "precision fp32" in (out / "results.md").read_text()
