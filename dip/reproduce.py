@@ -230,14 +230,7 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     run_dir = out / "runs" / case.slug
     metrics = write_impedance_run(run_dir, preset, res, snapshots=snaps)
     checkpoints = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
-    relative = {c: res.relative_loss_at(c) for c in checkpoints}
-    ordering = {c: sorted(v, key=v.get) for c, v in relative.items()}
-    # Speed of fitting = mean relative loss over the whole run (area under the curve); at the first
-    # checkpoints nothing is fitted yet and the order there is noise.
-    mean_relative = {name: float(np.mean(losses)) / float(res.targets[name].var())
-                     for name, losses in res.losses.items()}
-    speed_order = sorted(mean_relative, key=mean_relative.get)
-    final_order = ordering[checkpoints[-1]]
+    fig2 = res.ordering(checkpoints)
     rows = [{"iteration": h.iteration, "loss": h.loss, "target": name}
             for name, r in res.results.items() for h in r.history]
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -251,10 +244,10 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
             "psnr_observed": None, "psnr_final": None, "psnr_ema": None, "psnr_best": None, "best_iteration": None,
             "psnr_blind": None, "blind_iteration": None, "baselines": {},
             "loss_at": {str(c): res.loss_at(c) for c in checkpoints},
-            "relative_loss_at": {str(c): v for c, v in relative.items()},
-            "ordering": {str(c): v for c, v in ordering.items()},
-            "mean_relative_loss": mean_relative, "speed_order": speed_order,
-            "fig2_order_holds": all(o[0] == "image" and o[-1] == "noise" for o in (speed_order, final_order)),
+            "relative_loss_at": {str(c): v for c, v in fig2["relative"]["loss_at"].items()},
+            "fig2": {m: {"order_at": {str(c): o for c, o in f["order_at"].items()}, "mean_loss": f["mean_loss"],
+                         "speed_order": f["speed_order"], "holds": f["holds"]} for m, f in fig2.items()},
+            "fig2_order_holds": fig2["mse"]["holds"], "fig2_order_holds_relative": fig2["relative"]["holds"],
             "targets": metrics["targets"], "seconds": metrics["seconds"], "device": metrics["device"],
             "seed": preset.fit.seed, "folder": f"runs/{case.slug}", "figures": figures}
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import small_image
-from dip.impedance import TARGETS, make_targets, run_impedance
+from dip.impedance import TARGETS, fig2_ordering, make_targets, run_impedance
 from dip.presets import get_preset
 
 
@@ -25,3 +25,17 @@ def test_natural_image_fits_fastest_and_noise_slowest():
     assert loss["image"] < loss["shuffled pixels"] < loss["noise"]
     rel = result.relative_loss_at(100)
     assert rel["image"] < 0.5 * rel["shuffled pixels"] and rel["shuffled pixels"] < 0.8 * rel["noise"]
+
+
+def test_fig2_ordering_by_mse_and_by_variance_can_disagree():
+    # Noise starts at 4x the shuffled target's level and loses a quarter of it; shuffled pixels lose a tenth:
+    # slowest by MSE, but not by the fraction of its variance left unexplained.
+    losses = {"image": [0.02, 0.01, 0.005], "image + noise": [0.03, 0.02, 0.015],
+              "shuffled pixels": [0.03, 0.029, 0.027], "noise": [0.12, 0.10, 0.09]}
+    variances = {"image": 0.03, "image + noise": 0.035, "shuffled pixels": 0.03, "noise": 0.12}
+    out = fig2_ordering(losses, variances, [1, 3])
+    assert out["mse"]["order_at"][3] == ["image", "image + noise", "shuffled pixels", "noise"]
+    assert out["mse"]["holds"] is True
+    assert out["relative"]["order_at"][3][-1] == "shuffled pixels"
+    assert out["relative"]["loss_at"][3]["noise"] == 0.09 / 0.12
+    assert out["relative"]["holds"] is False

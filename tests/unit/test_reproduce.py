@@ -72,13 +72,17 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     assert cases["lab-denoise", "sample.png"]["group"] == "stopping"
     imp = cases["lab-impedance", "F16_GT.png"]
     assert set(imp["relative_loss_at"]["24"]) == {"image", "image + noise", "shuffled pixels", "noise"}
-    assert isinstance(imp["fig2_order_holds"], bool) and len(imp["speed_order"]) == 4
+    assert imp["fig2_order_holds"] == imp["fig2"]["mse"]["holds"]
+    assert imp["fig2_order_holds_relative"] == imp["fig2"]["relative"]["holds"]
+    assert all(len(f["speed_order"]) == 4 and list(f["order_at"]) == ["1", "3", "10", "24"]
+               for f in imp["fig2"].values())
     for c in results["cases"]:
         for fig in c["figures"].values():
             assert (out / fig).is_file()
     md = (out / "results.md").read_text()
     for heading in ("## Goals", "## Denoising", "## Super-resolution", "## Inpainting", "## Noise impedance",
-                    "## Stopping without ground truth", "Reduced run", "Non-local means"):
+                    "## Stopping without ground truth", "Reduced run", "Non-local means",
+                    "Fig. 2 ordering by MSE (", "Fig. 2 ordering by MSE / variance ("):
         assert heading in md
     assert "reproduce --images" in results["command"] and results["machine"]["torch"]
     run = out / f16["folder"]
