@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--mask", type=Path, help="mask image: white = known, black = hole; same size as the image")
     group.add_argument("--mask-kind", choices=["text", "bernoulli", "box"], help="generated mask")
     p.add_argument("--keep", type=float, default=0.5, help="fraction of pixels kept by a bernoulli mask")
-    # Other subcommands register themselves here (benchmark, reproduction).
+    # Other subcommands register themselves here (benchmark, reproduction, comparison).
     for register in _extensions():
         register(sub)
     return parser
@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions():
     """register(subparsers) functions of modules that add subcommands (each sets ``handler=fn(args) -> int``)."""
-    from dip import bench, reproduce
-    return [bench.register, reproduce.register]
+    from dip import bench, compare, reproduce
+    return [bench.register, reproduce.register, compare.register]
 
 
 def preset_from_args(args: argparse.Namespace) -> Preset:
