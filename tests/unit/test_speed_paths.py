@@ -81,8 +81,9 @@ def test_bf16_training_ends_within_0_1_db_of_float32():
 
 def test_batched_reads_with_backtracking_give_the_same_records():
     # Backtracking is decided on the device, so it no longer forces a host read every iteration.
-    # Threshold 0: any drop of the PSNR against y rolls back (here from iteration 10 on).
-    preset = tiny_preset("denoise", 12).with_overrides(fit={"backtrack": True, "backtrack_threshold_db": 0.0})
+    # Threshold 0: any drop of the PSNR against y rolls back. Where the first drop comes depends on the CPU's
+    # arithmetic (iteration 10 on one machine, 14 on another), so the run is long enough to reach it anywhere.
+    preset = tiny_preset("denoise", 24).with_overrides(fit={"backtrack": True, "backtrack_threshold_db": 0.0})
     problem = make_problem(preset, small_image(side=32))
     every = solve(preset.with_overrides(fit={"sync_every": 1}), problem)
     batched = solve(preset.with_overrides(fit={"sync_every": 5}), problem)
