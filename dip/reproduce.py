@@ -291,7 +291,8 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
                "cases": []}
     earlier = _earlier_results(out, results["settings"], log)
     results["invocations"] = earlier.get("invocations", []) + [{"date": date, "command": command,
-                                                                "device": results["machine"]["device"]}]
+                                                                "device": results["machine"]["device"],
+                                                                "cpu": results["machine"]["cpu"]}]
     for k, case in enumerate(cases, start=1):
         log(f"[{k}/{len(cases)}] {case.slug}")
         run = run_impedance_case if case.group == "impedance" else run_restoration

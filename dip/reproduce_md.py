@@ -43,7 +43,10 @@ def machine_info(device: Optional[str] = None) -> dict:
         dev = describe_device(pick_device(device))
     except Exception as err:  # an unavailable device is reported by the run itself
         dev = f"unavailable ({err})"
-    return {"cpu": cpu or "unknown", "cores": os.cpu_count(),
+    from dip.device import cpu_supports_bf16
+    # "auto" precision means bf16 only on CPUs with native bf16, so the CPU decides the arithmetic of a run.
+    cpu = (cpu or "unknown") + (" · native bf16" if cpu_supports_bf16() else " · no native bf16")
+    return {"cpu": cpu, "cores": os.cpu_count(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "device": dev,
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
@@ -159,7 +162,8 @@ def _commands(results: dict) -> list[str]:
     if len(calls) == 1:
         return [f"- command: `{calls[0]['command']}`"]
     return ["- commands (each kept the cases of the earlier ones that it did not run again):"] + [
-        f"  - {c['date']}: `{c['command']}`" + (f" on {c['device']}" if c.get("device") else "") for c in calls]
+        f"  - {c['date']}: `{c['command']}`" + (f" on {c['device']}" if c.get("device") else "")
+        + (f", {c['cpu']}" if c.get("cpu") else "") for c in calls]
 
 
 def render_markdown(results: dict) -> str:
@@ -167,7 +171,7 @@ def render_markdown(results: dict) -> str:
     m, s, cases = results["machine"], results["settings"], results["cases"]
     lines = ["# Reproduction results", "",
              f"- date: {results['date']}",
-             f"- machine: {m['cpu']} ({m['cores']} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
+             f"- machine (of the latest command): {m['cpu']} ({m['cores']} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
              f"- fits ran on: {m['device']}; torch {m['torch']}, Python {m['python']}, {m['platform']}",
              *_commands(results),
              f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, seed {s['seed']}, "

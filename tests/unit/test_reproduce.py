@@ -131,6 +131,8 @@ def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folde
         (True, False), (False, True)]
     md = (out / "results.md").read_text()
     assert "--only denoise" in md and "--only sr" in md and "## Denoising" in md and "## Super-resolution" in md
+    # each command names its CPU: "auto" precision is bf16 only where the CPU has native bf16
+    assert all("native bf16" in c["cpu"] and c["cpu"] in md for c in results["invocations"])
 
     assert main(common[:-4] + ["--iters-scale", "0.02", "--max-side", "64", "--device", "cpu", "--only", "sr"]) == 0
     results = read()  # other settings: the earlier cases are not comparable and are dropped
