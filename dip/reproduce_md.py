@@ -32,7 +32,7 @@ GOALS = [
 
 def machine_info(device: Optional[str] = None) -> dict:
     """CPU model, core count, GPU name, the device the fits run on, torch and Python versions."""
-    from dip.device import describe_device, pick_device
+    from dip.device import cpu_supports_bf16, describe_device, pick_device
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -43,7 +43,6 @@ def machine_info(device: Optional[str] = None) -> dict:
         dev = describe_device(pick_device(device))
     except Exception as err:  # an unavailable device is reported by the run itself
         dev = f"unavailable ({err})"
-    from dip.device import cpu_supports_bf16
     # "auto" precision means bf16 only on CPUs with native bf16, so the CPU decides the arithmetic of a run.
     cpu = (cpu or "unknown") + (" · native bf16" if cpu_supports_bf16() else " · no native bf16")
     return {"cpu": cpu, "cores": os.cpu_count(),
