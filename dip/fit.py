@@ -8,6 +8,7 @@ metrics, the EMA, the best iterate and backtracking all stay on the device; valu
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dip import checkpoint as ckpt
+from dip.checkpoint import Checkpoint
 from dip.device import autocast_dtype, pick_device, tune_allocator, tune_threads
 from dip.errors import ConfigError
 from dip.metrics import psnr_from_mse
@@ -113,6 +116,7 @@ class FitResult:
     seconds: float = 0.0
     device: str = "cpu"
     parameters: int = 0
+    resumed_from: int = 0  # the checkpoint's iteration when the run continued an earlier one
 
 
 def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -152,6 +156,16 @@ class _Tracker:
             self.best_mse = torch.minimum(mse, self.best_mse)
             self.best_iter = torch.where(better, i, self.best_iter)  # a Python scalar: no host-to-device copy
         return [mse, mse_ema]
+
+    def state_dict(self) -> dict:
+        return {"ema": self.ema, "best": self.best, "best_mse": self.best_mse, "best_iter": self.best_iter,
+                "detector": self.detector.state_dict() if self.detector is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema, self.best = state["ema"], state["best"]
+        self.best_mse, self.best_iter = state["best_mse"], state["best_iter"]
+        if self.detector is not None:
+            self.detector.load_state_dict(state["detector"])
 
 
 def _perturb(z: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
@@ -201,6 +215,19 @@ class FitStep:
             self.scaler.update()
         return x.detach(), loss.detach()
 
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "z_in": self.z_in,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])  # copies in place: aliases of the weights stay valid
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.z_in = state["z_in"]
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
+
 
 class _Backtracker:
     """The official notebooks' backtracking, decided on the device so that no iteration waits for a host read.
@@ -234,13 +261,24 @@ class _Backtracker:
         self.last_psnr = torch.where(drop, self.last_psnr, psnr)
         return drop
 
+    def state_dict(self) -> dict:
+        return {"accepted": self.accepted, "candidate": self.candidate, "last_psnr": self.last_psnr}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for mine, saved in ((self.accepted, state["accepted"]), (self.candidate, state["candidate"])):
+            for t, s in zip(mine, saved):
+                t.copy_(s)
+        self.last_psnr = state["last_psnr"]
+
 
 def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config: FitConfig = FitConfig(), *,
         x_true: Optional[torch.Tensor] = None,
         on_step: Optional[Callable[[StepRecord], None]] = None,
         on_snapshot: Optional[Callable[[Snapshot], None]] = None,
         should_stop: Optional[Callable[[], bool]] = None,
-        device: torch.device | str | None = None) -> FitResult:
+        device: torch.device | str | None = None,
+        checkpoint: Optional[Checkpoint] = None) -> FitResult:
     """Minimise mean((op(net(z + sigma_p * n_t)) - y)^2) over the weights of ``net`` with Adam.
 
     Parameters
@@ -250,10 +288,13 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     y : observation, shaped like ``op(net(z))``; values in [0, 1].
     op : forward operator (``dip.operators``).
     x_true : optional (1, C, H, W) ground truth; enables PSNR against it and the oracle best iterate.
-    on_step : called with every iteration's StepRecord (in batches of ``sync_every``).
+    on_step : called with the StepRecord of every iteration this call runs (in batches of ``sync_every``);
+        after a resume, ``result.history`` also holds the earlier ones.
     on_snapshot : called every ``snapshot_every`` iterations and at the last one.
     should_stop : polled every iteration; returning True cancels the run (the result so far is returned).
     device : "cuda", "mps", "cpu" or None for the best available.
+    checkpoint : save the loop's state there every ``checkpoint.every`` iterations, and continue from it when
+        it exists (``dip.checkpoint``; ConfigError when it belongs to another run). The caller removes it.
     """
     dev = pick_device(device)
     if dev.type == "cpu":
@@ -268,8 +309,13 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     backtracker = _Backtracker(step.net, cfg.backtrack_threshold_db) if cfg.backtrack else None
     result = FitResult(output=np.zeros(0), ema=np.zeros(0), device=str(dev), parameters=count_parameters(net))
     pending: list[tuple[int, list[torch.Tensor]]] = []
-    start = time.perf_counter()
-    for i in range(1, cfg.iterations + 1):
+    parts = {"step": step, "tracker": tracker, "backtracker": backtracker,
+             "extra": checkpoint.extra if checkpoint is not None else None}
+    if checkpoint is not None:
+        identity = ckpt.fingerprint(cfg, result.parameters, z, y)
+        _resume(checkpoint, identity, dev, parts, result)
+    start = time.perf_counter() - result.seconds
+    for i in range(result.iterations_done + 1, cfg.iterations + 1):
         if should_stop is not None and should_stop():
             result.cancelled = True
             break
@@ -281,9 +327,13 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
         result.iterations_done = i
         if i % cfg.snapshot_every == 0 and on_snapshot is not None:
             on_snapshot(Snapshot(i, to_image(x).clip(0, 1), to_image(tracker.ema).clip(0, 1)))
-        if len(pending) >= sync_every or i == cfg.iterations:
+        save_now = checkpoint is not None and i % checkpoint.every == 0 and i < cfg.iterations
+        if len(pending) >= sync_every or i == cfg.iterations or save_now:
             _flush(pending, result, on_step)
             pending = []
+            if save_now:
+                result.seconds = time.perf_counter() - start
+                _save(checkpoint, identity, parts, result)
             if cfg.stop_at_blind and tracker.detector is not None and tracker.detector.should_stop():
                 break
     if pending:
@@ -291,6 +341,25 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     _finish(result, step, tracker, cfg, on_snapshot)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _save(checkpoint: Checkpoint, identity: dict, parts: dict, result: FitResult) -> None:
+    state = {name: part.state_dict() for name, part in parts.items() if part is not None}
+    ckpt.save(checkpoint.path, {"fingerprint": identity, "iteration": result.iterations_done,
+                                "seconds": result.seconds, **state,
+                                "history": [dataclasses.astuple(r) for r in result.history]})
+
+
+def _resume(checkpoint: Checkpoint, identity: dict, dev: torch.device, parts: dict, result: FitResult) -> None:
+    state = ckpt.load(checkpoint.path, identity, dev)
+    if state is None:
+        return
+    for name, part in parts.items():
+        if part is not None:
+            part.load_state_dict(state[name])
+    result.history = [StepRecord(*row) for row in state["history"]]
+    result.iterations_done = result.resumed_from = state["iteration"]
+    result.seconds = state["seconds"]
 
 
 def _flush(pending, result, on_step):

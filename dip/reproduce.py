@@ -3,7 +3,9 @@
 Writes, under ``--out``: ``results.json`` and ``results.md`` (rewritten after every case, so a long run
 that stops keeps what it finished), ``figures/`` (per case a progress strip and the loss/PSNR curves as PNG)
 and ``runs/<case>/`` (each case's full run folder: images, history.csv with every iteration, snapshots,
-metrics.json, config.json, baselines.json).
+metrics.json, config.json, baselines.json). While a case runs, its folder holds ``checkpoint.pt`` (the fit's
+state, saved every ``--checkpoint-every`` iterations): running the same command again continues an interrupted
+case from there instead of from the start, and the file is removed once the case is written.
 
 Every fit also feeds an ES-EMV detector from its per-iteration snapshots, so both ground-truth-free
 detectors are measured on the same trajectory (ES-WMV runs inside the fit loop).
@@ -25,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
+from dip.checkpoint import Checkpoint
 from dip.device import autocast_dtype, pick_device
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip
@@ -132,6 +135,19 @@ class _Watcher:
     def step(self, _rec) -> None:
         self.bar.update(1)
 
+    def state_dict(self) -> dict:
+        kept = [[s.iteration, torch.from_numpy(s.image), torch.from_numpy(s.ema)] for s in self.kept]
+        return {"emv": self.emv.state_dict(), "fed": self.fed, "kept": kept}
+
+    def load_state_dict(self, state: dict) -> None:
+        # the checkpoint is mapped to the fit's device; this side detector works on host arrays
+        on_host = (lambda t: t.cpu() if isinstance(t, torch.Tensor) else t)
+        self.emv.load_state_dict({k: on_host(v) for k, v in state["emv"].items()})
+        self.kept = [Snapshot(i, image.cpu().numpy(), ema.cpu().numpy()) for i, image, ema in state["kept"]]
+        self.fed = state["fed"]
+        self.bar.update(self.fed)
+        self.bar.write(f"{self.bar.desc}: continuing from the checkpoint at iteration {self.fed}")
+
 
 def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
     """A mask file brought to the prepared image's size by the same resizing and cropping."""
@@ -174,8 +190,12 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     baselines = _baselines(preset, problem)
     watch = _Watcher(preset, case.slug)
     run_preset = preset.with_overrides(fit={"snapshot_every": 1})  # every output goes to the EMV detector
+    run_dir = out / "runs" / case.slug
+    checkpoint = (Checkpoint(run_dir / "checkpoint.pt", opts.checkpoint_every, extra=watch)
+                  if opts.checkpoint_every else None)
     try:
-        result = solve(run_preset, problem, device=opts.device, on_step=watch.step, on_snapshot=watch.snapshot)
+        result = solve(run_preset, problem, device=opts.device, on_step=watch.step, on_snapshot=watch.snapshot,
+                       checkpoint=checkpoint)
     finally:
         watch.bar.close()
     metrics = summarize(preset, problem, result, border=case.border)
@@ -190,7 +210,6 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
         for key, x in (("best", result.best), ("blind", result.blind), ("blind_emv", emv_image)):
             metrics[f"psnr_{key}_border_excluded"] = psnr(gt, x, border=case.border) if x is not None else None
         border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines}
-    run_dir = out / "runs" / case.slug
     write_run(run_dir, metrics=metrics, config=preset_as_dict(run_preset), result=result, degraded=problem.degraded,
               x_true=gt, mask=problem.mask, snapshots=watch.kept)
     if emv_image is not None:
@@ -211,6 +230,10 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
                   folder=f"runs/{case.slug}", figures=figures)
     if border_psnr:
         record["baselines_border_excluded"] = border_psnr
+    if result.resumed_from:
+        record["resumed_from"] = result.resumed_from
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)  # the case is written; a rerun starts it afresh
     return record
 
 
@@ -255,16 +278,21 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
 def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS, paper_presets: bool = False,
               iters_scale: float = 1.0, max_side: Optional[int] = None, device: Optional[str] = None,
               seed: int = 0, precision: str = "auto", samples: Path = SAMPLES, command: str = "",
-              log: Callable[[str], None] = print) -> dict:
+              checkpoint_every: int = 100, log: Callable[[str], None] = print) -> dict:
     """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
 
     Raises
     ------
     ConfigError for unknown groups or a non-positive scale; ImageError when an image file is missing.
+
+    Restoration cases save their fit's state every ``checkpoint_every`` iterations (0: never) in their run
+    folder, and continue from it when the same command runs again after an interruption.
     """
     unknown = [g for g in only if g not in GROUPS]
     if unknown:
         raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}.")
+    if checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every {checkpoint_every}; use 0 (no checkpoints) or a number of iterations.")
     if not iters_scale > 0:
         raise ConfigError(f"--iters-scale {iters_scale}; must be positive (1 = the presets' iterations).")
     cases = select_cases(tuple(only), paper_presets, Path(samples))
@@ -281,7 +309,7 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     opts = argparse.Namespace(iters_scale=iters_scale, max_side=max_side, device=device, seed=seed,
-                              precision=precision)
+                              precision=precision, checkpoint_every=checkpoint_every)
     date = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     results = {"date": date, "command": command, "machine": machine_info(device),
                "settings": {"images": str(images), "only": list(only), "paper_presets": paper_presets,
@@ -370,6 +398,9 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="arithmetic of the fits (default auto: bf16 autocast where the hardware has it); "
                         "fp32 gives the float32 counterpart of a run")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                   help="save each restoration fit's state every N iterations (0: never); running the same "
+                        "command again continues an interrupted case from its checkpoint (default %(default)s)")
     p.set_defaults(handler=handle)
 
 
@@ -380,7 +411,7 @@ def handle(args: argparse.Namespace) -> int:
     command = "python -m dip " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["reproduce"] else ""
     results = reproduce(args.images, args.out, only=only, paper_presets=args.paper_presets,
                         iters_scale=args.iters_scale, max_side=args.max_side, device=args.device, seed=args.seed,
-                        precision=args.precision,
+                        precision=args.precision, checkpoint_every=args.checkpoint_every,
                         samples=args.samples, command=command or _command_from_args(args))
     print(f"wrote {args.out / 'results.md'} and results.json ({len(results['cases'])} cases)")
     return 0

@@ -58,6 +58,13 @@ class _Detector:
         best = self.best_iteration
         return best is not None and self.last_iteration - best >= self.patience
 
+    def state_dict(self) -> dict:
+        """Every attribute (tensors and plain numbers), for resuming a run (``dip.checkpoint``)."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
     def state_bytes(self) -> int:
         """Bytes held in tensors by the detector (for memory checks)."""
         return sum(t.numel() * t.element_size() for t in vars(self).values() if isinstance(t, torch.Tensor))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dip import degrade
+from dip.checkpoint import Checkpoint
 from dip.errors import ImageError
 from dip.fit import FitResult, Snapshot, StepRecord, fit, to_tensor
 from dip.images import (ImageSource, center_crop_to_multiple, check_min_size, limit_side, load_image,
@@ -118,15 +119,15 @@ def build_net(preset: Preset, channels: int) -> SkipNet:
 def solve(preset: Preset, problem: Problem, *, device: Optional[str] = None,
           on_step: Optional[Callable[[StepRecord], None]] = None,
           on_snapshot: Optional[Callable[[Snapshot], None]] = None,
-          should_stop: Optional[Callable[[], bool]] = None) -> FitResult:
-    """Fit the preset's network to ``problem`` and return the FitResult."""
+          should_stop: Optional[Callable[[], bool]] = None, checkpoint: Optional[Checkpoint] = None) -> FitResult:
+    """Fit the preset's network to ``problem`` and return the FitResult (resumable with ``checkpoint``)."""
     h, w, c = problem.shape
     check_min_size(np.empty((h, w, 0)), preset.net.min_side)
     net = build_net(preset, c)
     z = make_input_code(preset.input, h, w, generator=torch.Generator().manual_seed(preset.fit.seed))
     x_true = to_tensor(problem.x_true) if problem.x_true is not None else None
     return fit(net, z, to_tensor(problem.y), problem.op, preset.fit, x_true=x_true, on_step=on_step,
-               on_snapshot=on_snapshot, should_stop=should_stop, device=device)
+               on_snapshot=on_snapshot, should_stop=should_stop, device=device, checkpoint=checkpoint)
 
 
 def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> dict:

@@ -144,3 +144,37 @@ def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folde
     results = read()  # a float32 counterpart does not mix with the default precision's cases
     assert [(c["preset_name"], c["precision"]) for c in results["cases"]] == [("lab-denoise", "fp32")]
     assert "precision fp32" in (out / "results.md").read_text()
+
+
+def test_an_interrupted_case_continues_from_its_checkpoint(folders, tiny_net, tmp_path, monkeypatch):
+    images, _ = folders
+    args = ["reproduce", "--images", str(images), "--iters-scale", "0.01", "--max-side", "64", "--device", "cpu",
+            "--only", "inpaint", "--checkpoint-every", "5"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())["cases"][0]
+    assert "resumed_from" not in whole
+    assert not (tmp_path / "whole" / "runs" / "lab-inpaint-kate" / "checkpoint.pt").exists()
+
+    class Killed(Exception):
+        pass
+
+    step = reproduce._Watcher.step
+
+    def dies_at_12(self, rec):
+        if rec.iteration == 12:
+            raise Killed
+        step(self, rec)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(reproduce._Watcher, "step", dies_at_12)
+    with pytest.raises(Killed):
+        main(args + ["--out", str(out)])
+    assert (out / "runs" / "lab-inpaint-kate" / "checkpoint.pt").is_file() and not (out / "results.json").exists()
+    monkeypatch.setattr(reproduce._Watcher, "step", step)
+    assert main(args + ["--out", str(out)]) == 0  # the same command again
+    case = json.loads((out / "results.json").read_text())["cases"][0]
+    assert case["resumed_from"] == 10 and case["iterations"] == whole["iterations"] == 30
+    for key in ("psnr_final", "psnr_ema", "psnr_best", "best_iteration", "psnr_blind", "blind_iteration",
+                "psnr_blind_emv", "blind_iteration_emv"):
+        assert case[key] == whole[key], key
+    assert not (out / "runs" / "lab-inpaint-kate" / "checkpoint.pt").exists()
