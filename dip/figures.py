@@ -141,11 +141,9 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, tit
     draw.text(((w - draw.textlength(xlabel, font=font)) / 2, h - 16), xlabel, fill="black", font=font)
     if ylabel:
         draw.text((4, top - 14 if title else 0), ylabel + (" (log)" if log_y else ""), fill="black", font=font)
-    for k, (name, x) in enumerate((markers or {}).items()):
-        if x is not None and x0 <= x <= x1:
-            px, _ = to_px(x, y0)
-            draw.line([px, top, px, h - bottom], fill="#999999", width=1)
-            draw.text((px + 3, h - bottom - 16 - 14 * k), name, fill="#555555", font=font)
+    shown = [(name, to_px(x, y0)[0]) for name, x in (markers or {}).items() if x is not None and x0 <= x <= x1]
+    for _, px in shown:
+        draw.line([px, top, px, h - bottom], fill="#999999", width=1)
     for k, (name, xy) in enumerate(pts.items()):
         colour = COLOURS[k % len(COLOURS)]
         if len(xy) > 1:
@@ -153,11 +151,35 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, tit
         else:
             px, py = to_px(*xy[0])
             draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-        ly = top + 6 + 16 * k
-        lx = w - right - 150
-        draw.line([lx, ly + 7, lx + 18, ly + 7], fill=colour, width=3)
-        draw.text((lx + 24, ly), name, fill="black", font=font)
+    for k, (name, px) in enumerate(shown):  # labels on white, over the curves, stacked so close lines stay legible
+        tw = draw.textlength(name, font=font)
+        tx = px + 3 if px + 3 + tw <= w - right else px - 3 - tw  # near the right edge: left of the line
+        ty = h - bottom - 16 - 14 * k
+        draw.rectangle([tx - 1, ty + 1, tx + tw + 1, ty + 14], fill="white")
+        draw.text((tx, ty), name, fill="#555555", font=font)
+    _legend(draw, font, list(pts), [to_px(x, y) for xy in pts.values() for x, y in xy],
+            (left, top, w - right, h - bottom))
     return canvas
+
+
+def _legend(draw: ImageDraw.ImageDraw, font, names: list[str], points: list[tuple[float, float]],
+            frame: tuple[float, float, float, float]) -> None:
+    """The legend on a white box in the corner of ``frame`` that covers the fewest plotted points."""
+    bw = 34 + max(draw.textlength(n, font=font) for n in names)
+    bh = 6 + 16 * len(names)
+    fl, ft, fr, fb = frame
+    corners = [(fr - bw - 6, ft + 6), (fl + 6, ft + 6), (fr - bw - 6, fb - bh - 6), (fl + 6, fb - bh - 6)]
+
+    def covered(corner):
+        cx, cy = corner
+        return sum(cx <= px <= cx + bw and cy <= py <= cy + bh for px, py in points)
+
+    lx, ly = min(corners, key=covered)  # the first (top right) among equals
+    draw.rectangle([lx, ly, lx + bw, ly + bh], fill="white", outline="#cccccc")
+    for k, name in enumerate(names):
+        y = ly + 4 + 16 * k
+        draw.line([lx + 6, y + 7, lx + 24, y + 7], fill=COLOURS[k % len(COLOURS)], width=3)
+        draw.text((lx + 30, y), name, fill="black", font=font)
 
 
 def side_by_side(*images: Image.Image, gap: int = 8) -> Image.Image:

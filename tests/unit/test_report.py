@@ -92,6 +92,25 @@ def test_figures_draw_without_matplotlib():
     assert strip.height == 40 + 18 + 8
 
 
+def test_the_legend_goes_where_it_hides_no_curve_and_end_markers_stay_inside():
+    xs = list(range(1, 101))
+    left, top, right, bottom = 64, 12, 640 - 16, 360 - 40  # plot area of the default size without a title
+    for rising in (True, False):
+        ys = [x / 100 if rising else 1 - x / 100 for x in xs]
+        im = np.asarray(line_plot({"a diagonal line": (xs, ys)}, markers={"best": 99, "WMV": 100}))
+        grey = (im == 0xCC).all(axis=2)  # the legend box's outline
+        edges = np.flatnonzero(grey.sum(axis=1) > 60)  # its top and bottom edges
+        assert edges.size == 2, edges
+        rows, cols = edges, np.flatnonzero(grey[edges[0]])
+        # the line runs corner to corner; the legend's corners all lie on one side of it, clear of it
+        (x0, y0), (x1, y1) = ((left, bottom), (right, top)) if rising else ((left, top), (right, bottom))
+        side = [((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) / np.hypot(x1 - x0, y1 - y0)
+                for x in (cols.min(), cols.max()) for y in (rows.min(), rows.max())]
+        assert min(side) > 5 or max(side) < -5, side
+        # labels of markers at the right edge are drawn left of their lines, inside the plot
+        assert (im[bottom - 40:bottom, right + 1:] == 255).all()
+
+
 def test_markdown_table():
     assert markdown_table(["a", "b"], [[1.234, None]]) == "| a | b |\n|---|---|\n| 1.23 | – |\n"
 
