@@ -74,6 +74,7 @@ PAPER_CASES = (
     Case("sr", "zebra-x8", "zebra_GT.png", "paper"),
     Case("inpaint", "barbara", "barbara.png", "paper"),
 )
+PRESET_NAMES = {c.preset for c in LAB_CASES + PAPER_CASES}  # --only may name one instead of a group
 
 
 def sample_cases(samples: Path) -> tuple[Case, ...]:
@@ -82,11 +83,13 @@ def sample_cases(samples: Path) -> tuple[Case, ...]:
 
 
 def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case]:
-    """The cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples."""
-    cases = list(LAB_CASES) + (list(PAPER_CASES) if paper else [])
-    if "stopping" in only:
-        cases += sample_cases(samples)
-    return [c for c in cases if c.group in only]
+    """The cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples.
+
+    An item of ``only`` may also name a preset (e.g. "barbara"): its case runs on its own, paper preset or not.
+    """
+    chosen = [c for c in LAB_CASES if c.group in only or c.preset in only]
+    chosen += [c for c in PAPER_CASES if (paper and c.group in only) or c.preset in only]
+    return chosen + (list(sample_cases(samples)) if "stopping" in only else [])
 
 
 def adjust_preset(preset: Preset) -> Preset:
@@ -288,9 +291,10 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     Restoration cases save their fit's state every ``checkpoint_every`` iterations (0: never) in their run
     folder, and continue from it when the same command runs again after an interruption.
     """
-    unknown = [g for g in only if g not in GROUPS]
+    unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES]
     if unknown:
-        raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}.")
+        raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}, or a "
+                          f"preset: {', '.join(sorted(PRESET_NAMES))}.")
     if checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {checkpoint_every}; use 0 (no checkpoints) or a number of iterations.")
     if not iters_scale > 0:
@@ -386,7 +390,8 @@ def register(subparsers) -> None:
     p.add_argument("--images", required=True, type=Path, help="folder with the paper's images (shared/paper_images)")
     p.add_argument("--out", required=True, type=Path, help="output folder for results.md/json, figures and runs")
     p.add_argument("--only", default=",".join(DEFAULT_GROUPS),
-                   help=f"comma-separated groups among {','.join(GROUPS)} (default: %(default)s)")
+                   help=f"comma-separated groups among {','.join(GROUPS)}, or preset names (e.g. barbara) "
+                        "to run just those cases (default: %(default)s)")
     p.add_argument("--iters-scale", type=float, default=1.0,
                    help="multiply every preset's iterations (and ES window/patience, snapshot spacing) by F")
     p.add_argument("--paper-presets", action="store_true",

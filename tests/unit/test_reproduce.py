@@ -178,3 +178,14 @@ def test_an_interrupted_case_continues_from_its_checkpoint(folders, tiny_net, tm
                 "psnr_blind_emv", "blind_iteration_emv"):
         assert case[key] == whole[key], key
     assert not (out / "runs" / "lab-inpaint-kate" / "checkpoint.pt").exists()
+
+
+def test_only_may_name_presets_instead_of_groups(folders):
+    images, samples = folders
+    slugs = (lambda only, paper=False: [c.slug for c in reproduce.select_cases(only, paper, samples)])
+    assert slugs(("barbara",)) == ["barbara-barbara"]  # a paper preset without --paper-presets
+    assert slugs(("denoise", "barbara")) == ["lab-denoise-F16_GT", "barbara-barbara"]
+    assert slugs(("denoise",), paper=True) == ["lab-denoise-F16_GT", "f16-F16_GT"]
+    assert slugs(("lab-sr", "stopping")) == ["lab-sr-zebra_GT", "lab-denoise-sample"]
+    with pytest.raises(reproduce.ConfigError, match="unknown group.*or a preset: .*barbara"):
+        reproduce.reproduce(images, folders[0].parent / "o", only=("barbra",))
