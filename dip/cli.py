@@ -14,7 +14,9 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from dip import degrade
+from dip.checkpoint import Checkpoint
 from dip.errors import DIPError
+from dip.fit import Snapshot
 from dip.images import load_image
 from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
 from dip.runio import preset_as_dict, write_run
@@ -45,16 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "denoise")
     p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise sigma in 0-255 units (default 25)")
     p.add_argument("--observed", action="store_true", help="--image is already noisy; no ground truth")
+    _resumable(p)
     p = sub.add_parser("sr", help="super-resolution through the Lanczos-2 downsampler")
     _common(p, "sr")
     p.add_argument("--factor", type=int, choices=[4, 8], help="upscaling factor (default: the preset's, 4)")
     p.add_argument("--observed", action="store_true", help="--image is the low-resolution input; no ground truth")
+    _resumable(p)
     p = sub.add_parser("inpaint", help="fill holes or missing pixels")
     _common(p, "inpaint")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--mask", type=Path, help="mask image: white = known, black = hole; same size as the image")
     group.add_argument("--mask-kind", choices=["text", "bernoulli", "box"], help="generated mask")
     p.add_argument("--keep", type=float, default=0.5, help="fraction of pixels kept by a bernoulli mask")
+    _resumable(p)
     # Other subcommands register themselves here (benchmark, reproduction, comparison).
     for register in _extensions():
         register(sub)
@@ -102,6 +107,20 @@ class _Progress:
     def close(self) -> None:
         self.bar.close()
 
+    def state_dict(self) -> dict:
+        return {"steps": self.bar.n, "snapshots": [s.to_state() for s in self.snapshots]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.snapshots[:] = [Snapshot.from_state(s) for s in state["snapshots"]]  # fit appends to this list
+        self.bar.update(state["steps"])
+        self.bar.write(f"continuing from the checkpoint at iteration {state['steps']}")
+
+
+def _resumable(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                   help="save the fit's state to OUT/checkpoint.pt every N iterations (0: never); the same command "
+                        "again continues an interrupted run from it (default %(default)s)")
+
 
 def run_task(args: argparse.Namespace) -> dict:
     """denoise / sr / inpaint: load, degrade, fit, write; returns the metrics."""
@@ -117,14 +136,20 @@ def run_task(args: argparse.Namespace) -> dict:
         mask = degrade.load_mask(args.mask, height=image.shape[0], width=image.shape[1])
     problem = make_problem(preset, image, observed=observed, mask=mask, seed=preset.fit.seed)
     progress = _Progress(preset.fit.iterations, preset.task)
+    checkpoint = (Checkpoint(args.out / "checkpoint.pt", args.checkpoint_every, extra=progress)
+                  if args.checkpoint_every else None)
     try:
         result = solve(preset, problem, device=args.device, on_step=progress.step,
-                       on_snapshot=progress.snapshots.append)
+                       on_snapshot=progress.snapshots.append, checkpoint=checkpoint)
     finally:
         progress.close()
     metrics = summarize(preset, problem, result)
+    if result.resumed_from:
+        metrics["resumed_from"] = result.resumed_from
     write_run(args.out, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
               x_true=problem.x_true, mask=problem.mask, snapshots=progress.snapshots)
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)
     return metrics
 
 

@@ -99,6 +99,15 @@ class Snapshot:
     image: np.ndarray
     ema: np.ndarray
 
+    def to_state(self) -> list:
+        """As checkpoint data (tensors and numbers only)."""
+        return [self.iteration, torch.from_numpy(self.image), torch.from_numpy(self.ema)]
+
+    @classmethod
+    def from_state(cls, state: list) -> "Snapshot":
+        iteration, image, ema = state
+        return cls(iteration, image.cpu().numpy(), ema.cpu().numpy())
+
 
 @dataclass
 class FitResult:

@@ -139,14 +139,13 @@ class _Watcher:
         self.bar.update(1)
 
     def state_dict(self) -> dict:
-        kept = [[s.iteration, torch.from_numpy(s.image), torch.from_numpy(s.ema)] for s in self.kept]
-        return {"emv": self.emv.state_dict(), "fed": self.fed, "kept": kept}
+        return {"emv": self.emv.state_dict(), "fed": self.fed, "kept": [s.to_state() for s in self.kept]}
 
     def load_state_dict(self, state: dict) -> None:
         # the checkpoint is mapped to the fit's device; this side detector works on host arrays
         on_host = (lambda t: t.cpu() if isinstance(t, torch.Tensor) else t)
         self.emv.load_state_dict({k: on_host(v) for k, v in state["emv"].items()})
-        self.kept = [Snapshot(i, image.cpu().numpy(), ema.cpu().numpy()) for i, image, ema in state["kept"]]
+        self.kept = [Snapshot.from_state(k) for k in state["kept"]]
         self.fed = state["fed"]
         self.bar.update(self.fed)
         self.bar.write(f"{self.bar.desc}: continuing from the checkpoint at iteration {self.fed}")

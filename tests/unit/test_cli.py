@@ -117,3 +117,33 @@ def test_python_dash_m_entry_point_shows_help():
     assert done.returncode == 0
     for cmd in ("impedance", "denoise", "sr", "inpaint"):
         assert cmd in done.stdout
+
+
+def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypatch, capsys):
+    from dip import cli
+    args = ["denoise", "--image", SAMPLE, "--max-side", "96", "--iters", "6", "--snapshot-every", "1",
+            "--checkpoint-every", "2"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    step = cli._Progress.step
+
+    def dies_at_5(self, rec):
+        if rec.iteration == 5:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C
+        step(self, rec)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli._Progress, "step", dies_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        main(args + ["--out", str(out)])
+    assert (out / "checkpoint.pt").is_file() and not (out / "metrics.json").exists()
+    monkeypatch.setattr(cli._Progress, "step", step)
+    capsys.readouterr()
+    assert main(args[:5] + ["--iters", "8"] + args[7:] + ["--out", str(out)]) == 2  # another run's checkpoint
+    assert "was written by a different run" in capsys.readouterr().err
+    assert main(args + ["--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert metrics["resumed_from"] == 4 and "resumed_from" not in whole
+    assert metrics["psnr_final"] == whole["psnr_final"] and metrics["psnr_ema"] == whole["psnr_ema"]
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [f"{i:05d}.png" for i in range(1, 7)]
+    assert not (out / "checkpoint.pt").exists()
