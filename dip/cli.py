@@ -90,6 +90,14 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
     return preset.with_overrides(fit=fit, **task)
 
 
+def continue_bar(bar: tqdm, done: int, note: str) -> None:
+    """Show ``done`` iterations (run by an earlier process) as done, leaving them out of the rate and ETA."""
+    bar.n = bar.last_print_n = bar.initial = done
+    bar.start_t = bar.last_print_t = bar._time()
+    bar.write(note)
+    bar.refresh()
+
+
 class _Progress:
     """tqdm bar on stderr fed by StepRecords, plus the snapshots kept for writing."""
 
@@ -112,8 +120,7 @@ class _Progress:
 
     def load_state_dict(self, state: dict) -> None:
         self.snapshots[:] = [Snapshot.from_state(s) for s in state["snapshots"]]  # fit appends to this list
-        self.bar.update(state["steps"])
-        self.bar.write(f"continuing from the checkpoint at iteration {state['steps']}")
+        continue_bar(self.bar, state["steps"], f"continuing from the checkpoint at iteration {state['steps']}")
 
 
 def _resumable(p: argparse.ArgumentParser) -> None:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.checkpoint import Checkpoint
+from dip.cli import continue_bar
 from dip.device import autocast_dtype, pick_device
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip
@@ -147,8 +148,7 @@ class _Watcher:
         self.emv.load_state_dict({k: on_host(v) for k, v in state["emv"].items()})
         self.kept = [Snapshot.from_state(k) for k in state["kept"]]
         self.fed = state["fed"]
-        self.bar.update(self.fed)
-        self.bar.write(f"{self.bar.desc}: continuing from the checkpoint at iteration {self.fed}")
+        continue_bar(self.bar, self.fed, f"{self.bar.desc}: continuing from the checkpoint at iteration {self.fed}")
 
 
 def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
