@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dip.device import (autocast_dtype, cpu_supports_bf16, describe_device, pick_device, synchronize, tune_allocator,
+from dip.device import (PRECISION_NAMES, autocast_dtype, cpu_supports_bf16, describe_device, pick_device, synchronize, tune_allocator,
                         tune_threads)
 from dip.errors import ConfigError
 from dip.fit import FitConfig, FitStep
@@ -36,7 +36,6 @@ from dip.presets import get_preset
 from dip.tasks import build_net
 
 CONFIGS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr"}
-DTYPE_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def run_case(config: str, size: int, dev: torch.device, *, warmup: int = 2, repe
     if variant == "both":
         ratio = statistics.median(e / r for e, r in zip(times["engine"], times["reference"]))
     fit = get_preset(CONFIGS[config]).fit
-    return Case(config, size, flops, DTYPE_NAMES[autocast_dtype(fit.precision, dev)], fit.channels_last,
+    return Case(config, size, flops, PRECISION_NAMES[autocast_dtype(fit.precision, dev)], fit.channels_last,
                 timing.get("engine"), timing.get("reference"), ratio)
 
 
@@ -227,7 +226,7 @@ def run_bench(configs: list[str], sizes: list[int], dev: torch.device, *, warmup
 
 
 def _precision_name(fit: FitConfig, dev: torch.device) -> str:
-    return DTYPE_NAMES[autocast_dtype(fit.precision, dev)]
+    return PRECISION_NAMES[autocast_dtype(fit.precision, dev)]
 
 
 def allocator_check(config: str, size: int, *, rounds: int = 3, warmup: int = 1, repeats: int = 2,

@@ -60,6 +60,9 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}  # autocast dtype -> name
+
+
 def autocast_dtype(precision: str, dev: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for a precision setting on a device, or None for plain float32."""
     if precision == "fp32":

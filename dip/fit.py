@@ -20,7 +20,7 @@ from torch import nn
 
 from dip import checkpoint as ckpt
 from dip.checkpoint import Checkpoint
-from dip.device import autocast_dtype, pick_device, tune_allocator, tune_threads
+from dip.device import PRECISION_NAMES, autocast_dtype, pick_device, tune_allocator, tune_threads
 from dip.errors import ConfigError
 from dip.metrics import psnr_from_mse
 from dip.models import count_parameters
@@ -124,6 +124,7 @@ class FitResult:
     cancelled: bool = False
     seconds: float = 0.0
     device: str = "cpu"
+    precision: str = "fp32"  # the arithmetic the fit ran in: "fp32", or "bf16" / "fp16" autocast
     parameters: int = 0
     resumed_from: int = 0  # the checkpoint's iteration when the run continued an earlier one
 
@@ -198,11 +199,18 @@ class FitStep:
         self.net = net.to(dev, memory_format=mem)
         self.op, self.y = op.to(dev), y.to(dev)
         self.z = self.z_in = z.to(dev, memory_format=mem)
-        self.amp = autocast_dtype(config.precision, dev)
         self.generator = torch.Generator(device=dev).manual_seed(config.seed + 1)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self._use(autocast_dtype(config.precision, dev))
+
+    def _use(self, amp: Optional[torch.dtype]) -> None:
+        self.amp = amp
         # float16 gradients of a small MSE underflow without loss scaling; bfloat16 has float32's range.
-        self.scaler = torch.amp.GradScaler(dev.type) if self.amp == torch.float16 else None
+        self.scaler = torch.amp.GradScaler(self.dev.type) if amp == torch.float16 else None
+
+    @property
+    def precision(self) -> str:
+        return PRECISION_NAMES[self.amp]
 
     def forward(self, z_in: torch.Tensor) -> torch.Tensor:
         """net(z_in) under the configured autocast, returned as float32 (the loss and metrics stay float32)."""
@@ -226,7 +234,7 @@ class FitStep:
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "z_in": self.z_in,
+                "generator": self.generator.get_state(), "z_in": self.z_in, "precision": self.precision,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
@@ -234,6 +242,9 @@ class FitStep:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
         self.z_in = state["z_in"]
+        # "auto" resolves per machine (bf16 only on CPUs with native bf16): a run continued on another machine
+        # keeps the arithmetic it began in, so its numbers are those of one precision.
+        self._use({name: dtype for dtype, name in PRECISION_NAMES.items()}[state["precision"]])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
 
@@ -316,7 +327,8 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     sync_every = cfg.sync_every or (1 if dev.type == "cpu" else 25)
     tracker = _Tracker(cfg, x_true)
     backtracker = _Backtracker(step.net, cfg.backtrack_threshold_db) if cfg.backtrack else None
-    result = FitResult(output=np.zeros(0), ema=np.zeros(0), device=str(dev), parameters=count_parameters(net))
+    result = FitResult(output=np.zeros(0), ema=np.zeros(0), device=str(dev), parameters=count_parameters(net),
+                       precision=step.precision)
     pending: list[tuple[int, list[torch.Tensor]]] = []
     parts = {"step": step, "tracker": tracker, "backtracker": backtracker,
              "extra": checkpoint.extra if checkpoint is not None else None}
@@ -369,6 +381,7 @@ def _resume(checkpoint: Checkpoint, identity: dict, dev: torch.device, parts: di
     result.history = [StepRecord(*row) for row in state["history"]]
     result.iterations_done = result.resumed_from = state["iteration"]
     result.seconds = state["seconds"]
+    result.precision = parts["step"].precision
 
 
 def _flush(pending, result, on_step):

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.checkpoint import Checkpoint
 from dip.cli import continue_bar
-from dip.device import autocast_dtype, pick_device
+from dip.device import PRECISION_NAMES, autocast_dtype, pick_device
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip
 from dip.fit import Snapshot
@@ -179,8 +179,7 @@ def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict
 
 def arithmetic(preset: Preset, device: Optional[str]) -> str:
     """What the fit computes in: "bf16", "fp16" (autocast) or "fp32", with "auto" resolved for the device."""
-    dtype = autocast_dtype(preset.fit.precision, pick_device(device))
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    return PRECISION_NAMES[autocast_dtype(preset.fit.precision, pick_device(device))]
 
 
 def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
@@ -223,7 +222,8 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
                "EMV": metrics["blind_iteration_emv"]}
     figures = _figures(out, case.slug, frames, [r.__dict__ for r in result.history], markers)
     record = {"group": case.group, "task": problem.task, "image": case.image, "preset": case.set,
-              "preset_name": preset.name, "precision": arithmetic(preset, opts.device), "factor": preset.factor if problem.task == "sr" else None,
+              "preset_name": preset.name, "precision": result.precision,
+              "factor": preset.factor if problem.task == "sr" else None,
               "sigma_255": preset.sigma_255 if problem.task == "denoise" else None}
     record.update({k: v for k, v in metrics.items() if k not in ("task", "preset", "cancelled", "image")})
     record.update(baselines={b.name: b.psnr for b in baselines},

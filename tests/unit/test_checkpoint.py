@@ -98,3 +98,18 @@ def test_an_unreadable_checkpoint_gets_a_clear_message(setup, tmp_path):
         solve(preset, problem, checkpoint=Checkpoint(path))
     with pytest.raises(ConfigError, match="every=0"):
         Checkpoint(path, every=0)
+
+
+def test_a_run_continued_on_another_machine_keeps_its_arithmetic(setup, tmp_path, monkeypatch):
+    # "auto" is bf16 on CPUs with native bf16 and float32 elsewhere; sessions land on either kind.
+    preset, problem = setup
+    monkeypatch.setattr("dip.fit.autocast_dtype", lambda precision, dev: torch.bfloat16)  # a bf16 machine
+    whole = solve(preset, problem)
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(Killed):
+        solve(preset, problem, on_step=_kill_at(6), checkpoint=Checkpoint(path, every=4))
+    monkeypatch.setattr("dip.fit.autocast_dtype", lambda precision, dev: None)  # a float32 machine
+    assert solve(preset, problem).precision == "fp32"
+    resumed = solve(preset, problem, checkpoint=Checkpoint(path, every=4))
+    assert whole.precision == resumed.precision == "bf16" and resumed.resumed_from == 4
+    assert resumed.history == whole.history and np.array_equal(resumed.output, whole.output)
