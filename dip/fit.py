@@ -244,7 +244,8 @@ class FitStep:
         self.z_in = state["z_in"]
         # "auto" resolves per machine (bf16 only on CPUs with native bf16): a run continued on another machine
         # keeps the arithmetic it began in, so its numbers are those of one precision.
-        self._use({name: dtype for dtype, name in PRECISION_NAMES.items()}[state["precision"]])
+        saved = state.get("precision", self.precision)  # absent in the first checkpoints (2026-11-30)
+        self._use({name: dtype for dtype, name in PRECISION_NAMES.items()}[saved])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
 
