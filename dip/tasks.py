@@ -138,7 +138,8 @@ def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: in
     out = {
         "task": problem.task, "preset": preset.name, "iterations": result.iterations_done,
         "parameters": result.parameters,
-        "seconds": round(result.seconds, 3), "device": result.device, "seed": preset.fit.seed,
+        "seconds": round(result.seconds, 3), "device": result.device, "precision": result.precision,
+        "seed": preset.fit.seed,
         "cancelled": result.cancelled, "shape": list(problem.shape),
         "psnr_observed": problem.psnr_degraded, "psnr_final": score(result.output), "psnr_ema": score(result.ema),
         "psnr_best": best_psnr, "best_iteration": result.best_iteration if best_psnr is not None else None,
