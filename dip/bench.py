@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dip.device import (PRECISION_NAMES, autocast_dtype, cpu_supports_bf16, describe_device, pick_device, synchronize, tune_allocator,
-                        tune_threads)
+from dip.device import (autocast_dtype, cpu_supports_bf16, describe_device, pick_device, precision_name, synchronize,
+                        tune_allocator, tune_threads)
 from dip.errors import ConfigError
 from dip.fit import FitConfig, FitStep
 from dip.models import make_input_code
@@ -166,7 +166,7 @@ def run_case(config: str, size: int, dev: torch.device, *, warmup: int = 2, repe
     if variant == "both":
         ratio = statistics.median(e / r for e, r in zip(times["engine"], times["reference"]))
     fit = get_preset(CONFIGS[config]).fit
-    return Case(config, size, flops, PRECISION_NAMES[autocast_dtype(fit.precision, dev)], fit.channels_last,
+    return Case(config, size, flops, precision_name(fit.precision, dev), fit.channels_last,
                 timing.get("engine"), timing.get("reference"), ratio)
 
 
@@ -212,7 +212,7 @@ def run_bench(configs: list[str], sizes: list[int], dev: torch.device, *, warmup
     if conv:
         engine = get_preset(CONFIGS["denoise"]).fit
         for label, precision, cl in (("fp32 NCHW", "fp32", False),
-                                     (f"engine ({_precision_name(engine, dev)}, "
+                                     (f"engine ({precision_name(engine.precision, dev)}, "
                                       f"{'NHWC' if engine.channels_last else 'NCHW'})", engine.precision,
                                       engine.channels_last)):
             log(f"conv throughput, {label}")
@@ -223,10 +223,6 @@ def run_bench(configs: list[str], sizes: list[int], dev: torch.device, *, warmup
             case = run_case(config, size, dev, warmup=warmup, repeats=repeats, variant=variant, memory=memory)
             report["cases"].append(asdict(case))
     return report
-
-
-def _precision_name(fit: FitConfig, dev: torch.device) -> str:
-    return PRECISION_NAMES[autocast_dtype(fit.precision, dev)]
 
 
 def allocator_check(config: str, size: int, *, rounds: int = 3, warmup: int = 1, repeats: int = 2,

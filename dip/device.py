@@ -78,6 +78,11 @@ def autocast_dtype(precision: str, dev: torch.device) -> Optional[torch.dtype]:
     return None
 
 
+def precision_name(precision: str, dev: torch.device) -> str:
+    """What a precision setting computes in on ``dev``: "fp32", or "bf16" / "fp16" autocast ("auto" resolved)."""
+    return PRECISION_NAMES[autocast_dtype(precision, dev)]
+
+
 def tune_allocator() -> None:
     """Stop glibc from returning big activation buffers to the OS after every iteration.
 

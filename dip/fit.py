@@ -328,14 +328,14 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     sync_every = cfg.sync_every or (1 if dev.type == "cpu" else 25)
     tracker = _Tracker(cfg, x_true)
     backtracker = _Backtracker(step.net, cfg.backtrack_threshold_db) if cfg.backtrack else None
-    result = FitResult(output=np.zeros(0), ema=np.zeros(0), device=str(dev), parameters=count_parameters(net),
-                       precision=step.precision)
+    result = FitResult(output=np.zeros(0), ema=np.zeros(0), device=str(dev), parameters=count_parameters(net))
     pending: list[tuple[int, list[torch.Tensor]]] = []
     parts = {"step": step, "tracker": tracker, "backtracker": backtracker,
              "extra": checkpoint.extra if checkpoint is not None else None}
     if checkpoint is not None:
         identity = ckpt.fingerprint(cfg, result.parameters, z, y)
         _resume(checkpoint, identity, dev, parts, result)
+    result.precision = step.precision  # after a resume: the arithmetic the run began in
     start = time.perf_counter() - result.seconds
     for i in range(result.iterations_done + 1, cfg.iterations + 1):
         if should_stop is not None and should_stop():
@@ -382,7 +382,6 @@ def _resume(checkpoint: Checkpoint, identity: dict, dev: torch.device, parts: di
     result.history = [StepRecord(*row) for row in state["history"]]
     result.iterations_done = result.resumed_from = state["iteration"]
     result.seconds = state["seconds"]
-    result.precision = parts["step"].precision
 
 
 def _flush(pending, result, on_step):

@@ -29,7 +29,6 @@ from tqdm import tqdm
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.checkpoint import Checkpoint
 from dip.cli import continue_bar
-from dip.device import PRECISION_NAMES, autocast_dtype, pick_device
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip
 from dip.fit import Snapshot
@@ -177,11 +176,6 @@ def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict
     return paths
 
 
-def arithmetic(preset: Preset, device: Optional[str]) -> str:
-    """What the fit computes in: "bf16", "fp16" (autocast) or "fp32", with "auto" resolved for the device."""
-    return PRECISION_NAMES[autocast_dtype(preset.fit.precision, pick_device(device))]
-
-
 def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
     """Denoise / SR / inpaint case: fit, baselines, run folder, figures; returns its results.json record."""
     preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
@@ -265,7 +259,8 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     figures["progress"] = f"figures/{case.slug}_progress.png"
     progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
     return {"group": case.group, "task": "impedance", "image": case.image, "preset": case.set,
-            "preset_name": preset.name, "precision": arithmetic(preset, opts.device), "factor": None, "iterations": n, "shape": metrics["shape"],
+            "preset_name": preset.name, "precision": next(iter(res.results.values())).precision, "factor": None,
+            "iterations": n, "shape": metrics["shape"],
             "psnr_observed": None, "psnr_final": None, "psnr_ema": None, "psnr_best": None, "best_iteration": None,
             "psnr_blind": None, "blind_iteration": None, "baselines": {},
             "loss_at": {str(c): res.loss_at(c) for c in checkpoints},
