@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tqdm import tqdm
-
 from dip import degrade
 from dip.checkpoint import Checkpoint
 from dip.errors import DIPError
 from dip.fit import Snapshot
 from dip.images import load_image
 from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from dip.progress import add_checkpoint_flag, continue_bar, progress_bar
 from dip.runio import preset_as_dict, write_run
 from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
 
@@ -47,19 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "denoise")
     p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise sigma in 0-255 units (default 25)")
     p.add_argument("--observed", action="store_true", help="--image is already noisy; no ground truth")
-    _resumable(p)
+    add_checkpoint_flag(p, "OUT/checkpoint.pt")
     p = sub.add_parser("sr", help="super-resolution through the Lanczos-2 downsampler")
     _common(p, "sr")
     p.add_argument("--factor", type=int, choices=[4, 8], help="upscaling factor (default: the preset's, 4)")
     p.add_argument("--observed", action="store_true", help="--image is the low-resolution input; no ground truth")
-    _resumable(p)
+    add_checkpoint_flag(p, "OUT/checkpoint.pt")
     p = sub.add_parser("inpaint", help="fill holes or missing pixels")
     _common(p, "inpaint")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--mask", type=Path, help="mask image: white = known, black = hole; same size as the image")
     group.add_argument("--mask-kind", choices=["text", "bernoulli", "box"], help="generated mask")
     p.add_argument("--keep", type=float, default=0.5, help="fraction of pixels kept by a bernoulli mask")
-    _resumable(p)
+    add_checkpoint_flag(p, "OUT/checkpoint.pt")
     # Other subcommands register themselves here (benchmark, reproduction, comparison).
     for register in _extensions():
         register(sub)
@@ -90,19 +89,11 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
     return preset.with_overrides(fit=fit, **task)
 
 
-def continue_bar(bar: tqdm, done: int, note: str) -> None:
-    """Show ``done`` iterations (run by an earlier process) as done, leaving them out of the rate and ETA."""
-    bar.n = bar.last_print_n = bar.initial = done
-    bar.start_t = bar.last_print_t = bar._time()
-    bar.write(note)
-    bar.refresh()
-
-
 class _Progress:
     """tqdm bar on stderr fed by StepRecords, plus the snapshots kept for writing."""
 
     def __init__(self, total: int, label: str):
-        self.bar = tqdm(total=total, desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        self.bar = progress_bar(total, label, refresh_s=0.5)
         self.snapshots = []
 
     def step(self, rec) -> None:
@@ -121,12 +112,6 @@ class _Progress:
     def load_state_dict(self, state: dict) -> None:
         self.snapshots[:] = [Snapshot.from_state(s) for s in state["snapshots"]]  # fit appends to this list
         continue_bar(self.bar, state["steps"], f"continuing from the checkpoint at iteration {state['steps']}")
-
-
-def _resumable(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                   help="save the fit's state to OUT/checkpoint.pt every N iterations (0: never); the same command "
-                        "again continues an interrupted run from it (default %(default)s)")
 
 
 def run_task(args: argparse.Namespace) -> dict:

@@ -24,17 +24,16 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.checkpoint import Checkpoint
-from dip.cli import continue_bar
 from dip.errors import ConfigError, ImageError
 from dip.figures import history_curves, pick_evenly, progress_strip
 from dip.fit import Snapshot
 from dip.images import load_image, save_image
 from dip.metrics import psnr
 from dip.presets import Preset, get_preset
+from dip.progress import add_checkpoint_flag, continue_bar, progress_bar
 from dip.reproduce_md import machine_info, render_markdown
 from dip.runio import preset_as_dict, write_baselines, write_json, write_run
 from dip.stopping import ExponentialVariance
@@ -126,7 +125,7 @@ class _Watcher:
         self.emv = ExponentialVariance(alpha=0.1, patience=f.es_patience, warmup=f.es_window)
         self.kept: list[Snapshot] = []
         self.fed = 0
-        self.bar = tqdm(total=f.iterations, desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
+        self.bar = progress_bar(f.iterations, label)
 
     def snapshot(self, s: Snapshot) -> None:
         if s.iteration > self.fed:  # the fit may repeat the last iteration's snapshot at the end
@@ -239,7 +238,7 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
     n = preset.fit.iterations
-    bar = tqdm(total=n * len(TARGETS), desc=case.slug, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
+    bar = progress_bar(n * len(TARGETS), case.slug)
     snaps: dict[str, list] = {}
     try:
         res = run_impedance(preset, image, device=opts.device, on_step=lambda _n, _r: bar.update(1),
@@ -397,9 +396,7 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="arithmetic of the fits (default auto: bf16 autocast where the hardware has it); "
                         "fp32 gives the float32 counterpart of a run")
-    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                   help="save each restoration fit's state every N iterations (0: never); running the same "
-                        "command again continues an interrupted case from its checkpoint (default %(default)s)")
+    add_checkpoint_flag(p, "OUT/runs/CASE/checkpoint.pt (removed once the case is written)")
     p.set_defaults(handler=handle)
 
 

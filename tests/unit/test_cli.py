@@ -147,3 +147,14 @@ def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypa
     assert metrics["psnr_final"] == whole["psnr_final"] and metrics["psnr_ema"] == whole["psnr_ema"]
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == [f"{i:05d}.png" for i in range(1, 7)]
     assert not (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("command", ["denoise", "reproduce"])
+def test_a_negative_checkpoint_interval_is_refused_before_any_work(command, tmp_path, capsys):
+    args = [command, "--out", str(tmp_path), "--checkpoint-every", "-5"]
+    args += ["--image", SAMPLE] if command == "denoise" else ["--images", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert "--checkpoint-every: -5; use 0 (no checkpoints) or a number of iterations" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
