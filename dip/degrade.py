@@ -89,6 +89,18 @@ def apply_mask(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (x * mask[..., None]).astype(np.float32)
 
 
+def keep_known(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The restored image with the observed pixels put back where the mask is 1: only the holes are filled in.
+
+    The network re-draws every pixel, the known ones only approximately; an inpainting result that keeps what
+    was observed is what classical methods (e.g. biharmonic) return, so this is the fair image to compare them with.
+    """
+    if restored.shape != observed.shape or restored.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"shapes differ: restored {restored.shape}, observed {observed.shape}, mask {mask.shape}")
+    known = (mask > 0.5)[..., None] if mask.ndim == 2 else mask > 0.5
+    return np.where(known, observed, restored).astype(np.float32)
+
+
 def make_mask(kind: str, height: int, width: int, *, keep_fraction: float = 0.5, seed: int | None = 0
               ) -> np.ndarray:
     """Mask by name: "text", "bernoulli" (keeps ``keep_fraction``) or "box"."""

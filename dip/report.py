@@ -47,8 +47,10 @@ def baseline_rows(records: list[dict], metrics: Optional[dict] = None) -> list[l
     if metrics is not None:
         rows.append(["Deep Image Prior (final)", metrics.get("psnr_final"), metrics.get("seconds"),
                      f"{metrics.get('iterations')} iterations, preset {metrics.get('preset')}"])
-        if metrics.get("psnr_ema") is not None:
-            rows.append(["Deep Image Prior (EMA of outputs)", metrics.get("psnr_ema"), metrics.get("seconds"), ""])
+        for key, label in (("psnr_ema", "EMA of outputs"), ("psnr_final_known_kept", "final, observed pixels kept"),
+                           ("psnr_ema_known_kept", "EMA, observed pixels kept")):
+            if metrics.get(key) is not None:
+                rows.append([f"Deep Image Prior ({label})", metrics[key], metrics.get("seconds"), ""])
     rows += [[r.get("label", r["name"]), r.get("psnr"), r.get("seconds"), r.get("settings", "")] for r in records]
     return rows
 
@@ -84,7 +86,9 @@ def summary_markdown(metrics: dict, config: dict, baselines: list[dict]) -> str:
             ["best, no ground truth (ES-WMV)", db(metrics.get("psnr_blind")), metrics.get("blind_iteration")],
             ["degraded input", db(metrics.get("psnr_observed")), None]]
     for key, label in (("psnr_final_border_excluded", "final, 1-px border excluded"),
-                       ("psnr_ema_border_excluded", "EMA, 1-px border excluded")):
+                       ("psnr_ema_border_excluded", "EMA, 1-px border excluded"),
+                       ("psnr_final_known_kept", "final, observed pixels kept (only holes filled)"),
+                       ("psnr_ema_known_kept", "EMA, observed pixels kept (only holes filled)")):
         if metrics.get(key) is not None:
             rows.append([label, db(metrics[key]), None])
     lines += ["PSNR against the ground truth (RGB, data range 1, skimage, full image):", "",

@@ -99,6 +99,9 @@ def _case_section(c: dict) -> list[str]:
     rows = [row(INPUT_LABEL.get(c["task"], "input"), "psnr_observed"),
             row("DIP final output", "psnr_final", c["iterations"], c["seconds"]),
             row("DIP moving average (EMA 0.99)", "psnr_ema", c["iterations"]),
+            *([row("DIP final output, observed pixels kept", "psnr_final_known_kept", c["iterations"]),
+               row("DIP moving average, observed pixels kept", "psnr_ema_known_kept", c["iterations"])]
+              if "psnr_final_known_kept" in c else []),
             row("DIP best iterate (oracle: needs ground truth)", "psnr_best", c.get("best_iteration")),
             row("DIP best, no ground truth: ES-WMV", "psnr_blind", c.get("blind_iteration")),
             row("DIP best, no ground truth: ES-EMV", "psnr_blind_emv", c.get("blind_iteration_emv"))]
@@ -106,11 +109,27 @@ def _case_section(c: dict) -> list[str]:
     for name, value in c.get("baselines", {}).items():
         rows.append([c.get("baseline_labels", {}).get(name, name), _f(value)] + ([_f(excl.get(name))] if border else [])
                     + ["–", _f(c.get("baseline_seconds", {}).get(name), 2)])
-    lines += [markdown_table(headers, rows)]
+    lines += [markdown_table(headers, rows)] + _case_notes(c)
     figs = c.get("figures", {})
     lines += [f"![progress]({figs['progress']})" if "progress" in figs else "",
               f"![curves]({figs['curves']})" if "curves" in figs else "", ""]
     return lines
+
+
+def _case_notes(c: dict) -> list[str]:
+    """Why rows of one case compare the way they do (what a reader would otherwise take for a bug)."""
+    notes = []
+    if c.get("final_input") == "clean":
+        notes.append("The final output is the network on its unperturbed input z (as the official inpainting "
+                     "notebook); the best iterate, the ES picks and the moving average come from the fit's outputs, "
+                     "whose input is perturbed every iteration, so the final output can score above the best iterate.")
+    if "psnr_final_known_kept" in c:
+        notes.append("\"Observed pixels kept\": the output with the known pixels put back, only the holes filled in. "
+                     "The network re-draws every pixel (the known ones only approximately), while classical "
+                     "inpainting keeps them, so these rows are the ones to compare with the baselines.")
+    if c.get("note"):
+        notes.append(c["note"])
+    return [n + "\n" for n in notes]
 
 
 def _impedance_section(c: dict) -> list[str]:

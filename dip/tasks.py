@@ -144,7 +144,11 @@ def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: in
         "psnr_observed": problem.psnr_degraded, "psnr_final": score(result.output), "psnr_ema": score(result.ema),
         "psnr_best": best_psnr, "best_iteration": result.best_iteration if best_psnr is not None else None,
         "psnr_blind": score(result.blind), "blind_iteration": result.blind_iteration,
+        "final_input": preset.fit.final_input,
     }
+    if problem.mask is not None and gt is not None:  # inpainting: also the result that keeps the observed pixels
+        kept = (lambda x: score(degrade.keep_known(x, problem.y, problem.mask)) if x is not None else None)
+        out["psnr_final_known_kept"], out["psnr_ema_known_kept"] = kept(result.output), kept(result.ema)
     if border and gt is not None:
         out["psnr_final_border_excluded"] = psnr(gt, result.output, border=border)
         out["psnr_ema_border_excluded"] = psnr(gt, result.ema, border=border)

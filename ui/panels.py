@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
-from dip.report import report_zip
+from dip.report import baseline_rows, report_zip
 from ui import config, state
 from ui.charts import impedance_figure, loss_figure
 from ui.imaging import preview, wipe
@@ -208,10 +208,8 @@ def baselines_table(v: JobView) -> None:
     m = (v.outcome or {}).get("metrics") or {}
     if v.active or not base or not m:
         return
-    rows = [{"method": f"Deep Image Prior ({label})", "PSNR (dB)": m.get(key), "seconds": m.get("seconds"),
-             "settings": m.get("preset")} for label, key in (("final output", "psnr_final"), ("EMA", "psnr_ema"))]
-    rows += [{"method": r.get("label", r["name"]), "PSNR (dB)": r.get("psnr"), "seconds": r.get("seconds"),
-              "settings": r.get("settings")} for r in base.values()]
+    rows = [dict(zip(("method", "PSNR (dB)", "seconds", "settings"), r))
+            for r in baseline_rows(list(base.values()), m)]
     st.markdown("**Compared with classical methods**" + ("" if m.get("psnr_final") is not None
                                                          else " (no ground truth: no PSNR)"))
     st.dataframe(rows, hide_index=True, width="stretch", key=f"{v.id}.baselines",

@@ -70,3 +70,16 @@ def test_all_white_mask_is_refused():
     Image.new("L", (10, 8), 255).save(buf, format="PNG")
     with pytest.raises(ImageError, match="mask has no holes"):
         degrade.load_mask(buf.getvalue(), height=8, width=10)
+
+
+def test_keep_known_puts_the_observed_pixels_back_and_fills_only_the_holes():
+    rng = np.random.default_rng(0)
+    x, restored = rng.random((8, 10, 3), dtype=np.float32), rng.random((8, 10, 3), dtype=np.float32)
+    mask = degrade.bernoulli_mask(8, 10, 0.5, seed=1)
+    kept = degrade.keep_known(restored, degrade.apply_mask(x, mask), mask)
+    known = mask == 1
+    assert np.array_equal(kept[known], x[known]) and np.array_equal(kept[~known], restored[~known])
+    grey = degrade.keep_known(restored[..., :1], x[..., :1], mask)  # Barbara: one channel
+    assert grey.shape == (8, 10, 1) and np.array_equal(grey[known], x[known][:, :1])
+    with pytest.raises(ValueError, match="shapes differ"):
+        degrade.keep_known(restored, x[:4], mask)

@@ -47,6 +47,9 @@ def test_inpainting_fills_the_hole_better_than_the_mean_colour():
     err_dip = np.mean((x[hole] - result.output[hole]) ** 2)
     err_observed = np.mean((x[hole] - problem.y[hole]) ** 2)
     assert err_dip < 0.7 * err_mean < err_observed
+    m = summarize(preset, problem, result)  # keeping the observed pixels removes the error outside the hole
+    assert m["psnr_final_known_kept"] > m["psnr_final"] + 1 and m["psnr_ema_known_kept"] > m["psnr_ema"] + 1
+    assert m["final_input"] == "clean"
 
 
 def test_callbacks_get_every_iteration_and_snapshots_at_the_interval():

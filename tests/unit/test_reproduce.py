@@ -69,6 +69,8 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     assert set(cases["lab-sr", "zebra_GT.png"]["baselines"]) == {"nearest", "bicubic", "lanczos"}
     assert set(cases["barbara", "barbara.png"]["baselines"]) == {"biharmonic"}
     assert cases["barbara", "barbara.png"]["shape"] == [66, 66, 1]  # 64 px + the notebook's 1-px reflection pad
+    kate = cases["lab-inpaint", "kate.png"]  # inpainting is also scored with the observed pixels put back
+    assert kate["psnr_final_known_kept"] > kate["psnr_final"] and "psnr_final_known_kept" not in f16
     assert cases["lab-denoise", "sample.png"]["group"] == "stopping"
     imp = cases["lab-impedance", "F16_GT.png"]
     assert set(imp["relative_loss_at"]["24"]) == {"image", "image + noise", "shuffled pixels", "noise"}
@@ -82,7 +84,8 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     md = (out / "results.md").read_text()
     for heading in ("## Goals", "## Denoising", "## Super-resolution", "## Inpainting", "## Noise impedance",
                     "## Stopping without ground truth", "Reduced run", "Non-local means",
-                    "Fig. 2 ordering by MSE (", "Fig. 2 ordering by MSE / variance ("):
+                    "Fig. 2 ordering by MSE (", "Fig. 2 ordering by MSE / variance (",
+                    "| DIP final output, observed pixels kept |", "so the final output can score above the best"):
         assert heading in md
     assert "reproduce --images" in results["command"] and results["machine"]["torch"]
     run = out / f16["folder"]
