@@ -1,6 +1,6 @@
 """Resumable fits: the fit loop's whole state in one file, written every ``every`` iterations.
 
-A full-size run takes hours on a CPU (kate inpainting 3.3 h on 2 cores in float32, Barbara's 11000 iterations
+A full-size run takes hours on a CPU (kate inpainting 3.8 h on 2 cores in float32, Barbara's 11000 iterations
 ~12 h), longer than a process may live. With a ``Checkpoint`` the loop saves the weights, Adam's moments, the
 input-noise generator, the EMA, the best iterates, the stopping detectors and the history; a later ``fit`` with
 the same problem and settings continues from there and ends with the same result as an uninterrupted run.
