@@ -16,6 +16,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from dip.degrade import keep_known
 from dip.fit import FitResult, Snapshot, StepRecord
 from dip.images import load_image, save_image
 
@@ -68,6 +69,8 @@ def write_run(folder: str | Path, *, metrics: dict, config: dict, result: FitRes
     save_image(result.output, folder / "result.png")
     save_image(result.ema, folder / "result_ema.png")
     save_image(degraded, folder / "observed.png")
+    if mask is not None:  # inpainting: the user's image with only its holes filled in
+        save_image(keep_known(result.output, degraded, mask), folder / "result_known_kept.png")
     optional = {"ground_truth.png": x_true, "best.png": result.best, "blind.png": result.blind,
                 "mask.png": None if mask is None else mask[..., None]}
     for name, image in optional.items():

@@ -154,8 +154,8 @@ def comparison(v: JobView) -> None:
     snaps = v.snapshots.get("", [])
     choices = {}
     if not v.active:
-        choices.update({"result": "Final output", "result_ema": "EMA output", "best": "Best iterate",
-                        "blind": BLIND_LABEL})
+        choices.update({"result": "Final output", "result_known_kept": "Final, observed pixels kept",
+                        "result_ema": "EMA output", "best": "Best iterate", "blind": BLIND_LABEL})
         choices = {k: label for k, label in choices.items() if k in images}
     if snaps:
         choices["snapshot"] = "Snapshot"
@@ -229,6 +229,8 @@ def downloads(v: JobView) -> None:
         return
     files = [("Result PNG", "result.png", "image/png"), ("EMA PNG", "result_ema.png", "image/png"),
              ("History CSV", "history.csv", "text/csv")]
+    if (Path(folder) / "result_known_kept.png").is_file():  # inpainting: only the holes filled in
+        files.insert(1, ("Holes filled PNG", "result_known_kept.png", "image/png"))
     cols = st.columns(len(files) + 1)
     for col, (label, name, mime) in zip(cols, files):
         path = Path(folder) / name

@@ -29,7 +29,9 @@ def test_tiny_run_reaches_done_and_shows_psnr(app, task, app_env):
     assert status.startswith("Done"), status
     psnr = [m for m in app.metric if "PSNR" in m.label and m.value.endswith("dB")]
     assert psnr, [(m.label, m.value) for m in app.metric]
-    assert len(app.get("download_button")) == 4  # result, EMA, history, report zip
+    labels = [b.proto.label for b in app.get("download_button")]
+    extra = ["Holes filled PNG"] if task == "inpaint" else []  # the user's pixels kept, only holes filled
+    assert labels == ["Result PNG", *extra, "EMA PNG", "History CSV", "Report (ZIP)"], labels
     if task != "impedance":  # Deep Image Prior beside the engine's classical methods
         table = app.dataframe[-1].value if app.dataframe else None
         assert table is not None and table["method"].str.startswith("Deep Image Prior").any()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 import pytest
 
 from dip.images import load_image
@@ -59,6 +61,14 @@ def test_task_run_writes_the_run_folder_and_reads_back(registry, tmp_path, task)
     assert names <= {b["name"] for b in disk.outcome["baselines"]}  # classical methods, via dip.runio
     assert all(b["psnr"] > 5 for b in disk.outcome["baselines"]) and names <= set(disk.outcome["images"])
     assert list_runs(tmp_path)[0]["id"] == v.id
+    holes_filled = folder / "result_known_kept.png"  # inpainting keeps the user's pixels in one download
+    assert holes_filled.is_file() == (task == "inpaint") and ("result_known_kept" in disk.outcome["images"]) == (
+        task == "inpaint")
+    if task == "inpaint":
+        known = problem.mask == 1
+        kept, observed = load_image(holes_filled), load_image(folder / "observed.png")
+        assert np.array_equal(kept[known], observed[known])
+        assert not np.array_equal(kept[~known], observed[~known])  # the holes are filled, not left black
 
 
 def test_impedance_run_writes_one_folder_per_target(registry, tmp_path):
