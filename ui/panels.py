@@ -108,6 +108,8 @@ def psnr_metrics(v: JobView) -> None:
     best, best_it = (m.get("psnr_best"), m.get("best_iteration")) if m else _best(recs)
     cols[0].metric("PSNR degraded input", _fmt(degraded))
     cols[1].metric("PSNR output", _fmt(output), _delta(output, degraded))
+    if m.get("psnr_final_known_kept") is not None:  # inpainting: what the baselines are compared with
+        cols[1].caption(f"{_fmt(m['psnr_final_known_kept'])} with the observed pixels kept")
     cols[2].metric("PSNR EMA output", _fmt(ema), _delta(ema, degraded))
     cols[3].metric("PSNR best iterate", _fmt(best), _delta(best, degraded),
                    help=f"Reached at iteration {best_it}." if best_it else None)

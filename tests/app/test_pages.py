@@ -31,6 +31,8 @@ def test_tiny_run_reaches_done_and_shows_psnr(app, task, app_env):
     assert psnr, [(m.label, m.value) for m in app.metric]
     labels = [b.proto.label for b in app.get("download_button")]
     extra = ["Holes filled PNG"] if task == "inpaint" else []  # the user's pixels kept, only holes filled
+    kept_caption = [c.value for c in app.caption if "with the observed pixels kept" in c.value]
+    assert len(kept_caption) == (task == "inpaint"), kept_caption
     assert labels == ["Result PNG", *extra, "EMA PNG", "History CSV", "Report (ZIP)"], labels
     if task != "impedance":  # Deep Image Prior beside the engine's classical methods
         table = app.dataframe[-1].value if app.dataframe else None
