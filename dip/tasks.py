@@ -48,6 +48,12 @@ class Problem:
             return None
         return psnr(self.x_true, self.degraded)
 
+    def holes_filled(self, x: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Inpainting: ``x`` with the observed pixels put back (None for other tasks, or without ``x``)."""
+        if self.mask is None or x is None:
+            return None
+        return degrade.keep_known(x, self.y, self.mask)
+
 
 def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None, min_side: Optional[int] = None
                   ) -> np.ndarray:
@@ -147,8 +153,8 @@ def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: in
         "final_input": preset.fit.final_input,
     }
     if problem.mask is not None and gt is not None:  # inpainting: also the result that keeps the observed pixels
-        kept = (lambda x: score(degrade.keep_known(x, problem.y, problem.mask)) if x is not None else None)
-        out["psnr_final_known_kept"], out["psnr_ema_known_kept"] = kept(result.output), kept(result.ema)
+        out["psnr_final_known_kept"] = score(problem.holes_filled(result.output))
+        out["psnr_ema_known_kept"] = score(problem.holes_filled(result.ema))
     if border and gt is not None:
         out["psnr_final_border_excluded"] = psnr(gt, result.output, border=border)
         out["psnr_ema_border_excluded"] = psnr(gt, result.ema, border=border)

@@ -25,7 +25,6 @@ from dip.impedance import run_impedance, target_slug, write_impedance_run
 from dip.models import make_input_code
 from dip.operators import Identity
 from dip.presets import Preset
-from dip.degrade import keep_known
 from dip.runio import preset_as_dict, write_baselines, write_json, write_run, write_snapshots
 from dip.tasks import Problem, build_net, solve, summarize
 from ui.config import SNAPSHOT_SIDE
@@ -115,8 +114,7 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
               x_true=problem.x_true, mask=problem.mask)
     images = {"observed": problem.degraded, "result": result.output, "result_ema": result.ema,
               "ground_truth": problem.x_true, "best": result.best, "blind": result.blind,
-              "result_known_kept": (keep_known(result.output, problem.y, problem.mask)
-                                    if problem.mask is not None else None)}
+              "result_known_kept": problem.holes_filled(result.output)}
     baselines = []
     if not result.cancelled:
         job.set_note("comparing with classical methods")
