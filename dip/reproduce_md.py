@@ -123,6 +123,10 @@ def _case_notes(c: dict) -> list[str]:
         notes.append("The final output is the network on its unperturbed input z (as the official inpainting "
                      "notebook); the best iterate, the ES picks and the moving average come from the fit's outputs, "
                      "whose input is perturbed every iteration, so the final output can score above the best iterate.")
+    elif c.get("psnr_final") is not None and c.get("psnr_best") is not None and c["psnr_final"] > c["psnr_best"]:
+        notes.append("The final output is one more forward pass after the last update (on the last perturbed input, "
+                     "as the official notebooks); the best iterate and the ES picks are chosen among the outputs "
+                     "before each update, so the final output can score slightly above them.")
     if "psnr_final_known_kept" in c:
         notes.append("\"Observed pixels kept\": the output with the known pixels put back, only the holes filled in. "
                      "The network re-draws every pixel (the known ones only approximately), while classical "

@@ -192,3 +192,12 @@ def test_only_may_name_presets_instead_of_groups(folders):
     assert slugs(("lab-sr", "stopping")) == ["lab-sr-zebra_GT", "lab-denoise-sample"]
     with pytest.raises(reproduce.ConfigError, match="unknown group.*or a preset: .*barbara"):
         reproduce.reproduce(images, folders[0].parent / "o", only=("barbra",))
+
+
+def test_case_notes_explain_a_final_output_above_the_best_iterate():
+    from dip.reproduce_md import _case_notes
+    above = {"final_input": "perturbed", "psnr_final": 27.46, "psnr_best": 27.38}
+    below = {"final_input": "perturbed", "psnr_final": 30.22, "psnr_best": 30.24}
+    assert any("after the last update" in n for n in _case_notes(above))
+    assert not any("after the last update" in n for n in _case_notes(below))
+    assert not any("after the last update" in n for n in _case_notes({**above, "final_input": "clean"}))
