@@ -119,11 +119,12 @@ def _case_section(c: dict) -> list[str]:
 def _case_notes(c: dict) -> list[str]:
     """Why rows of one case compare the way they do (what a reader would otherwise take for a bug)."""
     notes = []
+    final_gap = _gap(c, "psnr_final")
     if c.get("final_input") == "clean":
         notes.append("The final output is the network on its unperturbed input z (as the official inpainting "
                      "notebook); the best iterate, the ES picks and the moving average come from the fit's outputs, "
                      "whose input is perturbed every iteration, so the final output can score above the best iterate.")
-    elif c.get("psnr_final") is not None and c.get("psnr_best") is not None and c["psnr_final"] > c["psnr_best"]:
+    elif final_gap is not None and final_gap < 0:
         notes.append("The final output is one more forward pass after the last update (on the last perturbed input, "
                      "as the official notebooks); the best iterate and the ES picks are chosen among the outputs "
                      "before each update, so the final output can score slightly above them.")
