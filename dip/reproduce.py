@@ -84,11 +84,19 @@ def sample_cases(samples: Path) -> tuple[Case, ...]:
 def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case]:
     """The cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples.
 
-    An item of ``only`` may also name a preset (e.g. "barbara"): its case runs on its own, paper preset or not.
+    An item of ``only`` may also name a preset (e.g. "barbara") or one case by its run folder (e.g.
+    "lab-denoise-chelsea"): that case runs on its own, paper preset or not. Naming cases lets a multi-hour
+    study go on with the cases it has not finished, without running the finished ones again.
     """
-    chosen = [c for c in LAB_CASES if c.group in only or c.preset in only]
-    chosen += [c for c in PAPER_CASES if (paper and c.group in only) or c.preset in only]
-    return chosen + (list(sample_cases(samples)) if "stopping" in only else [])
+    named = (lambda c: c.preset in only or c.slug in only)
+    chosen = [c for c in LAB_CASES if c.group in only or named(c)]
+    chosen += [c for c in PAPER_CASES if (paper and c.group in only) or named(c)]
+    return chosen + [c for c in sample_cases(samples) if "stopping" in only or named(c)]
+
+
+def case_names(samples: Path) -> set[str]:
+    """The run-folder names ``--only`` accepts besides groups and presets."""
+    return {c.slug for c in LAB_CASES + PAPER_CASES + sample_cases(samples)}
 
 
 def adjust_preset(preset: Preset) -> Preset:
@@ -284,10 +292,11 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     Restoration cases save their fit's state every ``checkpoint_every`` iterations (0: never) in their run
     folder, and continue from it when the same command runs again after an interruption.
     """
-    unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES]
+    unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES and g not in case_names(Path(samples))]
     if unknown:
         raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}, or a "
-                          f"preset: {', '.join(sorted(PRESET_NAMES))}.")
+                          f"preset: {', '.join(sorted(PRESET_NAMES))}, or a case: "
+                          f"{', '.join(sorted(case_names(Path(samples))))}.")
     if checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {checkpoint_every}; use 0 (no checkpoints) or a number of iterations.")
     if not iters_scale > 0:
@@ -383,8 +392,9 @@ def register(subparsers) -> None:
     p.add_argument("--images", required=True, type=Path, help="folder with the paper's images (shared/paper_images)")
     p.add_argument("--out", required=True, type=Path, help="output folder for results.md/json, figures and runs")
     p.add_argument("--only", default=",".join(DEFAULT_GROUPS),
-                   help=f"comma-separated groups among {','.join(GROUPS)}, or preset names (e.g. barbara) "
-                        "to run just those cases (default: %(default)s)")
+                   help=f"comma-separated groups among {','.join(GROUPS)}, preset names (e.g. barbara) or case "
+                        "names (run folders, e.g. lab-denoise-chelsea) to run just those cases "
+                        "(default: %(default)s)")
     p.add_argument("--iters-scale", type=float, default=1.0,
                    help="multiply every preset's iterations (and ES window/patience, snapshot spacing) by F")
     p.add_argument("--paper-presets", action="store_true",

@@ -190,8 +190,11 @@ def test_only_may_name_presets_instead_of_groups(folders):
     assert slugs(("denoise", "barbara")) == ["lab-denoise-F16_GT", "barbara-barbara"]
     assert slugs(("denoise",), paper=True) == ["lab-denoise-F16_GT", "f16-F16_GT"]
     assert slugs(("lab-sr", "stopping")) == ["lab-sr-zebra_GT", "lab-denoise-sample"]
-    with pytest.raises(reproduce.ConfigError, match="unknown group.*or a preset: .*barbara"):
-        reproduce.reproduce(images, folders[0].parent / "o", only=("barbra",))
+    # one case by its run folder, e.g. to finish a study without re-running its finished cases
+    assert slugs(("lab-denoise-sample",)) == ["lab-denoise-sample"]
+    assert slugs(("zebra-x8-zebra_GT",)) == ["zebra-x8-zebra_GT"]
+    with pytest.raises(reproduce.ConfigError, match="unknown group.*or a preset: .*barbara.*or a case: .*lab-denoise-sample"):
+        reproduce.reproduce(images, folders[0].parent / "o", only=("barbra",), samples=samples)
 
 
 def test_case_notes_explain_a_final_output_above_the_best_iterate():
