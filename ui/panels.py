@@ -39,10 +39,11 @@ def job_panel(task: str, render: Optional[Callable[[JobView], None]] = None) -> 
     @st.fragment(run_every=config.poll_seconds())
     def live():
         current = state.view(job)
-        if current is not None:
-            render(current)
         if current is None or not current.active:
-            st.rerun()  # the whole page: polling stops, the final result and downloads appear
+            # The whole page draws the final state once (result, downloads) and polling stops. Drawing it here
+            # too would show it twice while that rerun runs (the fragment's copy stays until the page is done).
+            st.rerun()
+        render(current)
 
     live()
 

@@ -13,6 +13,7 @@ FILE_CHIP = "stFileChipName"
 SUCCESS = "stAlertContentSuccess"
 ERROR = "stAlertContentError"
 EXCEPTION = "stException"
+STALE = "[data-testid='stElementContainer'][data-stale='true']"  # the previous run's, until the rerun ends
 METRIC = "stMetric"
 PRIMARY_BUTTON = "stBaseButton-primary"
 EXPANDER = "stExpander"

@@ -19,6 +19,7 @@ RUN_TIMEOUT_MS = 180_000  # a 30-iteration job of a small net on a busy 2-core C
 def wait_for_app(page) -> None:
     page.wait_for_selector(sel.APP_CONNECTED, timeout=60_000)
     expect(page.locator(sel.APP)).to_have_attribute("data-test-script-state", "notRunning", timeout=60_000)
+    expect(page.locator(sel.STALE)).to_have_count(0, timeout=60_000)
 
 
 def open_page(page, title: str) -> None:
@@ -68,8 +69,13 @@ def test_denoise_upload_run_and_every_page(app_server, page, small_png, screensh
     wait_for_app(page)
     page.get_by_test_id(sel.UPLOAD_INPUT).set_input_files(str(small_png))
     expect(page.get_by_test_id(sel.FILE_CHIP)).to_contain_text("chelsea_face.png")
+    # The upload's rerun has drawn the page once its observation caption shows; until then the script state can
+    # still read notRunning and the old run's (stale) widgets sit beside the new ones, e.g. two "Advanced" expanders.
+    expect(page.get_by_text(re.compile(r"Working image: \d+x\d+ px"))).to_be_visible(timeout=60_000)
     wait_for_app(page)
-    page.get_by_test_id(sel.EXPANDER).get_by_text("Advanced", exact=False).click()
+    advanced = page.get_by_test_id(sel.EXPANDER).filter(has_text="Advanced")
+    expect(advanced).to_have_count(1, timeout=60_000)
+    advanced.get_by_text("Advanced", exact=False).click()
     choose(page, "Working size", "64")
     set_number(page, "Iterations", 30)
     set_number(page, "Channels (widest level)", 16)
