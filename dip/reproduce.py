@@ -292,11 +292,11 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     Restoration cases save their fit's state every ``checkpoint_every`` iterations (0: never) in their run
     folder, and continue from it when the same command runs again after an interruption.
     """
-    unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES and g not in case_names(Path(samples))]
+    cases_known = case_names(Path(samples))
+    unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES and g not in cases_known]
     if unknown:
         raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}, or a "
-                          f"preset: {', '.join(sorted(PRESET_NAMES))}, or a case: "
-                          f"{', '.join(sorted(case_names(Path(samples))))}.")
+                          f"preset: {', '.join(sorted(PRESET_NAMES))}, or a case: {', '.join(sorted(cases_known))}.")
     if checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {checkpoint_every}; use 0 (no checkpoints) or a number of iterations.")
     if not iters_scale > 0:

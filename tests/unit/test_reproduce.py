@@ -193,7 +193,8 @@ def test_only_may_name_presets_instead_of_groups(folders):
     # one case by its run folder, e.g. to finish a study without re-running its finished cases
     assert slugs(("lab-denoise-sample",)) == ["lab-denoise-sample"]
     assert slugs(("zebra-x8-zebra_GT",)) == ["zebra-x8-zebra_GT"]
-    with pytest.raises(reproduce.ConfigError, match="unknown group.*or a preset: .*barbara.*or a case: .*lab-denoise-sample"):
+    with pytest.raises(reproduce.ConfigError,
+                       match="unknown group.*or a preset: .*barbara.*or a case: .*lab-denoise-sample"):
         reproduce.reproduce(images, folders[0].parent / "o", only=("barbra",), samples=samples)
 
 
