@@ -34,7 +34,8 @@ def pick_device(preferred: Optional[str | torch.device] = None) -> torch.device:
     else:
         dev = torch.device(preferred)
         if dev.type not in available_devices():
-            raise ConfigError(f"device {preferred!r} is not available here; available: {', '.join(available_devices())}.")
+            available = ", ".join(available_devices())
+            raise ConfigError(f"device {preferred!r} is not available here; available: {available}.")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size for the whole run: let cuDNN pick kernels once
     return dev

@@ -195,7 +195,10 @@ def count_parameters(net: nn.Module) -> int:
 
 @dataclass(frozen=True)
 class InputConfig:
-    """The fixed input code z: ``"noise"`` is U(0, 1) * scale (official ``var=1/10``); ``"meshgrid"`` needs 2 channels."""
+    """The fixed input code z.
+
+    ``"noise"`` is U(0, 1) * scale (official ``var=1/10``); ``"meshgrid"`` needs 2 channels.
+    """
 
     kind: str = "noise"
     channels: int = 32

@@ -57,7 +57,8 @@ def _fit(**kw) -> FitConfig:
 
 _LAB = "lab seed table (DEVELOPERS.md)"
 PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("lab-impedance", "impedance", IMPEDANCE_NET, InputConfig(channels=3), _fit(iterations=2400, early_stop="none"),
+    Preset("lab-impedance", "impedance", IMPEDANCE_NET, InputConfig(channels=3),
+           _fit(iterations=2400, early_stop="none"),
            "Lab: fit image, image+noise, shuffled pixels and noise (paper Fig. 2)", _LAB),
     Preset("lab-denoise", "denoise", STANDARD_NET, InputConfig(channels=32), _fit(iterations=1800, backtrack=True),
            "Lab: Gaussian denoising, sigma 25, 1800 iterations", _LAB, sample="F16_GT.png"),

@@ -387,8 +387,9 @@ def _write(out: Path, results: dict) -> None:
 def register(subparsers) -> None:
     """Add the ``reproduce`` subcommand to the ``python -m dip`` parser."""
     p = subparsers.add_parser("reproduce", help="run the lab experiments (and paper presets) on the paper's images",
-                              description="Run the lab experiments (and, with --paper-presets, the official notebooks' presets) "
-                                          "on the paper's images; write results.md, results.json, figures and run folders.")
+                              description="Run the lab experiments (and, with --paper-presets, the official "
+                                          "notebooks' presets) on the paper's images; write results.md, "
+                                          "results.json, figures and run folders.")
     p.add_argument("--images", required=True, type=Path, help="folder with the paper's images (shared/paper_images)")
     p.add_argument("--out", required=True, type=Path, help="output folder for results.md/json, figures and runs")
     p.add_argument("--only", default=",".join(DEFAULT_GROUPS),

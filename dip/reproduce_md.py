@@ -194,10 +194,12 @@ def render_markdown(results: dict) -> str:
     m, s, cases = results["machine"], results["settings"], results["cases"]
     lines = ["# Reproduction results", "",
              f"- date: {results['date']}",
-             f"- machine (of the latest command): {m['cpu']} ({m['cores']} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
+             f"- machine (of the latest command): {m['cpu']} ({m['cores']} cores)"
+             + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
              f"- fits ran on: {m['device']}; torch {m['torch']}, Python {m['python']}, {m['platform']}",
              *_commands(results),
-             f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, seed {s['seed']}, "
+             f"- settings: iterations × {s['iters_scale']}, max side {s['max_side'] or 'full size'}, "
+             f"seed {s['seed']}, "
              f"precision {s.get('precision', 'auto')} (auto: bf16 autocast where the hardware has it)",
              "- PSNR: RGB (grey for Barbara), data range 1, skimage, full image, as the official notebooks; "
              "F16 also with its corrupted 1-px border excluded.",
