@@ -120,6 +120,9 @@ class FitResult:
     best_iteration: Optional[int] = None
     blind: Optional[np.ndarray] = None
     blind_iteration: Optional[int] = None
+    # True once no lower variance came for es_patience iterations: the detector saw the fit turn. A run that ends
+    # sooner leaves the pick provisional (the fit may still have been improving).
+    blind_confirmed: Optional[bool] = None
     iterations_done: int = 0
     cancelled: bool = False
     seconds: float = 0.0
@@ -408,6 +411,7 @@ def _finish(result, step, tracker, cfg, on_snapshot):
     if det is not None and det.best_image is not None:
         result.blind = to_image(det.best_image).clip(0, 1)
         result.blind_iteration = int(det.best_iteration)
+        result.blind_confirmed = det.should_stop()
     n = result.iterations_done
     if on_snapshot is not None and n and n % cfg.snapshot_every:
         on_snapshot(Snapshot(n, result.output, result.ema))

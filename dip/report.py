@@ -74,6 +74,9 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
             out.append((f"{prefix}{k}", v))
     return out
 
+# Whether the ES-WMV pick was confirmed: the run went on for the detector's patience with no lower variance after it.
+PICK_STATE = {True: ", confirmed", False: ", provisional: the run ended before the detector's patience ran out"}
+
 
 def summary_markdown(metrics: dict, config: dict, baselines: list[dict]) -> str:
     """The bundle's summary.md: PSNRs, run facts, hyper-parameters, baselines."""
@@ -83,7 +86,8 @@ def summary_markdown(metrics: dict, config: dict, baselines: list[dict]) -> str:
     rows = [["final image", db(metrics.get("psnr_final")), metrics.get("iterations")],
             ["moving average (EMA)", db(metrics.get("psnr_ema")), None],
             ["best iterate (needs ground truth)", db(metrics.get("psnr_best")), metrics.get("best_iteration")],
-            ["best, no ground truth (ES-WMV)", db(metrics.get("psnr_blind")), metrics.get("blind_iteration")],
+            ["best, no ground truth (ES-WMV)" + PICK_STATE.get(metrics.get("blind_confirmed"), ""),
+             db(metrics.get("psnr_blind")), metrics.get("blind_iteration")],
             ["degraded input", db(metrics.get("psnr_observed")), None]]
     for key, label in (("psnr_final_border_excluded", "final, 1-px border excluded"),
                        ("psnr_ema_border_excluded", "EMA, 1-px border excluded"),

@@ -150,6 +150,7 @@ def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: in
         "psnr_observed": problem.psnr_degraded, "psnr_final": score(result.output), "psnr_ema": score(result.ema),
         "psnr_best": best_psnr, "best_iteration": result.best_iteration if best_psnr is not None else None,
         "psnr_blind": score(result.blind), "blind_iteration": result.blind_iteration,
+        "blind_confirmed": result.blind_confirmed, "es_patience": preset.fit.es_patience,
         "final_input": preset.fit.final_input,
     }
     if problem.mask is not None and gt is not None:  # inpainting: also the result that keeps the observed pixels

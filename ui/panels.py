@@ -102,6 +102,7 @@ def psnr_metrics(v: JobView) -> None:
         blind_it = m.get("blind_iteration")
         cols[2].metric(BLIND_LABEL, f"iteration {blind_it}" if blind_it else "–", help=BLIND_HELP)
         cols[3].metric("Iterations", f"{v.iteration}/{v.total}")
+        _provisional_note(m)
         return
     degraded = v.info.get("psnr_degraded", m.get("psnr_observed"))
     output = m.get("psnr_final") if m else (last.psnr_true if last else None)
@@ -121,6 +122,16 @@ def psnr_metrics(v: JobView) -> None:
     if blind_it:
         cols[4].caption(f"at iteration {blind_it}" + (f" ({blind_psnr - best:+.2f} dB vs the oracle)"
                                                       if blind_psnr is not None and best is not None else ""))
+    _provisional_note(m)
+
+
+def _provisional_note(m: dict) -> None:
+    """Say when the blind pick was never confirmed: the detector had not seen the fit turn to noise yet."""
+    if m.get("blind_confirmed") is False:
+        st.caption(f"{BLIND_LABEL} is provisional: the variance did not fall below its value at iteration "
+                   f"{m.get('blind_iteration')} again, but the run ended before the detector's patience "
+                   f"({m.get('es_patience')} iterations) ran out, so the fit may still have been improving; "
+                   "the output may be the better choice.")
 
 
 def _best(recs: list) -> tuple[Optional[float], Optional[int]]:

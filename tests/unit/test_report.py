@@ -61,6 +61,8 @@ def test_report_zip_holds_what_the_lab_report_asks_for(run_folder):
     summary = z.read("summary.md").decode()
     assert f"{metrics['psnr_final']:.2f} dB" in summary
     assert "fit.lr: 0.01" in summary and "Non-local means" in summary
+    # 30 iterations cannot exhaust a patience of 50: the summary calls the blind pick provisional
+    assert metrics["blind_confirmed"] is False and "(ES-WMV), provisional" in summary
     assert json.loads(z.read("config.json"))["fit"]["iterations"] == 30
     strip = Image.open(io.BytesIO(z.read("progress_strip.png")))
     assert strip.width >= 3 * 128  # 3 snapshots (10, 20, 30) side by side, 128 px high

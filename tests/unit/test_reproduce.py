@@ -205,3 +205,19 @@ def test_case_notes_explain_a_final_output_above_the_best_iterate():
     assert any("after the last update" in n for n in _case_notes(above))
     assert not any("after the last update" in n for n in _case_notes(below))
     assert not any("after the last update" in n for n in _case_notes({**above, "final_input": "clean"}))
+
+
+def test_stopping_table_tells_a_confirmed_pick_from_a_provisional_one():
+    """A pick is confirmed when the patience ran out before the run ended; chelsea's early pick (942 of 1800,
+    patience 1000) was not, a run stopped at its pick + patience was."""
+    from dip.reproduce_md import _goal_rows, _stopping_section
+    base = {"group": "stopping", "preset_name": "lab-denoise", "task": "denoise", "psnr_best": 29.70,
+            "best_iteration": 1608, "psnr_final": 29.57, "es_patience": 1000}
+    provisional = {**base, "image": "chelsea.png", "iterations": 1800, "psnr_blind": 29.02, "blind_iteration": 942,
+                   "psnr_blind_emv": 29.11, "blind_iteration_emv": 919}
+    stopped = {**base, "image": "stopped.png", "iterations": 1942, "psnr_blind": 29.60, "blind_iteration": 942}
+    table = "\n".join(_stopping_section([provisional, stopped]))
+    assert "| 29.02 (942) | 0.68 | no | 29.11 (919) | 0.59 | no |" in table
+    assert "| 29.60 (942) | 0.10 | yes | – (None) | – | – |" in table
+    worst = next(r for r in _goal_rows([provisional, stopped]) if r[0].startswith("blind stop"))
+    assert worst[1:4] == ["0.68", "≤ 0.5", "no"] and worst[4].endswith("confirmed before the run ended: 1 of 3")

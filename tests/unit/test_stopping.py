@@ -149,6 +149,7 @@ def test_fit_stops_at_blind_after_patience():
     result = fit(net, z, to_tensor(y), Identity(), cfg, device="cpu")
     assert result.iterations_done < 400
     assert result.iterations_done == result.blind_iteration + 15
+    assert result.blind_confirmed is True
     assert result.blind.shape == x.shape
 
 
@@ -165,3 +166,4 @@ def test_blind_iterate_is_close_to_the_oracle_on_a_small_noisy_image():
     assert best - blind <= 2.0, (best, blind, result.blind_iteration)
     assert best - emv_psnr <= 2.0, (best, emv_psnr, emv.best_iteration)
     assert blind > final
+    assert result.blind_confirmed is False, "400 iterations cannot exhaust a patience of 1000"
