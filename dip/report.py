@@ -74,6 +74,7 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
             out.append((f"{prefix}{k}", v))
     return out
 
+
 # Whether the ES-WMV pick was confirmed: the run went on for the detector's patience with no lower variance after it.
 PICK_STATE = {True: ", confirmed", False: ", provisional: the run ended before the detector's patience ran out"}
 

@@ -205,7 +205,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
     metrics.update(psnr_blind_emv=psnr(gt, emv_image) if emv_image is not None else None,
                    blind_iteration_emv=watch.emv.best_iteration, es_window=preset.fit.es_window,
-                   es_patience=preset.fit.es_patience, image=case.image, emv_side_detector=True)
+                   image=case.image, emv_side_detector=True)  # summarize records es_patience
     border_psnr = {}
     if case.border:
         metrics["psnr_observed_border_excluded"] = psnr(gt, problem.degraded, border=case.border)

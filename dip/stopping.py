@@ -24,6 +24,12 @@ import torch
 from dip.errors import ConfigError
 
 
+def pick_confirmed(pick: int, last_iteration: int, patience: int) -> bool:
+    """True once ``patience`` iterations have passed since the pick with no lower variance: the detector saw the
+    fit turn. Before that the pick is provisional (the fit may still be improving)."""
+    return last_iteration - pick >= patience
+
+
 class _Detector:
     """Shared bookkeeping: the minimum of a per-iteration score, its iterate and its image."""
 
@@ -56,7 +62,7 @@ class _Detector:
     def should_stop(self) -> bool:
         """True once the variance has not reached a new minimum for ``patience`` iterations."""
         best = self.best_iteration
-        return best is not None and self.last_iteration - best >= self.patience
+        return best is not None and pick_confirmed(best, self.last_iteration, self.patience)
 
     def state_dict(self) -> dict:
         """Every attribute (tensors and plain numbers), for resuming a run (``dip.checkpoint``)."""
