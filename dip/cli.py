@@ -14,10 +14,9 @@ from typing import Optional, Sequence
 from dip import degrade
 from dip.checkpoint import Checkpoint
 from dip.errors import DIPError
-from dip.fit import Snapshot
 from dip.images import load_image
 from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
-from dip.progress import add_checkpoint_flag, continue_bar, progress_bar
+from dip.progress import FitProgress, add_checkpoint_flag
 from dip.runio import preset_as_dict, write_run
 from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
 
@@ -42,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("impedance", help="fit image, image+noise, shuffled pixels and noise (paper Fig. 2)")
     _common(p, "impedance")
     p.add_argument("--sigma", type=float, default=25.0, help="noise of the 'image + noise' target, 0-255 units")
+    add_checkpoint_flag(p, "OUT/checkpoint-TARGET.pt (one per target)")
     p = sub.add_parser("denoise", help="remove Gaussian noise (or restore an already noisy image)")
     _common(p, "denoise")
     p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise sigma in 0-255 units (default 25)")
@@ -89,31 +89,6 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
     return preset.with_overrides(fit=fit, **task)
 
 
-class _Progress:
-    """tqdm bar on stderr fed by StepRecords, plus the snapshots kept for writing."""
-
-    def __init__(self, total: int, label: str):
-        self.bar = progress_bar(total, label, refresh_s=0.5)
-        self.snapshots = []
-
-    def step(self, rec) -> None:
-        self.bar.update(1)
-        post = {"loss": f"{rec.loss:.2e}"}
-        if rec.psnr_true is not None:
-            post["psnr"] = f"{rec.psnr_true:.2f}"
-        self.bar.set_postfix(post, refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
-
-    def state_dict(self) -> dict:
-        return {"steps": self.bar.n, "snapshots": [s.to_state() for s in self.snapshots]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.snapshots[:] = [Snapshot.from_state(s) for s in state["snapshots"]]  # fit appends to this list
-        continue_bar(self.bar, state["steps"], f"continuing from the checkpoint at iteration {state['steps']}")
-
-
 def run_task(args: argparse.Namespace) -> dict:
     """denoise / sr / inpaint: load, degrade, fit, write; returns the metrics."""
     preset = preset_from_args(args)
@@ -127,7 +102,7 @@ def run_task(args: argparse.Namespace) -> dict:
     if preset.task == "inpaint" and args.mask is not None:
         mask = degrade.load_mask(args.mask, height=image.shape[0], width=image.shape[1])
     problem = make_problem(preset, image, observed=observed, mask=mask, seed=preset.fit.seed)
-    progress = _Progress(preset.fit.iterations, preset.task)
+    progress = FitProgress(preset.fit.iterations, preset.task)
     checkpoint = (Checkpoint(args.out / "checkpoint.pt", args.checkpoint_every, extra=progress)
                   if args.checkpoint_every else None)
     try:
@@ -147,21 +122,23 @@ def run_task(args: argparse.Namespace) -> dict:
 
 def run_impedance_cmd(args: argparse.Namespace) -> dict:
     """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
-    from dip.impedance import run_impedance, write_impedance_run
+    from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints,
+                               write_impedance_run)
     preset = preset_from_args(args)
     image = load_for(preset, args.image, max_side=args.max_side)
-    bars: dict[str, _Progress] = {}
-
-    def bar(name: str) -> _Progress:
-        return bars.setdefault(name, _Progress(preset.fit.iterations, name))
-
+    bars = {name: FitProgress(preset.fit.iterations, name) for name in TARGETS}
+    checkpoints = (target_checkpoints(args.out, args.checkpoint_every, extras=bars)
+                   if args.checkpoint_every else {})
     try:
-        res = run_impedance(preset, image, device=args.device, on_step=lambda name, rec: bar(name).step(rec),
-                            on_snapshot=lambda name, snap: bar(name).snapshots.append(snap))
+        res = run_impedance(preset, image, device=args.device, on_step=lambda name, rec: bars[name].step(rec),
+                            on_snapshot=lambda name, snap: bars[name].snapshots.append(snap),
+                            checkpoints=checkpoints)
     finally:
         for b in bars.values():
             b.close()
-    return write_impedance_run(args.out, preset, res, snapshots={n: b.snapshots for n, b in bars.items()})
+    metrics = write_impedance_run(args.out, preset, res, snapshots={n: b.snapshots for n, b in bars.items()})
+    remove_checkpoints(checkpoints)
+    return metrics
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -7,11 +7,13 @@ its pixels shuffled, and U(0, 1) noise. The loss of every iteration is recorded 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from dip import degrade
+from dip.checkpoint import Checkpoint, Stateful
 from dip.fit import FitResult, Snapshot, StepRecord
 from dip.images import save_image
 from dip.metrics import psnr
@@ -89,14 +91,21 @@ def fig2_ordering(losses: dict[str, list[float]], variances: dict[str, float], c
 def run_impedance(preset: Preset, x: np.ndarray, *, targets: tuple = TARGETS, device: Optional[str] = None,
                   on_step: Optional[Callable[[str, StepRecord], None]] = None,
                   on_snapshot: Optional[Callable[[str, Snapshot], None]] = None,
-                  should_stop: Optional[Callable[[], bool]] = None) -> ImpedanceResult:
-    """Fit each target in turn with the preset's network and fit settings (lab: 2400 iterations each)."""
+                  should_stop: Optional[Callable[[], bool]] = None,
+                  checkpoints: Optional[dict[str, Checkpoint]] = None) -> ImpedanceResult:
+    """Fit each target in turn with the preset's network and fit settings (lab: 2400 iterations each).
+
+    checkpoints : per target name, where its fit saves its state and continues from (``target_checkpoints``).
+        Keep them until the whole run is written: a target that had finished is rebuilt from its last
+        checkpoint (repeating at most ``every`` iterations) rather than fitted again from the start.
+    """
     all_targets = make_targets(x, sigma_255=preset.sigma_255, seed=preset.fit.seed)
     out = ImpedanceResult({k: all_targets[k] for k in targets})
+    checkpoints = checkpoints or {}
     for name, target in out.targets.items():
         problem = Problem("impedance", target, Identity(), target.shape, x_true=target, degraded=target)
         out.results[name] = solve(
-            preset, problem, device=device, should_stop=should_stop,
+            preset, problem, device=device, should_stop=should_stop, checkpoint=checkpoints.get(name),
             on_step=(lambda r, n=name: on_step(n, r)) if on_step else None,
             on_snapshot=(lambda s, n=name: on_snapshot(n, s)) if on_snapshot else None)
         if out.results[name].cancelled:
@@ -109,12 +118,26 @@ def target_slug(name: str) -> str:
     return name.replace(" + ", "_plus_").replace(" ", "_")
 
 
+def target_checkpoints(folder, every: int, extras: Optional[dict[str, Stateful]] = None,
+                       targets: tuple = TARGETS) -> dict[str, Checkpoint]:
+    """One checkpoint file per target in ``folder`` (``checkpoint-image_plus_noise.pt``...), each saved every
+    ``every`` iterations with the caller's state ``extras[name]`` (e.g. its progress bar and snapshots)."""
+    extras = extras or {}
+    return {name: Checkpoint(Path(folder) / f"checkpoint-{target_slug(name)}.pt", every, extra=extras.get(name))
+            for name in targets}
+
+
+def remove_checkpoints(checkpoints: dict[str, Checkpoint]) -> None:
+    """Delete the per-target checkpoint files once the run is written (a rerun then starts afresh)."""
+    for c in checkpoints.values():
+        c.path.unlink(missing_ok=True)
+
+
 def write_impedance_run(folder, preset: Preset, res: ImpedanceResult, *,
                         snapshots: Optional[dict[str, list[Snapshot]]] = None, extra: Optional[dict] = None) -> dict:
     """Write an impedance run: per-target folders (target, result, snapshots), a combined history.csv with a
     ``target`` column, result.png / result_ema.png of the natural image, observed.png (the four targets side by
     side), metrics.json and config.json. Returns the metrics."""
-    from pathlib import Path
     folder, snapshots = Path(folder), snapshots or {}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "history.csv").unlink(missing_ok=True)
@@ -128,6 +151,8 @@ def write_impedance_run(folder, preset: Preset, res: ImpedanceResult, *,
         losses = [h.loss for h in r.history] or [float("nan")]
         targets[name] = {"final_loss": losses[-1], "min_loss": min(losses), "iterations": r.iterations_done,
                          "seconds": round(r.seconds, 3), "psnr_fit": psnr(res.targets[name], r.output)}
+        if r.resumed_from:
+            targets[name]["resumed_from"] = r.resumed_from
     natural = res.results.get("image")
     cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
     metrics = {**(extra or {}), "task": "impedance", "preset": preset.name, "iterations": preset.fit.iterations,

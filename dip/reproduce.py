@@ -4,8 +4,9 @@ Writes, under ``--out``: ``results.json`` and ``results.md`` (rewritten after ev
 that stops keeps what it finished), ``figures/`` (per case a progress strip and the loss/PSNR curves as PNG)
 and ``runs/<case>/`` (each case's full run folder: images, history.csv with every iteration, snapshots,
 metrics.json, config.json, baselines.json). While a case runs, its folder holds ``checkpoint.pt`` (the fit's
-state, saved every ``--checkpoint-every`` iterations): running the same command again continues an interrupted
-case from there instead of from the start, and the file is removed once the case is written.
+state, saved every ``--checkpoint-every`` iterations; the impedance case one ``checkpoint-TARGET.pt`` per target):
+running the same command again continues an interrupted case from there instead of from the start, and the files
+are removed once the case is written.
 
 Every fit also feeds an ES-EMV detector from its per-iteration snapshots, so both ground-truth-free
 detectors are measured on the same trajectory (ES-WMV runs inside the fit loop).
@@ -33,7 +34,7 @@ from dip.fit import Snapshot
 from dip.images import load_image, save_image
 from dip.metrics import psnr
 from dip.presets import Preset, get_preset
-from dip.progress import add_checkpoint_flag, continue_bar, progress_bar
+from dip.progress import FitProgress, add_checkpoint_flag, continue_bar, progress_bar
 from dip.reproduce_md import machine_info, render_markdown
 from dip.runio import preset_as_dict, write_baselines, write_json, write_run
 from dip.stopping import ExponentialVariance
@@ -242,21 +243,22 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
 
 def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
     """Noise impedance (Fig. 2): loss of the four targets at a few iterations and their ordering."""
-    from dip.impedance import TARGETS, run_impedance, write_impedance_run
+    from dip.impedance import TARGETS, remove_checkpoints, run_impedance, target_checkpoints, write_impedance_run
     preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
     n = preset.fit.iterations
-    bar = progress_bar(n * len(TARGETS), case.slug)
-    snaps: dict[str, list] = {}
-    try:
-        res = run_impedance(preset, image, device=opts.device, on_step=lambda _n, _r: bar.update(1),
-                            on_snapshot=lambda name, s: snaps.setdefault(name, []).append(s))
-    finally:
-        bar.close()
     run_dir = out / "runs" / case.slug
-    metrics = write_impedance_run(run_dir, preset, res, snapshots=snaps)
-    checkpoints = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
-    fig2 = res.ordering(checkpoints)
+    bars = {name: FitProgress(n, f"{case.slug}: {name}") for name in TARGETS}
+    checkpoints = target_checkpoints(run_dir, opts.checkpoint_every, extras=bars) if opts.checkpoint_every else {}
+    try:
+        res = run_impedance(preset, image, device=opts.device, on_step=lambda name, r: bars[name].step(r),
+                            on_snapshot=lambda name, s: bars[name].snapshots.append(s), checkpoints=checkpoints)
+    finally:
+        for b in bars.values():
+            b.close()
+    metrics = write_impedance_run(run_dir, preset, res, snapshots={k: b.snapshots for k, b in bars.items()})
+    at = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
+    fig2 = res.ordering(at)
     rows = [{"iteration": h.iteration, "loss": h.loss, "target": name}
             for name, r in res.results.items() for h in r.history]
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -265,12 +267,13 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     frames = [(name, t) for name, t in res.targets.items()] + [(f"fit: {k}", r.output) for k, r in res.results.items()]
     figures["progress"] = f"figures/{case.slug}_progress.png"
     progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
+    remove_checkpoints(checkpoints)  # the case is written; a rerun starts it afresh
     return {"group": case.group, "task": "impedance", "image": case.image, "preset": case.set,
             "preset_name": preset.name, "precision": next(iter(res.results.values())).precision, "factor": None,
             "iterations": n, "shape": metrics["shape"],
             "psnr_observed": None, "psnr_final": None, "psnr_ema": None, "psnr_best": None, "best_iteration": None,
             "psnr_blind": None, "blind_iteration": None, "baselines": {},
-            "loss_at": {str(c): res.loss_at(c) for c in checkpoints},
+            "loss_at": {str(c): res.loss_at(c) for c in at},
             "relative_loss_at": {str(c): v for c, v in fig2["relative"]["loss_at"].items()},
             "fig2": {m: {"order_at": {str(c): o for c, o in f["order_at"].items()}, "mean_loss": f["mean_loss"],
                          "speed_order": f["speed_order"], "holds": f["holds"]} for m, f in fig2.items()},
@@ -289,7 +292,7 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     ------
     ConfigError for unknown groups or a non-positive scale; ImageError when an image file is missing.
 
-    Restoration cases save their fit's state every ``checkpoint_every`` iterations (0: never) in their run
+    Every fit (each impedance target too) saves its state every ``checkpoint_every`` iterations (0: never) in its run
     folder, and continue from it when the same command runs again after an interruption.
     """
     cases_known = case_names(Path(samples))

@@ -120,11 +120,11 @@ def test_python_dash_m_entry_point_shows_help():
 
 
 def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypatch, capsys):
-    from dip import cli
+    from dip.progress import FitProgress
     args = ["denoise", "--image", SAMPLE, "--max-side", "96", "--iters", "6", "--snapshot-every", "1",
             "--checkpoint-every", "2"]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
-    step = cli._Progress.step
+    step = FitProgress.step
 
     def dies_at_5(self, rec):
         if rec.iteration == 5:
@@ -132,11 +132,11 @@ def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypa
         step(self, rec)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(cli._Progress, "step", dies_at_5)
+    monkeypatch.setattr(FitProgress, "step", dies_at_5)
     with pytest.raises(KeyboardInterrupt):
         main(args + ["--out", str(out)])
     assert (out / "checkpoint.pt").is_file() and not (out / "metrics.json").exists()
-    monkeypatch.setattr(cli._Progress, "step", step)
+    monkeypatch.setattr(FitProgress, "step", step)
     capsys.readouterr()
     assert main(args[:5] + ["--iters", "8"] + args[7:] + ["--out", str(out)]) == 2  # another run's checkpoint
     assert "was written by a different run" in capsys.readouterr().err
@@ -147,6 +147,35 @@ def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypa
     assert metrics["psnr_final"] == whole["psnr_final"] and metrics["psnr_ema"] == whole["psnr_ema"]
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == [f"{i:05d}.png" for i in range(1, 7)]
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_an_interrupted_impedance_command_continues_from_its_checkpoints(tmp_path, monkeypatch):
+    from dip.progress import FitProgress
+    args = ["impedance", "--image", SAMPLE, "--max-side", "96", "--iters", "4", "--snapshot-every", "1",
+            "--checkpoint-every", "2"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    step = FitProgress.step
+
+    def dies_in_the_noise_fit(self, rec):
+        if self.label == "noise" and rec.iteration == 3:
+            raise KeyboardInterrupt
+        step(self, rec)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(FitProgress, "step", dies_in_the_noise_fit)
+    with pytest.raises(KeyboardInterrupt):
+        main(args + ["--out", str(out)])
+    assert len(list(out.glob("checkpoint-*.pt"))) == 4 and not (out / "metrics.json").exists()
+    monkeypatch.setattr(FitProgress, "step", step)
+    assert main(args + ["--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert {n: t.get("resumed_from") for n, t in metrics["targets"].items()} == {
+        "image": 2, "image + noise": 2, "shuffled pixels": 2, "noise": 2}
+    for name, target in whole["targets"].items():
+        assert metrics["targets"][name]["final_loss"] == target["final_loss"], name
+    assert sorted(p.name for p in (out / "noise" / "snapshots").iterdir()) == [f"{i:05d}.png" for i in range(1, 5)]
+    assert not list(out.glob("checkpoint-*.pt"))
 
 
 @pytest.mark.parametrize("command", ["denoise", "reproduce"])

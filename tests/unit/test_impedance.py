@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 
-from conftest import small_image
-from dip.impedance import TARGETS, fig2_ordering, make_targets, run_impedance
+from conftest import small_image, tiny_preset
+from dip.impedance import TARGETS, fig2_ordering, make_targets, remove_checkpoints, run_impedance, target_checkpoints
 from dip.presets import get_preset
 
 
@@ -39,3 +40,34 @@ def test_fig2_ordering_by_mse_and_by_variance_can_disagree():
     assert out["relative"]["order_at"][3][-1] == "shuffled pixels"
     assert out["relative"]["loss_at"][3]["noise"] == 0.09 / 0.12
     assert out["relative"]["holds"] is False
+
+
+def test_an_interrupted_impedance_run_continues_to_the_uninterrupted_losses(tmp_path):
+    preset = tiny_preset("impedance", 10)
+    x = small_image(side=32)
+    whole = run_impedance(preset, x)
+
+    class Killed(Exception):
+        """Stands for the process ending in the middle of the third target's fit."""
+
+    def dies_in_shuffled_pixels(name, rec):
+        if name == "shuffled pixels" and rec.iteration == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_impedance(preset, x, on_step=dies_in_shuffled_pixels, checkpoints=target_checkpoints(tmp_path, 3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-image.pt", "checkpoint-image_plus_noise.pt", "checkpoint-shuffled_pixels.pt"]
+
+    steps = {name: [] for name in TARGETS}  # a fresh process: nothing but the files is carried over
+    checkpoints = target_checkpoints(tmp_path, 3)
+    resumed = run_impedance(preset, x, on_step=lambda name, rec: steps[name].append(rec.iteration),
+                            checkpoints=checkpoints)
+    # Finished targets repeat only the iterations after their last checkpoint; the cut one goes on from its own.
+    assert steps == {"image": [10], "image + noise": [10], "shuffled pixels": [7, 8, 9, 10],
+                     "noise": list(range(1, 11))}
+    assert resumed.losses == whole.losses
+    for name in TARGETS:
+        assert np.array_equal(resumed.results[name].output, whole.results[name].output), name
+    remove_checkpoints(checkpoints)
+    assert not any(tmp_path.iterdir())

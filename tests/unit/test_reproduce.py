@@ -50,7 +50,7 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     out = tmp_path / "out"
     rc = main(["reproduce", "--images", str(images), "--out", str(out), "--iters-scale", "0.01", "--max-side", "64",
                "--paper-presets", "--only", "denoise,sr,inpaint,impedance,stopping", "--samples", str(samples),
-               "--device", "cpu"])
+               "--device", "cpu", "--checkpoint-every", "5"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     cases = {(c["preset_name"], c["image"]): c for c in results["cases"]}
@@ -75,6 +75,7 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     imp = cases["lab-impedance", "F16_GT.png"]
     assert set(imp["relative_loss_at"]["24"]) == {"image", "image + noise", "shuffled pixels", "noise"}
     assert imp["fig2_order_holds"] == imp["fig2"]["mse"]["holds"]
+    assert not list((out / "runs").glob("*/checkpoint*"))  # every case's checkpoints go once it is written
     assert imp["fig2_order_holds_relative"] == imp["fig2"]["relative"]["holds"]
     assert all(len(f["speed_order"]) == 4 and list(f["order_at"]) == ["1", "3", "10", "24"]
                for f in imp["fig2"].values())
