@@ -110,7 +110,7 @@ def run_task(args: argparse.Namespace) -> dict:
                        on_snapshot=progress.snapshots.append, checkpoint=checkpoint)
     finally:
         progress.close()
-    metrics = summarize(preset, problem, result)
+    metrics = {**summarize(preset, problem, result), "image": Path(args.image).name}
     if result.resumed_from:
         metrics["resumed_from"] = result.resumed_from
     write_run(args.out, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
@@ -136,7 +136,8 @@ def run_impedance_cmd(args: argparse.Namespace) -> dict:
     finally:
         for b in bars.values():
             b.close()
-    metrics = write_impedance_run(args.out, preset, res, snapshots={n: b.snapshots for n, b in bars.items()})
+    metrics = write_impedance_run(args.out, preset, res, snapshots={n: b.snapshots for n, b in bars.items()},
+                                  extra={"image": Path(args.image).name})
     remove_checkpoints(checkpoints)
     return metrics
 

@@ -57,7 +57,25 @@ class Problem:
 
 def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None, min_side: Optional[int] = None
                   ) -> np.ndarray:
-    """Downscale (optional), pad or centre-crop to the preset's multiple, and check the network can take it."""
+    """Downscale (optional), pad or centre-crop to the preset's multiple, and check the network can take it.
+
+    Raises ImageError when the result is too small for the network; when only ``max_side`` made it so, the
+    message names the smallest ``max_side`` that works.
+    """
+    try:
+        return _prepare(x, preset, max_side, min_side)
+    except ImageError as err:
+        h, w = x.shape[:2]
+        enough = smallest_max_side(h, w, preset, above=max_side) if max_side and max(h, w) > max_side else None
+        if enough is None or min_side:
+            raise
+        ph, pw = prepared_shape(h, w, preset, max_side=max_side)
+        raise ImageError(f"image is {w}x{h} px; downscaled to a longer side of {max_side} px it becomes {pw}x{ph} "
+                         f"px, below the {preset.net.min_side}x{preset.net.min_side} px this network needs. Use a "
+                         f"longer side (max_side) of at least {enough} px.") from err
+
+
+def _prepare(x: np.ndarray, preset: Preset, max_side: Optional[int], min_side: Optional[int]) -> np.ndarray:
     x = limit_side(x, max_side)
     if preset.grey and x.shape[2] == 3:
         x = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
@@ -71,6 +89,31 @@ def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = No
         x = center_crop_to_multiple(x, preset.crop_multiple)
     check_min_size(x, min_side or preset.net.min_side)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> tuple[int, int]:
+    """The (height, width) ``prepare_image`` makes of an image of this size, without touching any pixels (0 where
+    cropping would leave nothing): lets a caller offer only the working sizes the network can take."""
+    if max_side and max(height, width) > max_side:
+        s = max_side / max(height, width)
+        height, width = max(1, round(height * s)), max(1, round(width * s))
+    height, width = height + 2 * preset.border_pad, width + 2 * preset.border_pad
+    if preset.pad_multiple:
+        m = preset.pad_multiple
+        return height + (-height) % m, width + (-width) % m
+    if preset.crop_multiple:
+        m = preset.crop_multiple
+        return height - height % m, width - width % m
+    return height, width
+
+
+def smallest_max_side(height: int, width: int, preset: Preset, *, above: int = 0) -> Optional[int]:
+    """The smallest longer side above ``above`` at which an image of this size is still big enough for the
+    preset's network after preparation, or None when not even its full size is."""
+    for side in range(above + 1, max(height, width) + 1):
+        if min(prepared_shape(height, width, preset, max_side=side)) >= preset.net.min_side:
+            return side
+    return None
 
 
 def load_for(preset: Preset, source: ImageSource, *, max_side: Optional[int] = None) -> np.ndarray:

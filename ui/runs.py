@@ -42,10 +42,16 @@ def list_runs(runs_dir: Path) -> list[dict]:
             metrics = json.loads((folder / "metrics.json").read_text())
         except (OSError, ValueError):
             continue
-        rows.append({"id": folder.name, **metrics})
+        rows.append({"id": folder.name, **metrics, "source": source_name(metrics)})
         if len(rows) >= MAX_LISTED:
             break
     return rows
+
+
+def source_name(metrics: dict) -> Optional[str]:
+    """The image a run restored: the app records the upload's name, ``dip reproduce`` its case's image, so its
+    run folders (docs/runs/) open here too."""
+    return metrics.get("source") or metrics.get("image")
 
 
 def _records(rows: list[dict]) -> dict[str, list]:
@@ -78,7 +84,7 @@ def load_view(folder: Path) -> JobView:
     status = metrics.get("status") or ("cancelled" if metrics.get("cancelled") else "done")
     done = sum(len(v) for v in history.values())
     finished = os.path.getmtime(folder / "metrics.json")
-    info = {"source": metrics.get("source"), "preset": metrics.get("preset"), "blind": metrics.get("blind"),
+    info = {"source": source_name(metrics), "preset": metrics.get("preset"), "blind": metrics.get("blind"),
             "psnr_degraded": metrics.get("psnr_observed"), "images": {}}
     for rec in run.get("baselines", []):
         if rec.get("image") and (folder / rec["image"]).is_file():

@@ -12,7 +12,7 @@ from dip.baselines import sr_baselines
 from dip.errors import DIPError
 from dip.impedance import make_targets
 from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
-from dip.tasks import make_problem, prepare_image
+from dip.tasks import make_problem, prepare_image, prepared_shape
 from ui import config, state
 from ui.imaging import mask_overlay, preview
 from ui.inputs import Picked
@@ -83,12 +83,16 @@ def _advanced(task: str, p: Preset) -> tuple[dict, dict, int]:
     widest = max(p.net.down)
     channels = c3.number_input("Channels (widest level)", 1, 512, widest, key=f"{k}.channels",
                                persist_state="session", help="Scales the channels of every level of the network.")
-    sizes = sorted({*config.WORKING_SIZES, config.default_max_side()})
+    sizes = _working_sizes()
     max_side = c1.selectbox("Working size (longer side, px)", sizes, index=sizes.index(config.default_max_side()),
                             key=f"{task}.max_side", persist_state="session",
                             help="The image is downscaled to this size, then cropped to a multiple of 32.")
     net = {} if channels == widest else _scaled_channels(p, channels / widest)
     return fit, net, max_side
+
+
+def _working_sizes() -> list[int]:
+    return sorted({*config.WORKING_SIZES, config.default_max_side()})
 
 
 def _scaled_channels(p: Preset, factor: float) -> dict:
@@ -118,8 +122,25 @@ def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:
             return prepare_image(picked.image, s.preset, max_side=max(1, s.max_side // s.preset.factor), min_side=1)
         return prepare_image(picked.image, s.preset, max_side=s.max_side)
     except DIPError as err:
-        st.error(str(err))
+        if not _offer_a_working_size(picked, s):
+            st.error(str(err))
         return None
+
+
+def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
+    """When only the working size makes the image too small for the network, say so and offer the smallest
+    working size that fits (a wide photo at 64 px is cropped to 64x32). False when no working size helps."""
+    h0, w0 = picked.image.shape[:2]
+    need = s.preset.net.min_side
+    h, w = prepared_shape(h0, w0, s.preset, max_side=s.max_side)
+    fits = [x for x in _working_sizes() if x > s.max_side and min(prepared_shape(h0, w0, s.preset, max_side=x)) >= need]
+    if min(h, w) >= need or not fits:
+        return False
+    st.error(f"At a working size of {s.max_side} px this {w0}x{h0} px image becomes {w}x{h} px, smaller than the "
+             f"{need}x{need} px this network needs. Choose a working size of at least {fits[0]} px.")
+    st.button(f"Use {fits[0]} px", key=f"{s.preset.task}.fits.{fits[0]}",
+              on_click=lambda: st.session_state.update({f"{s.preset.task}.max_side": fits[0]}))
+    return True
 
 
 def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[np.ndarray] = None):

@@ -67,6 +67,18 @@ def test_exif_rotated_jpeg_is_shown_upright(app):
     assert "Working image: 64x128 px." in captions(app), captions(app)
 
 
+def test_a_working_size_too_small_for_a_wide_photo_offers_one_that_fits(app):
+    open_page(app, "inpaint")
+    wide = np.asarray(Image.fromarray(natural(128)).resize((320, 160)))
+    upload(app, "inpaint", "wide.png", png_bytes(wide))
+    app.selectbox(key="inpaint.max_side").set_value(64).run()  # 64x32 after cropping to a multiple of 32
+    assert errors(app) == ["At a working size of 64 px this 320x160 px image becomes 64x32 px, smaller than the "
+                           "33x33 px this network needs. Choose a working size of at least 128 px."]
+    app.button(key="inpaint.fits.128").click().run()
+    assert not errors(app) and not app.exception
+    assert "Working image: 128x64 px." in captions(app), captions(app)
+
+
 def test_mask_of_another_size(app):
     open_page(app, "inpaint")
     app.radio(key="inpaint.mask_kind").set_value("upload").run()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apphelpers import PAGES, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+from apphelpers import PAGES, ROOT, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
 
 EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint"]
 
@@ -121,3 +121,17 @@ def test_best_without_ground_truth_is_shown_and_the_switch_reaches_the_run(app, 
     assert "Best (no ground truth)" in [m.label for m in app.metric]  # beside the oracle's best iterate
     config = json.loads(next(app_env.iterdir()).joinpath("config.json").read_text())
     assert config["fit"]["stop_at_blind"] is True
+
+
+def test_runs_written_by_the_command_line_open_on_the_runs_page(app, app_env):
+    """`python -m dip` run folders (and `dip reproduce`'s docs/runs/) open there too, named by their image."""
+    from dip.cli import main
+
+    out = app_env / "20261130-cli-denoise"
+    assert main(["denoise", "--image", str(ROOT / "sample_images" / "coffee.png"), "--max-side", "96",
+                 "--iters", "3", "--out", str(out)]) == 0
+    open_page(app, "runs")
+    assert app.selectbox(key="runs.pick").value == out.name
+    assert app.dataframe[0].value["image"].tolist() == ["coffee.png"]
+    assert "Denoising · coffee.png · lab-denoise" in [h.value for h in app.subheader]
+    assert any("PSNR" in m.label for m in app.metric) and not app.exception

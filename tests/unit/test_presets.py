@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 
-from dip.errors import ConfigError
+from dip.errors import ConfigError, DIPError
 from dip.presets import DEFAULT_PRESET, get_preset, presets_for
+from dip.tasks import prepare_image, prepared_shape, smallest_max_side
 
 
 @pytest.mark.parametrize("task,iters,z,down,skip", [
@@ -41,3 +43,32 @@ def test_overrides_leave_the_table_untouched():
     p = get_preset("lab-denoise").with_overrides(fit={"iterations": 5}, sigma_255=50)
     assert p.fit.iterations == 5 and p.sigma_255 == 50
     assert get_preset("lab-denoise").fit.iterations == 1800
+
+
+@pytest.mark.parametrize("name", ["lab-denoise", "kate", "barbara", "lab-sr"])
+@pytest.mark.parametrize("height,width", [(427, 640), (160, 320), (100, 75), (512, 512), (97, 1000)])
+@pytest.mark.parametrize("max_side", [None, 64, 96, 256])
+def test_prepared_shape_is_the_shape_prepare_image_makes(name, height, width, max_side):
+    preset = get_preset(name)
+    expected = prepared_shape(height, width, preset, max_side=max_side)
+    x = np.zeros((height, width, 3), np.float32)
+    try:
+        shape = prepare_image(x, preset, max_side=max_side).shape[:2]
+    except DIPError:  # too small for the network: the predicted shape says so too
+        assert min(expected) < preset.net.min_side
+    else:
+        assert shape == expected
+
+
+def test_a_max_side_too_small_for_the_image_names_the_smallest_that_works():
+    preset = get_preset("lab-denoise")
+    wide = np.zeros((400, 600, 3), np.float32)
+    with pytest.raises(DIPError, match=r"image is 600x400 px; downscaled to a longer side of 64 px it becomes 64x32 "
+                                       r"px, below the 33x33 px this network needs\. Use a longer side \(max_side\) "
+                                       r"of at least 96 px\."):
+        prepare_image(wide, preset, max_side=64)
+    assert prepare_image(wide, preset, max_side=96).shape == (64, 96, 3)
+    assert smallest_max_side(400, 600, preset) == 96
+    assert smallest_max_side(20, 30, preset) is None  # not even its full size: the plain message stays
+    with pytest.raises(DIPError, match=r"this network needs at least 32x32 px\. Use a larger image"):
+        prepare_image(np.zeros((20, 30, 3), np.float32), preset, max_side=16)
