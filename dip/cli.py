@@ -18,7 +18,7 @@ from dip.images import load_image
 from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
 from dip.progress import FitProgress, add_checkpoint_flag
 from dip.runio import preset_as_dict, write_run
-from dip.tasks import load_for, make_problem, prepare_image, solve, summarize
+from dip.tasks import load_for, make_problem, prepare_image, prepare_low_resolution, solve, summarize
 
 
 def _common(p: argparse.ArgumentParser, task: str) -> None:
@@ -95,7 +95,7 @@ def run_task(args: argparse.Namespace) -> dict:
     observed = getattr(args, "observed", False)
     image = load_image(args.image, mode="grey" if preset.grey else "rgb")
     if observed and preset.task == "sr":
-        image = prepare_image(image, preset, max_side=args.max_side, min_side=1)
+        image = prepare_low_resolution(image, preset, max_side=args.max_side)
     else:
         image = prepare_image(image, preset, max_side=args.max_side)
     mask = None

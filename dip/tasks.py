@@ -6,6 +6,7 @@ code and runs the one fit loop. The command line and the app both go through the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
@@ -89,6 +90,24 @@ def _prepare(x: np.ndarray, preset: Preset, max_side: Optional[int], min_side: O
         x = center_crop_to_multiple(x, preset.crop_multiple)
     check_min_size(x, min_side or preset.net.min_side)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def prepare_low_resolution(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None) -> np.ndarray:
+    """A low-resolution input for blind super-resolution, downscaled to ``max_side`` (optional) and centre-cropped
+    only as far as its ``preset.factor``-times larger output needs: to a multiple of 8 at x4 when the network takes
+    multiples of 32 (cropping the input itself to 32 would throw away up to 31 of its rows).
+
+    Raises ImageError when even the output would be too small for the network.
+    """
+    f = preset.factor
+    multiple = preset.crop_multiple // math.gcd(preset.crop_multiple, f) if preset.crop_multiple else 0
+    lr = prepare_image(x, preset.with_overrides(crop_multiple=multiple), max_side=max_side, min_side=1)
+    h, w = lr.shape[:2]
+    need = preset.net.min_side
+    if min(h, w) * f < need:
+        raise ImageError(f"low-resolution image is {w}x{h} px after cropping, so its x{f} output would be "
+                         f"{w * f}x{h * f} px, below the {need}x{need} px this network needs. Use a larger image.")
+    return lr
 
 
 def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> tuple[int, int]:

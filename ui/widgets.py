@@ -12,7 +12,7 @@ from dip.baselines import sr_baselines
 from dip.errors import DIPError
 from dip.impedance import make_targets
 from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
-from dip.tasks import make_problem, prepare_image, prepared_shape
+from dip.tasks import make_problem, prepare_image, prepare_low_resolution, prepared_shape
 from ui import config, state
 from ui.imaging import mask_overlay, preview
 from ui.inputs import Picked
@@ -117,12 +117,13 @@ def _changes(base: Preset, p: Preset) -> str:
 
 def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:
     """The picked image downscaled and cropped for the preset, or None after showing why it cannot be used."""
+    low_resolution = picked.blind and s.preset.task == "sr"  # the result is factor times larger than the input
     try:
-        if picked.blind and s.preset.task == "sr":  # a low-resolution input: the result is factor times larger
-            return prepare_image(picked.image, s.preset, max_side=max(1, s.max_side // s.preset.factor), min_side=1)
+        if low_resolution:
+            return prepare_low_resolution(picked.image, s.preset, max_side=max(1, s.max_side // s.preset.factor))
         return prepare_image(picked.image, s.preset, max_side=s.max_side)
     except DIPError as err:
-        if not _offer_a_working_size(picked, s):
+        if low_resolution or not _offer_a_working_size(picked, s):
             st.error(str(err))
         return None
 

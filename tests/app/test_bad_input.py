@@ -114,3 +114,11 @@ def test_blind_super_resolution_input_is_enlarged(app):
     upload(app, "sr", "small.png", png_bytes(natural(64)), blind=True)
     assert not errors(app), errors(app)
     assert "Working image: 256x256 px" in captions(app)
+    # A wide low-resolution photo keeps its rows: 64x43 at working size 256 is cropped to 64x40, not 64x32.
+    wide = np.asarray(Image.fromarray(natural(96)).resize((80, 54)))
+    upload(app, "sr", "wide.png", png_bytes(wide), blind=True)
+    assert not errors(app), errors(app)
+    assert "Working image: 256x160 px" in captions(app), captions(app)
+    upload(app, "sr", "thumb.png", png_bytes(natural(8)), blind=True)
+    assert errors(app) == ["low-resolution image is 8x8 px after cropping, so its x4 output would be 32x32 px, "
+                           "below the 33x33 px this network needs. Use a larger image."]

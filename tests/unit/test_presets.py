@@ -3,7 +3,7 @@ import pytest
 
 from dip.errors import ConfigError, DIPError
 from dip.presets import DEFAULT_PRESET, get_preset, presets_for
-from dip.tasks import prepare_image, prepared_shape, smallest_max_side
+from dip.tasks import prepare_image, prepare_low_resolution, prepared_shape, smallest_max_side
 
 
 @pytest.mark.parametrize("task,iters,z,down,skip", [
@@ -72,3 +72,15 @@ def test_a_max_side_too_small_for_the_image_names_the_smallest_that_works():
     assert smallest_max_side(20, 30, preset) is None  # not even its full size: the plain message stays
     with pytest.raises(DIPError, match=r"this network needs at least 32x32 px\. Use a larger image"):
         prepare_image(np.zeros((20, 30, 3), np.float32), preset, max_side=16)
+
+
+@pytest.mark.parametrize("factor,multiple", [(4, 8), (8, 4)])
+def test_a_low_resolution_input_is_cropped_only_as_far_as_its_output_needs(factor, multiple):
+    preset = get_preset("lab-sr").with_overrides(factor=factor)
+    lr = prepare_low_resolution(np.zeros((54, 80, 3), np.float32), preset)
+    assert lr.shape == (54 - 54 % multiple, 80, 3)  # not 32x64: the x4 output of 48x80 is 192x320, a multiple of 32
+    assert (lr.shape[0] * factor) % 32 == 0 and (lr.shape[1] * factor) % 32 == 0
+    tiny = 32 // factor  # its output, 32x32 px, is one pixel short of what the 5-level network takes
+    with pytest.raises(DIPError, match=rf"its x{factor} output would be 32x32 px, below the 33x33 px this network "
+                                       r"needs"):
+        prepare_low_resolution(np.zeros((tiny, tiny, 3), np.float32), preset)
