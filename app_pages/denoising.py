@@ -10,7 +10,8 @@ st.title("Denoising")
 st.caption("The network is fitted to the noisy image; it reproduces the image long before it reproduces the noise.")
 
 picked = inputs.image_picker(TASK, blind_label="Upload a noisy image (blind)")
-s = widgets.settings(TASK, extra=widgets.noise_level)
+# The noise level only degrades a clean image; a noisy upload brings its own noise.
+s = widgets.settings(TASK, extra=None if picked and picked.blind else widgets.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:

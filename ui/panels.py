@@ -222,10 +222,11 @@ def baselines_table(v: JobView) -> None:
     m = (v.outcome or {}).get("metrics") or {}
     if v.active or not base or not m:
         return
-    rows = [dict(zip(("method", "PSNR (dB)", "seconds", "settings"), r))
+    blind = m.get("psnr_final") is None
+    columns = ("method", "PSNR (dB)", "seconds", "settings")
+    rows = [{k: x for k, x in zip(columns, r) if not (blind and k == "PSNR (dB)")}  # no PSNR without ground truth
             for r in baseline_rows(list(base.values()), m)]
-    st.markdown("**Compared with classical methods**" + ("" if m.get("psnr_final") is not None
-                                                         else " (no ground truth: no PSNR)"))
+    st.markdown("**Compared with classical methods**" + (" (no ground truth: no PSNR)" if blind else ""))
     st.dataframe(rows, hide_index=True, width="stretch", key=f"{v.id}.baselines",
                  column_config={"PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
                                 "seconds": st.column_config.NumberColumn(format="%.2f")})

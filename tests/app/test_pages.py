@@ -55,12 +55,16 @@ def test_invalid_upload_shows_error(app, task):
 
 def test_blind_denoising_measures_against_the_observation(app):
     open_page(app, "denoise")
+    assert [s.label for s in app.slider] == ["Noise level σ (0-255 scale)"]
     upload(app, "denoise", "noisy.png", png_bytes(natural(64)), blind=True)
+    assert not app.slider  # the upload brings its own noise: no noise level to choose
     make_tiny(app, "denoise")
     app.button(key="denoise.run").click().run()
     assert wait_until_finished(app).startswith("Done")
     labels = [m.label for m in app.metric]
     assert "PSNR vs observation" in labels and "PSNR output" not in labels
+    table = app.dataframe[-1].value  # the classical methods' time and settings, with no empty PSNR column
+    assert list(table.columns) == ["method", "seconds", "settings"] and "Non-local means" in table["method"].tolist()
 
 
 def test_super_resolution_shows_bicubic_and_nearest(app):
