@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
-from dip.baselines import sr_baselines
+from dip.baselines import estimate_sigma, sr_baselines
 from dip.errors import DIPError
 from dip.impedance import make_targets
 from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
@@ -262,6 +262,21 @@ def observation(problem, *, source: str, preset: Preset) -> dict:
     st.caption(f"Working image: {w}x{h} px" + (" (blind: PSNR is measured against the observation)."
                                               if truth is None else "."))
     return info
+
+
+def downscaled_noise_note(picked: Picked, image: np.ndarray) -> None:
+    """A noisy upload shrunk to the working size has lost part of its noise to the averaging: say how much, since
+    the run then denoises an easier image than the photo (a phone photo at 256 px may show hardly any noise)."""
+    full, small = picked.image, image
+    if not picked.blind or max(full.shape[:2]) <= max(small.shape[:2]):
+        return
+    h, w = full.shape[:2]
+    top, left = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
+    before = estimate_sigma(full[top:top + 1024, left:left + 1024]) * 255  # a centre crop keeps this quick
+    after = estimate_sigma(small) * 255
+    st.caption(f"Estimated noise: σ ≈ {before:.1f} in your {w}x{h} px photo, σ ≈ {after:.1f} at the working size — "
+               "downscaling averaged part of it out. To denoise at the photo's own scale, choose a larger working "
+               "size (slower) or upload a crop.")
 
 
 def _db(value: Optional[float]) -> str:

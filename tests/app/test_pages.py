@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from apphelpers import PAGES, ROOT, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
@@ -65,6 +67,21 @@ def test_blind_denoising_measures_against_the_observation(app):
     assert "PSNR vs observation" in labels and "PSNR output" not in labels
     table = app.dataframe[-1].value  # the classical methods' time and settings, with no empty PSNR column
     assert list(table.columns) == ["method", "seconds", "settings"] and "Non-local means" in table["method"].tolist()
+
+
+def test_a_noisy_upload_shrunk_to_the_working_size_says_how_much_noise_it_lost(app):
+    import numpy as np
+
+    open_page(app, "denoise")
+    rng = np.random.default_rng(0)
+    photo = np.clip(natural(256).astype(float) + rng.normal(0, 25, (256, 256, 3)), 0, 255).astype(np.uint8)
+    upload(app, "denoise", "noisy_photo.png", png_bytes(photo), blind=True)
+    app.selectbox(key="denoise.max_side").set_value(64).run()
+    note = next(c.value for c in app.caption if c.value.startswith("Estimated noise"))
+    before, after = (float(v) for v in re.findall(r"σ ≈ (\d+\.\d)", note))
+    assert "in your 256x256 px photo" in note and 20 < before < 30 and after < before / 2, note
+    app.selectbox(key="denoise.max_side").set_value(256).run()  # its own scale: nothing lost, no note
+    assert not [c for c in app.caption if c.value.startswith("Estimated noise")]
 
 
 def test_super_resolution_shows_bicubic_and_nearest(app):
