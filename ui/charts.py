@@ -51,7 +51,10 @@ def impedance_figure(history: dict, *, height: int = 380) -> go.Figure:
         recs = thin(records)
         fig.add_trace(go.Scatter(x=[r.iteration for r in recs], y=[r.loss for r in recs], name=name,
                                  line=dict(color=COLORS.get(name))))
-    fig.update_xaxes(type="log", title_text="iteration (log scale)")
+    last = max((r.iteration for records in history.values() for r in records), default=1)
+    # Plotly's own log ticks label 20, 30 ... as "2, 3 ..." after 10; name 1, 2, 5, 10, 20, 50 ... in full.
+    ticks = [m * 10 ** e for e in range(7) for m in (1, 2, 5) if m * 10 ** e <= last]
+    fig.update_xaxes(type="log", title_text="iteration (log scale)", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks])
     fig.update_yaxes(title_text="loss (MSE)", rangemode="tozero")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
     return fig
