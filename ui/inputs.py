@@ -28,6 +28,11 @@ class Picked:
     image: np.ndarray
     info: Optional[UploadInfo]
     blind: bool = False
+    digest: str = ""  # identifies the file's bytes: the cache key of the work done on it
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
 
 
 def named(data: bytes, name: str) -> io.BytesIO:
@@ -76,27 +81,36 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
 
 
 def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: bool = False) -> Optional[Picked]:
+    digest = _digest(data)
     smaller = st.session_state.get(f"{task}.downscaled")
-    if smaller and smaller[0] == hashlib.sha1(data).hexdigest():  # the user accepted a downscaled copy
+    if smaller and smaller[0] == digest:  # the user accepted a downscaled copy
         name, data = smaller[1], smaller[2]
+        digest = _digest(data)
     info = inspect_upload(data)
     if info is not None and info.pixels > config.max_pixels():
         st.error(f"{name} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is "
                  f"{config.max_pixels():,} pixels.")
         side = downscale_side(info.width, info.height, config.max_pixels())
         if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
-            st.session_state[f"{task}.downscaled"] = (hashlib.sha1(data).hexdigest(), f"{name} (downscaled)",
+            st.session_state[f"{task}.downscaled"] = (digest, f"{name} (downscaled)",
                                                       downscale_upload(data, side))
             st.rerun()
         return None
     try:
-        image = load_image(named(data, name), mode="rgb", max_pixels=config.max_pixels())
+        image = _decoded(digest, name, config.max_pixels(), data).copy()  # a copy: callers may modify theirs
     except DIPError as err:
         st.error(str(err))
         return None
     if info is not None and info.notes:
         st.caption(f"{name} ({info.width}x{info.height} {info.format}): " + "; ".join(info.notes) + ".")
-    return Picked(name, data, image, info, blind)
+    return Picked(name, data, image, info, blind, digest)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2, ttl=3600)
+def _decoded(digest: str, name: str, max_pixels: int, _data: bytes) -> np.ndarray:
+    """An upload decoded once, not at every widget change (each reruns the page; a 12 MP JPEG takes about a second).
+    Kept as a resource, not pickled data: a copy of a 12 MP float image is much cheaper than unpickling it."""
+    return load_image(named(_data, name), mode="rgb", max_pixels=max_pixels)
 
 
 # -- inpainting masks --

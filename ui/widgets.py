@@ -119,13 +119,23 @@ def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:
     """The picked image downscaled and cropped for the preset, or None after showing why it cannot be used."""
     low_resolution = picked.blind and s.preset.task == "sr"  # the result is factor times larger than the input
     try:
-        if low_resolution:
-            return prepare_low_resolution(picked.image, s.preset, max_side=max(1, s.max_side // s.preset.factor))
-        return prepare_image(picked.image, s.preset, max_side=s.max_side)
+        p = s.preset  # only what the preparation reads is part of the key: a new noise level reuses the image
+        geometry = (p.grey, p.border_pad, p.pad_multiple, p.crop_multiple, p.factor, p.net.min_side)
+        return _prepared(picked.digest, geometry, s.max_side, low_resolution, picked.image, p)
     except DIPError as err:
         if low_resolution or not _offer_a_working_size(picked, s):
             st.error(str(err))
         return None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _prepared(digest: str, geometry: tuple, max_side: int, low_resolution: bool, _image: np.ndarray,
+              _preset: Preset) -> np.ndarray:
+    """Downscaled and cropped once per upload and size setting, not at every widget change (a 12 MP photo takes
+    about half a second to resize)."""
+    if low_resolution:
+        return prepare_low_resolution(_image, _preset, max_side=max(1, max_side // _preset.factor))
+    return prepare_image(_image, _preset, max_side=max_side)
 
 
 def _offer_a_working_size(picked: Picked, s: Settings) -> bool:

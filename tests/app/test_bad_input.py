@@ -122,3 +122,23 @@ def test_blind_super_resolution_input_is_enlarged(app):
     upload(app, "sr", "thumb.png", png_bytes(natural(8)), blind=True)
     assert errors(app) == ["low-resolution image is 8x8 px after cropping, so its x4 output would be 32x32 px, "
                            "below the 33x33 px this network needs. Use a larger image."]
+
+
+def test_widget_changes_neither_decode_nor_resize_the_upload_again(app, monkeypatch):
+    """A page reruns at every widget change; a phone photo must not be decoded and downscaled each time."""
+    from ui import inputs, widgets
+
+    calls = []
+    decode, prepare = inputs.load_image, widgets.prepare_image
+    monkeypatch.setattr(inputs, "load_image", lambda *a, **k: calls.append("decode") or decode(*a, **k))
+    monkeypatch.setattr(widgets, "prepare_image", lambda *a, **k: calls.append("resize") or prepare(*a, **k))
+    photo = np.random.default_rng(7).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # bytes no other test uploads
+    open_page(app, "denoise")
+    calls.clear()  # the page opens on a sample image
+    upload(app, "denoise", "photo.png", png_bytes(photo))
+    assert calls == ["decode", "resize"] and not errors(app)
+    app.slider(key="denoise.lab-denoise.sigma").set_value(40).run()
+    app.number_input(key="denoise.lab-denoise.iterations").set_value(10).run()
+    assert calls == ["decode", "resize"], calls
+    app.selectbox(key="denoise.max_side").set_value(128).run()  # a new working size: resized, not decoded
+    assert calls == ["decode", "resize", "resize"] and "Working image: 128x96 px." in captions(app), captions(app)
