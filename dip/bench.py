@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dip.device import (autocast_dtype, cpu_supports_bf16, describe_device, pick_device, precision_name, synchronize,
                         tune_allocator, tune_threads)
 from dip.errors import ConfigError
-from dip.fit import FitConfig, FitStep
+from dip.fit import FitConfig, FitStep, uses_channels_last
 from dip.models import make_input_code
 from dip.operators import Identity, Lanczos2Downsampler
 from dip.presets import get_preset
@@ -166,7 +166,7 @@ def run_case(config: str, size: int, dev: torch.device, *, warmup: int = 2, repe
     if variant == "both":
         ratio = statistics.median(e / r for e, r in zip(times["engine"], times["reference"]))
     fit = get_preset(CONFIGS[config]).fit
-    return Case(config, size, flops, precision_name(fit.precision, dev), fit.channels_last,
+    return Case(config, size, flops, precision_name(fit.precision, dev), uses_channels_last(fit, dev),
                 timing.get("engine"), timing.get("reference"), ratio)
 
 
@@ -211,10 +211,12 @@ def run_bench(configs: list[str], sizes: list[int], dev: torch.device, *, warmup
     report = {"machine": machine_info(dev), "conv_gflops": {}, "cases": []}
     if conv:
         engine = get_preset(CONFIGS["denoise"]).fit
-        for label, precision, cl in (("fp32 NCHW", "fp32", False),
-                                     (f"engine ({precision_name(engine.precision, dev)}, "
-                                      f"{'NHWC' if engine.channels_last else 'NCHW'})", engine.precision,
-                                      engine.channels_last)):
+        engine_setting = (engine.precision, uses_channels_last(engine, dev))
+        variants = {"fp32 NCHW": ("fp32", False)}
+        if (precision_name(engine.precision, dev), engine_setting[1]) != ("fp32", False):
+            variants[f"engine ({precision_name(engine.precision, dev)}, "
+                     f"{'NHWC' if engine_setting[1] else 'NCHW'})"] = engine_setting
+        for label, (precision, cl) in variants.items():
             log(f"conv throughput, {label}")
             report["conv_gflops"][label] = conv_throughput(dev, precision=precision, channels_last=cl)
     for size in sizes:

@@ -20,7 +20,8 @@ from torch import nn
 
 from dip import checkpoint as ckpt
 from dip.checkpoint import Checkpoint
-from dip.device import PRECISION_NAMES, autocast_dtype, pick_device, tune_allocator, tune_threads
+from dip.device import (PRECISION_NAMES, autocast_dtype, pick_device, prefers_channels_last, tune_allocator,
+                        tune_threads)
 from dip.errors import ConfigError
 from dip.metrics import psnr_from_mse
 from dip.models import count_parameters
@@ -34,7 +35,9 @@ class FitConfig:
     precision: "fp32", "bf16", "fp16" or "auto" (bf16 autocast on CPUs with native bf16 and on CUDA, fp16 on
     CUDA without bf16, else fp32). On a 2-core AVX512-BF16 CPU it halves the time of the lab iterations
     at 256 and 512 px without costing PSNR (docs/benchmark.md).
-    channels_last: NHWC activations; what makes bf16 convolutions fast on CPU (oneDNN) and CUDA (tensor cores).
+    channels_last: NHWC activations, or None (default) for NHWC only where it pays: with bf16/fp16 autocast
+    (oneDNN's and the tensor cores' fast kernels are NHWC) and on CUDA. Plain float32 on a CPU stays NCHW:
+    on a 2-core AVX2 CPU, NHWC float32 convolutions ran at 39 GFLOP/s against 64 for NCHW (docs/benchmark.md).
     final_input: the input of the extra forward pass that gives the final image, "perturbed" (the last
     z + noise, as the official denoising/SR notebooks) or "clean" (z, as the inpainting notebook).
     early_stop: ground-truth-free detector of the best iterate, "wmv", "emv" or "none";
@@ -51,7 +54,7 @@ class FitConfig:
     snapshot_every: int = 100
     final_input: str = "perturbed"
     precision: str = "auto"
-    channels_last: bool = True
+    channels_last: Optional[bool] = None
     sync_every: int = 0  # 0: every iteration on CPU, every 25 on GPU
     early_stop: str = "wmv"
     es_window: int = 100
@@ -187,24 +190,43 @@ def _perturb(z: torch.Tensor, std: float, generator: torch.Generator) -> torch.T
     return z + std * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
 
 
+def uses_channels_last(config: FitConfig, dev: torch.device) -> bool:
+    """``config.channels_last``, or where it is None, whether NHWC pays off for its precision on ``dev``."""
+    if config.channels_last is not None:
+        return config.channels_last
+    return prefers_channels_last(autocast_dtype(config.precision, dev), dev)
+
+
+_DTYPES = {name: dtype for dtype, name in PRECISION_NAMES.items()}
+
+
 class FitStep:
     """One iteration on the device: z' = z + sigma_p * noise, x = net(z'), loss = mse(op(x), y), backward, Adam.
 
     Built once per run, it holds what the iterations share (optimizer, noise generator, autocast dtype,
-    gradient scaler), so ``fit`` and the benchmark time the same work. ``net`` is moved to ``dev`` (NHWC with
-    ``config.channels_last``) and its weights are optimised in place.
+    gradient scaler), so ``fit`` and the benchmark time the same work. ``net`` is moved to ``dev`` (NHWC where
+    ``channels_last`` says so) and its weights are optimised in place.
     """
 
     def __init__(self, net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config: FitConfig,
-                 dev: torch.device):
+                 dev: torch.device, continues: Optional[dict] = None):
+        """``continues``: the saved state of the step this one goes on with (a checkpoint's ``"step"``)."""
         self.config, self.dev = config, dev
-        mem = torch.channels_last if config.channels_last else torch.contiguous_format
+        amp = autocast_dtype(config.precision, dev)
+        self.channels_last = uses_channels_last(config, dev)
+        if continues is not None:
+            # "auto" resolves per machine (bf16 and NHWC only on CPUs with native bf16): a run continued on
+            # another machine keeps the arithmetic it began in, so its numbers are those of one precision.
+            # Both are absent in the first checkpoints (2026-11-30), which ran in NHWC.
+            amp = _DTYPES[continues.get("precision", PRECISION_NAMES[amp])]
+            self.channels_last = continues.get("channels_last", True)
+        mem = torch.channels_last if self.channels_last else torch.contiguous_format
         self.net = net.to(dev, memory_format=mem)
         self.op, self.y = op.to(dev), y.to(dev)
         self.z = self.z_in = z.to(dev, memory_format=mem)
         self.generator = torch.Generator(device=dev).manual_seed(config.seed + 1)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        self._use(autocast_dtype(config.precision, dev))
+        self._use(amp)
 
     def _use(self, amp: Optional[torch.dtype]) -> None:
         self.amp = amp
@@ -238,6 +260,7 @@ class FitStep:
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(), "z_in": self.z_in, "precision": self.precision,
+                "channels_last": self.channels_last,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
@@ -245,10 +268,6 @@ class FitStep:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
         self.z_in = state["z_in"]
-        # "auto" resolves per machine (bf16 only on CPUs with native bf16): a run continued on another machine
-        # keeps the arithmetic it began in, so its numbers are those of one precision.
-        saved = state.get("precision", self.precision)  # absent in the first checkpoints (2026-11-30)
-        self._use({name: dtype for dtype, name in PRECISION_NAMES.items()}[saved])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
 
@@ -326,7 +345,9 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
         tune_threads()
     cfg = config
     torch.manual_seed(cfg.seed)
-    step = FitStep(net, z, y, op, cfg, dev)
+    identity = ckpt.fingerprint(cfg, count_parameters(net), z, y) if checkpoint is not None else None
+    saved = ckpt.load(checkpoint.path, identity, dev) if checkpoint is not None else None
+    step = FitStep(net, z, y, op, cfg, dev, continues=saved["step"] if saved is not None else None)
     x_true = x_true.to(dev) if x_true is not None else None
     sync_every = cfg.sync_every or (1 if dev.type == "cpu" else 25)
     tracker = _Tracker(cfg, x_true)
@@ -335,9 +356,8 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     pending: list[tuple[int, list[torch.Tensor]]] = []
     parts = {"step": step, "tracker": tracker, "backtracker": backtracker,
              "extra": checkpoint.extra if checkpoint is not None else None}
-    if checkpoint is not None:
-        identity = ckpt.fingerprint(cfg, result.parameters, z, y)
-        _resume(checkpoint, identity, dev, parts, result)
+    if saved is not None:
+        _resume(saved, parts, result)
     result.precision = step.precision  # after a resume: the arithmetic the run began in
     start = time.perf_counter() - result.seconds
     for i in range(result.iterations_done + 1, cfg.iterations + 1):
@@ -375,10 +395,7 @@ def _save(checkpoint: Checkpoint, identity: dict, parts: dict, result: FitResult
                                 "history": [dataclasses.astuple(r) for r in result.history]})
 
 
-def _resume(checkpoint: Checkpoint, identity: dict, dev: torch.device, parts: dict, result: FitResult) -> None:
-    state = ckpt.load(checkpoint.path, identity, dev)
-    if state is None:
-        return
+def _resume(state: dict, parts: dict, result: FitResult) -> None:
     for name, part in parts.items():
         if part is not None:
             part.load_state_dict(state[name])

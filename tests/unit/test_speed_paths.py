@@ -136,3 +136,19 @@ def test_bench_rejects_sizes_the_net_cannot_take():
 def test_thread_cap_never_exceeds_the_cpus_this_process_may_use():
     assert 1 <= available_cpus() <= (os.cpu_count() or 1)
     assert tune_threads() <= max(available_cpus(), torch.get_num_threads())  # only ever lowers the count
+
+
+@pytest.mark.parametrize("precision, nhwc", [("fp32", False), ("bf16", True)])
+def test_memory_format_follows_the_precision_unless_set(precision, nhwc):
+    """Float32 on a CPU runs NCHW (NHWC float32 convolutions are slower there); bf16 autocast runs NHWC."""
+    preset = tiny_preset("denoise")
+    z = make_input_code(preset.input, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.rand(1, 3, 16, 16)
+
+    def step(**fit):
+        return FitStep(build_net(preset, 3), z, y, Identity(), preset.with_overrides(fit=fit).fit, torch.device("cpu"))
+
+    auto = step(precision=precision)
+    assert auto.channels_last is nhwc
+    assert auto.z.is_contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    assert step(precision=precision, channels_last=not nhwc).channels_last is (not nhwc)  # an explicit choice wins
