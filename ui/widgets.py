@@ -177,8 +177,7 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> None:
                f"{w}x{h} px, measured).")
     budget = config.cpu_budget_minutes() * 60
     side = max(h, w)
-    crop = s.preset.crop_multiple or 1
-    usable = (lambda x: (min(h, w) * x // side) // crop * crop >= s.preset.net.min_side)  # still big enough
+    usable = (lambda x: min(prepared_shape(h, w, s.preset, max_side=x)) >= s.preset.net.min_side)  # big enough
     smaller = [x for x in config.WORKING_SIZES if x < side and usable(x)]
     if total <= budget or not smaller:
         return

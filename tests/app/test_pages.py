@@ -156,3 +156,24 @@ def test_runs_written_by_the_command_line_open_on_the_runs_page(app, app_env):
     assert app.dataframe[0].value["image"].tolist() == ["coffee.png"]
     assert "Denoising · coffee.png · lab-denoise" in [h.value for h in app.subheader]
     assert any("PSNR" in m.label for m in app.metric) and not app.exception
+
+
+def test_a_long_run_offers_only_smaller_working_sizes_the_network_can_take(app, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("DIP_CPU_BUDGET_MIN", "0.001")  # every size is "long": the offers always show
+    open_page(app, "denoise")
+    wide = np.asarray(Image.open(ROOT / "sample_images" / "chelsea.png").convert("RGB").resize((640, 160)))
+    upload(app, "denoise", "wide.png", png_bytes(wide))
+    app.selectbox(key="denoise.max_side").set_value(512).run()
+    offers = [b for b in app.button if b.label.startswith("Use ") and "≈" in b.label]
+    sides = sorted(int(re.match(r"Use (\d+) px", b.label).group(1)) for b in offers)
+    assert sides and all(s < 512 for s in sides), sides
+    # 192 px makes it 192x48, cropped to 192x32: below the 5-level net's 33 px; 256 px gives 256x64
+    assert sides[0] == 256
+    for side in sides:
+        app.selectbox(key="denoise.max_side").set_value(512).run()
+        next(b for b in app.button if b.label.startswith(f"Use {side} px")).click().run()
+        assert not app.exception and app.selectbox(key="denoise.max_side").value == side
+        assert not [e for e in app.error if "smaller than" in e.value], [e.value for e in app.error]
