@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 MAX_POINTS = 1500
 COLORS = {"image": "#3b6ee8", "image + noise": "#2ca02c", "shuffled pixels": "#ff7f0e", "noise": "#d62728"}
@@ -18,30 +17,32 @@ def thin(records: list, max_points: int = MAX_POINTS) -> list:
 
 
 def loss_figure(records: list, *, height: int = 340) -> go.Figure:
-    """Loss (log y, left axis) and PSNR (right axis): against the ground truth when known, else the observation."""
+    """Loss (log y, left axis) and PSNR (right axis): against the ground truth when known, else the observation.
+
+    Drawn every second while a job is watched, in the process that runs the fit: the layout is given whole
+    (the one ``make_subplots(secondary_y=True)`` makes), which builds the figure in 30 ms instead of 91.
+    """
     recs = thin(records)
     its = [r.iteration for r in recs]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=its, y=[r.loss for r in recs], name="loss", line=dict(color="#3b6ee8")),
-                  secondary_y=False)
-    has_truth = any(r.psnr_true is not None for r in recs)
-    if has_truth:
-        fig.add_trace(go.Scatter(x=its, y=[r.psnr_true for r in recs], name="PSNR output",
-                                 line=dict(color="#ff7f0e")), secondary_y=True)
-        fig.add_trace(go.Scatter(x=its, y=[r.psnr_ema_true for r in recs], name="PSNR EMA",
-                                 line=dict(color="#2ca02c", dash="dot")), secondary_y=True)
+    data = [go.Scatter(x=its, y=[r.loss for r in recs], name="loss", line=dict(color="#3b6ee8"))]
+    if any(r.psnr_true is not None for r in recs):
+        data += [go.Scatter(x=its, y=[r.psnr_true for r in recs], name="PSNR output", line=dict(color="#ff7f0e"),
+                            yaxis="y2"),
+                 go.Scatter(x=its, y=[r.psnr_ema_true for r in recs], name="PSNR EMA",
+                            line=dict(color="#2ca02c", dash="dot"), yaxis="y2")]
         psnr_title = "PSNR vs ground truth (dB)"
     else:
-        fig.add_trace(go.Scatter(x=its, y=[r.psnr_observed for r in recs], name="PSNR vs observation",
-                                 line=dict(color="#ff7f0e")), secondary_y=True)
+        data.append(go.Scatter(x=its, y=[r.psnr_observed for r in recs], name="PSNR vs observation",
+                               line=dict(color="#ff7f0e"), yaxis="y2"))
         psnr_title = "PSNR vs observation (dB)"
-    fig.update_yaxes(type="log", title_text="loss (MSE)", secondary_y=False)
     # An overlaying axis defaults to tickmode "sync", which puts the dB ticks at the log loss axis' gridlines
     # (10.49, 11.47, 12.27 ... dB); "auto" gives the PSNR axis its own round ticks.
-    fig.update_yaxes(title_text=psnr_title, secondary_y=True, showgrid=False, tickmode="auto")
-    fig.update_xaxes(title_text="iteration")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
-    return fig
+    layout = dict(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
+                  xaxis=dict(anchor="y", domain=[0.0, 0.94], title=dict(text="iteration")),
+                  yaxis=dict(anchor="x", domain=[0.0, 1.0], type="log", title=dict(text="loss (MSE)")),
+                  yaxis2=dict(anchor="x", overlaying="y", side="right", title=dict(text=psnr_title), showgrid=False,
+                              tickmode="auto"))
+    return go.Figure(data=data, layout=layout)
 
 
 def impedance_figure(history: dict, *, height: int = 380) -> go.Figure:

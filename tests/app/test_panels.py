@@ -32,3 +32,21 @@ def test_a_confirmed_blind_pick_gets_no_warning():
     assert not at.exception, at.exception
     assert not [c.value for c in at.caption if "provisional" in c.value]
     assert "at iteration 942 (-0.68 dB vs the oracle)" in [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("truth", [True, False])
+def test_loss_chart_puts_the_psnr_on_its_own_right_axis(truth):
+    from dip.fit import StepRecord
+    from ui.charts import loss_figure
+
+    recs = [StepRecord(i, 0.1 / i, 10 + i / 100, 12 + i / 100 if truth else None, 12 if truth else None, False)
+            for i in range(1, 3001)]
+    fig = loss_figure(recs)
+    loss, *psnr = fig.data
+    assert loss.name == "loss" and loss.yaxis in (None, "y") and fig.layout.yaxis.type == "log"
+    names = ["PSNR output", "PSNR EMA"] if truth else ["PSNR vs observation"]
+    assert [t.name for t in psnr] == names and {t.yaxis for t in psnr} == {"y2"}
+    right = fig.layout.yaxis2
+    assert right.overlaying == "y" and right.side == "right" and right.tickmode == "auto"
+    assert right.title.text.startswith("PSNR vs " + ("ground truth" if truth else "observation"))
+    assert len(loss.x) <= 1500 + 1 and loss.x[-1] == 3000  # thinned for drawing, the last iteration kept

@@ -103,3 +103,22 @@ def test_a_failing_run_leaves_an_error_record(registry, tmp_path):
     v = finish(registry.submit(spec, task="denoise", owner="t", total=spec.total))
     assert v.status == "error" and v.error
     assert list_runs(tmp_path)[0]["status"] == "error"
+
+
+def test_the_worker_uses_every_cpu_unless_told(monkeypatch):
+    import torch
+
+    from dip.device import available_cpus
+    from ui.runners import configure_torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("DIP_THREADS", raising=False)
+        torch.set_num_threads(1)
+        configure_torch()
+        assert torch.get_num_threads() == available_cpus()
+        monkeypatch.setenv("DIP_THREADS", "1")
+        configure_torch()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
