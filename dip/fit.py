@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -20,8 +21,8 @@ from torch import nn
 
 from dip import checkpoint as ckpt
 from dip.checkpoint import Checkpoint
-from dip.device import (PRECISION_NAMES, autocast_dtype, pick_device, prefers_channels_last, tune_allocator,
-                        tune_threads)
+from dip.device import (PRECISION_NAMES, autocast_dtype, pick_device, prefers_channels_last, slow_precision_note,
+                        tune_allocator, tune_threads)
 from dip.errors import ConfigError
 from dip.metrics import psnr_from_mse
 from dip.models import count_parameters
@@ -212,6 +213,9 @@ class FitStep:
                  dev: torch.device, continues: Optional[dict] = None):
         """``continues``: the saved state of the step this one goes on with (a checkpoint's ``"step"``)."""
         self.config, self.dev = config, dev
+        note = slow_precision_note(config.precision, dev)
+        if note is not None:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
         amp = autocast_dtype(config.precision, dev)
         self.channels_last = uses_channels_last(config, dev)
         if continues is not None:

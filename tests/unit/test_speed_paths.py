@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -52,6 +53,7 @@ def _fork(step: FitStep, precision: str) -> FitStep:
     return fork
 
 
+@pytest.mark.filterwarnings("ignore:precision:RuntimeWarning")  # forced on purpose; emulated on some CPUs
 def test_bf16_training_ends_within_0_1_db_of_float32():
     """Denoising a 64x64 image: 150 iterations in bf16 autocast end at the float32 PSNR (this seed: -0.02 dB).
 
@@ -92,6 +94,7 @@ def test_batched_reads_with_backtracking_give_the_same_records():
     assert np.array_equal(batched.output, every.output)
 
 
+@pytest.mark.filterwarnings("ignore:precision:RuntimeWarning")  # forced on purpose; emulated on some CPUs
 def test_fp16_runs_with_a_gradient_scaler():
     preset = tiny_preset("denoise", 30).with_overrides(fit={"precision": "fp16"})
     result = solve(preset, make_problem(preset, small_image(side=32)))
@@ -139,6 +142,7 @@ def test_thread_cap_never_exceeds_the_cpus_this_process_may_use():
 
 
 @pytest.mark.parametrize("precision, nhwc", [("fp32", False), ("bf16", True)])
+@pytest.mark.filterwarnings("ignore:precision:RuntimeWarning")  # forced on purpose; emulated on some CPUs
 def test_memory_format_follows_the_precision_unless_set(precision, nhwc):
     """Float32 on a CPU runs NCHW (NHWC float32 convolutions are slower there); bf16 autocast runs NHWC."""
     preset = tiny_preset("denoise")
@@ -152,3 +156,21 @@ def test_memory_format_follows_the_precision_unless_set(precision, nhwc):
     assert auto.channels_last is nhwc
     assert auto.z.is_contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
     assert step(precision=precision, channels_last=not nhwc).channels_last is (not nhwc)  # an explicit choice wins
+
+
+def test_a_forced_reduced_precision_warns_where_the_cpu_would_emulate_it(monkeypatch):
+    preset = tiny_preset("denoise")
+    z = make_input_code(preset.input, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def step(precision):
+        return FitStep(build_net(preset, 3), z, torch.rand(1, 3, 16, 16), Identity(),
+                       preset.with_overrides(fit={"precision": precision}).fit, torch.device("cpu"))
+
+    monkeypatch.setattr("dip.device.cpu_supports_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        step("bf16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        step("auto"), step("fp32")  # the defaults never warn
+        monkeypatch.setattr("dip.device.cpu_supports_bf16", lambda: True)
+        step("bf16")  # a CPU with native bf16
