@@ -211,11 +211,10 @@ def run_bench(configs: list[str], sizes: list[int], dev: torch.device, *, warmup
     report = {"machine": machine_info(dev), "conv_gflops": {}, "cases": []}
     if conv:
         engine = get_preset(CONFIGS["denoise"]).fit
-        engine_setting = (engine.precision, uses_channels_last(engine, dev))
+        computes, nhwc = precision_name(engine.precision, dev), uses_channels_last(engine, dev)
         variants = {"fp32 NCHW": ("fp32", False)}
-        if (precision_name(engine.precision, dev), engine_setting[1]) != ("fp32", False):
-            variants[f"engine ({precision_name(engine.precision, dev)}, "
-                     f"{'NHWC' if engine_setting[1] else 'NCHW'})"] = engine_setting
+        if (computes, nhwc) != ("fp32", False):  # else the engine's conv is the row above
+            variants[f"engine ({computes}, {'NHWC' if nhwc else 'NCHW'})"] = (engine.precision, nhwc)
         for label, (precision, cl) in variants.items():
             log(f"conv throughput, {label}")
             report["conv_gflops"][label] = conv_throughput(dev, precision=precision, channels_last=cl)

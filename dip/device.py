@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from typing import Optional
 
@@ -51,6 +52,7 @@ def describe_device(dev: torch.device) -> str:
     return f"CPU · {n} thread{'s' if n != 1 else ''}"
 
 
+@functools.cache  # asked for the precision, the memory format and the warning of every FitStep; flags never change
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays off."""
     try:
