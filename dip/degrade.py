@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dip.errors import ImageError
-from dip.images import ImageSource, load_image, resize
+from dip.images import ImageSource, read_image, resize
 
 
 def add_gaussian_noise(x: np.ndarray, sigma_255: float, *, seed: int | None = 0) -> np.ndarray:
@@ -70,13 +70,17 @@ def text_mask(height: int, width: int, *, text: str = "Deep Image Prior", seed: 
     return (np.asarray(canvas) > 127).astype(np.float32)
 
 
-def load_mask(source: ImageSource, *, height: int, width: int) -> np.ndarray:
-    """Read a mask file: white (or opaque) = known, black (or transparent) = hole; must match the image size."""
-    a = load_image(source, mode="grey")[..., 0]
-    if a.shape != (height, width):
-        raise ImageError(f"mask is {a.shape[1]}x{a.shape[0]} px but the image is {width}x{height} px; "
+def load_mask(source: ImageSource, *, height: int, width: int, max_side: int | None = None) -> np.ndarray:
+    """Read a mask file: white (or opaque) = known, black (or transparent) = hole; must match the image size.
+
+    ``height`` and ``width`` are the full image's; with ``max_side`` the mask is decoded at reduced size, the size
+    ``read_image(..., max_side=max_side)`` gives that image (so a mask fits an image decoded that way).
+    """
+    d = read_image(source, mode="grey", max_side=max_side)
+    if (d.height, d.width) != (height, width):
+        raise ImageError(f"mask is {d.width}x{d.height} px but the image is {width}x{height} px; "
                          "use a mask of the same size as the image.")
-    m = (a > 0.5).astype(np.float32)
+    m = (d.pixels[..., 0] > 0.5).astype(np.float32)
     if m.min() == 1.0:
         raise ImageError("mask has no holes (it is all white); paint the missing region black.")
     if m.max() == 0.0:
