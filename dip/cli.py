@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -17,7 +18,7 @@ from dip.errors import DIPError
 from dip.images import load_image
 from dip.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
 from dip.progress import FitProgress, add_checkpoint_flag
-from dip.runio import preset_as_dict, write_run
+from dip.runio import atomic_folder, holds_only_run_output, preset_as_dict, write_run
 from dip.tasks import load_for, make_problem, prepare_image, prepare_low_resolution, solve, summarize
 
 
@@ -113,8 +114,9 @@ def run_task(args: argparse.Namespace) -> dict:
     metrics = {**summarize(preset, problem, result), "image": Path(args.image).name}
     if result.resumed_from:
         metrics["resumed_from"] = result.resumed_from
-    write_run(args.out, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
-              x_true=problem.x_true, mask=problem.mask, snapshots=progress.snapshots)
+    with _output_folder(args.out) as folder:
+        write_run(folder, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
+                  x_true=problem.x_true, mask=problem.mask, snapshots=progress.snapshots)
     if checkpoint is not None:
         checkpoint.path.unlink(missing_ok=True)
     return metrics
@@ -122,7 +124,7 @@ def run_task(args: argparse.Namespace) -> dict:
 
 def run_impedance_cmd(args: argparse.Namespace) -> dict:
     """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
-    from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints,
+    from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints, target_slug,
                                write_impedance_run)
     preset = preset_from_args(args)
     image = load_for(preset, args.image, max_side=args.max_side)
@@ -136,10 +138,18 @@ def run_impedance_cmd(args: argparse.Namespace) -> dict:
     finally:
         for b in bars.values():
             b.close()
-    metrics = write_impedance_run(args.out, preset, res, snapshots={n: b.snapshots for n, b in bars.items()},
-                                  extra={"image": Path(args.image).name})
+    with _output_folder(args.out, also=[target_slug(name) for name in TARGETS]) as folder:
+        metrics = write_impedance_run(folder, preset, res, snapshots={n: b.snapshots for n, b in bars.items()},
+                                      extra={"image": Path(args.image).name})
     remove_checkpoints(checkpoints)
     return metrics
+
+
+def _output_folder(out: Path, also=()):
+    """Where to write the run: through ``atomic_folder(out)`` when ``out`` is new or holds only an earlier run's
+    files and checkpoints (a crash then leaves no half-written run, and a rerun replaces the old one whole);
+    otherwise ``out`` itself, written in place as before, so that nothing else kept there is deleted."""
+    return atomic_folder(out) if holds_only_run_output(out, also=also) else nullcontext(Path(out))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -11,3 +11,17 @@ class ConfigError(DIPError):
 
 class ImageError(DIPError):
     """An image or mask cannot be used (not an image, truncated, too large, too small, wrong size)."""
+
+
+class RunFolderError(DIPError):
+    """A saved run's folder cannot be read: a file is missing, truncated or not what it should be.
+
+    The message names the run (its folder's name, never a server path), the file and what is wrong, e.g.
+    ``Run 20260101-denoise-ab12cd could not be read: metrics.json is not a JSON object (it holds a list).``
+    ``run_id`` and ``reason`` (the message without the run) are kept for listings.
+    """
+
+    def __init__(self, reason: str, *, run_id: str = ""):
+        super().__init__(f"Run {run_id} could not be read: {reason}" if run_id else reason)
+        self.run_id = run_id
+        self.reason = reason
