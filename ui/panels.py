@@ -305,9 +305,23 @@ def render_impedance(v: JobView) -> None:
 
 
 def runs_browser() -> None:
-    """A table of saved runs (newest first) and one run opened in full; ``?run=<id>`` opens that run."""
-    rows = list_runs(config.runs_dir())
+    """A table of saved runs (newest first) and one run opened in full; ``?run=<id>`` opens that run.
+
+    A run folder that cannot be read never breaks the page: the table leaves it out with a note, opening it (from
+    the URL, or a damage found only then) shows why, and without ``?run=`` the newest run that opens is shown. An
+    id in the URL that names no readable run gets a message and opens nothing else. Ids, names and reasons from
+    the URL or the folders go through ``plain`` (they render as text, never as Markdown).
+    """
+    from ui.runs import scan_runs
+    from ui.text import plain
+
+    listing = scan_runs(config.runs_dir())
+    rows, skipped = listing.rows, dict(listing.skipped)
+    wanted = st.query_params.get("run")
     if not rows:
+        _skipped_note(listing.skipped)
+        if wanted:
+            _unavailable(wanted, skipped)
         st.info("No runs yet: start one from an experiment page.")
         return
     st.dataframe([{"run": r["id"], "task": TASK_TITLES.get(r.get("task"), r.get("task")), "preset": r.get("preset"),
@@ -319,19 +333,91 @@ def runs_browser() -> None:
                  column_config={name: st.column_config.NumberColumn(format="%.2f")
                                 for name in ("PSNR degraded (dB)", "PSNR output (dB)")}
                  | {"seconds": st.column_config.NumberColumn(format="%.1f")})
+    _skipped_note(listing.skipped)
     ids = [r["id"] for r in rows]
-    wanted = st.query_params.get("run")
-    if wanted in ids and st.session_state.get("runs.pick") not in ids:
-        st.session_state["runs.pick"] = wanted
-    run_id = st.selectbox("Open a run", ids, key="runs.pick")
-    st.query_params["run"] = run_id
-    v = state.view(run_id)
-    if v is None:
-        st.error(f"Run {run_id} could not be read.")
+    if st.session_state.get("runs.pick") not in ids:  # this session's first look, or its pick is gone
+        if wanted in ids:
+            st.session_state["runs.pick"] = wanted
+        elif wanted:  # a shared link to a run that is not here: say so, and show no other run in its place
+            _unavailable(wanted, skipped)
+            st.session_state["runs.pick"] = None
+        else:
+            st.session_state["runs.pick"] = _newest_readable(ids)
+    run_id = st.selectbox("Open a run", ids, key="runs.pick", index=None, placeholder="Choose a run")
+    if run_id is None:
         return
-    st.subheader(f"{TASK_TITLES.get(v.task, v.task)} · {v.info.get('source') or ''} · {v.info.get('preset') or ''}")
+    st.query_params["run"] = run_id
+    v, error = _open_run(run_id)
+    if v is None:
+        st.error(plain(error, limit=400), icon=":material/error:")
+        return
+    title = TASK_TITLES.get(v.task) or plain(v.task or "?")
+    st.subheader(f"{title} · {plain(v.info.get('source') or '')} · {plain(v.info.get('preset') or '')}")
+    notes = v.info.get("notes") or []
+    if notes:
+        st.warning(plain(" ".join(notes), limit=600), icon=":material/warning:")
     (render_impedance if v.task == "impedance" else render_task)(v)
     folder = (v.outcome or {}).get("run_dir")
     if folder and (Path(folder) / "config.json").is_file():
         with st.expander("Configuration (config.json)"):
-            st.code((Path(folder) / "config.json").read_text(), language="json")
+            try:
+                st.code((Path(folder) / "config.json").read_text(), language="json")
+            except (OSError, UnicodeDecodeError):
+                st.caption("config.json could not be read.")
+
+
+NEWEST_TRIED = 5  # runs the default view tries, newest first, before it gives up
+
+
+def _open_run(run_id: str) -> tuple[Optional[JobView], Optional[str]]:
+    """(view, None), or (None, why the run cannot be opened: the specific message of a damaged folder)."""
+    from dip.errors import DIPError
+
+    try:
+        v = state.view(run_id)
+    except DIPError as err:  # RunFolderError: names the file and what is wrong, never a server path
+        return None, str(err)
+    except OSError:  # the folder went away between the listing and now (e.g. retention removed it)
+        return None, f"Run {run_id} could not be read: its folder is gone."
+    return (v, None) if v is not None else (None, f"There is no saved run named {run_id}.")
+
+
+def _newest_readable(ids: list[str]) -> Optional[str]:
+    """The first of ``ids`` (newest first) that opens; a warning names the newer ones that did not."""
+    from ui.text import plain
+
+    failed = []
+    for run_id in ids[:NEWEST_TRIED]:
+        v, error = _open_run(run_id)
+        if v is not None:
+            if failed:
+                st.warning(plain(f"{' '.join(failed)} Showing {run_id}, the newest run that opens.", limit=800),
+                           icon=":material/warning:")
+            return run_id
+        failed.append(error)
+    st.warning(plain(f"{' '.join(failed)} Choose a run below.", limit=800), icon=":material/warning:")
+    return None
+
+
+def _unavailable(run_id: str, skipped: dict[str, str]) -> None:
+    """Why the run the URL names is not shown: its folder's damage, or that there is no such run."""
+    from ui.text import plain
+
+    if run_id in skipped:
+        st.error(plain(f"Run {run_id} could not be read: {skipped[run_id]}", limit=400), icon=":material/error:")
+    else:
+        st.warning(f"There is no saved run named {plain(run_id)} (the link may be wrong, or the run was removed).",
+                   icon=":material/search_off:")
+
+
+def _skipped_note(skipped: list[tuple[str, str]], shown: int = 5) -> None:
+    """One caption naming the run folders the listing left out, and why."""
+    from ui.text import plain
+
+    if not skipped:
+        return
+    n = len(skipped)
+    head = "1 run folder could not be read and is not listed" if n == 1 else \
+        f"{n} run folders could not be read and are not listed"
+    items = "; ".join(f"{run_id} ({reason.rstrip('.')})" for run_id, reason in skipped[:shown])
+    st.caption(plain(f"{head}: {items}{'; …' if n > shown else ''}", limit=1000))

@@ -5,15 +5,15 @@ No Streamlit here.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
+from dip.errors import RunFolderError
 from dip.fit import StepRecord
-from dip.images import load_image
 from dip.impedance import target_slug
-from dip.runio import read_run
+from dip.runio import check_metrics, read_json_object, read_run, read_run_image
 from ui.config import SNAPSHOT_SIDE
 from ui.imaging import preview
 from ui.jobs import JobView
@@ -21,31 +21,71 @@ from ui.jobs import JobView
 TASK_TITLES = {"impedance": "Noise impedance", "denoise": "Denoising", "sr": "Super-resolution",
                "inpaint": "Inpainting"}
 MAX_LISTED = 200
+MAX_SCANNED = 1000  # folders looked at per listing, readable or not
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""A run id as the URL may name it: a plain folder name, not hidden, at most 100 characters."""
+
+
+def valid_run_id(run_id: object) -> bool:
+    """True when ``run_id`` can name a folder of the runs directory (no path, no hidden name, short)."""
+    return isinstance(run_id, str) and RUN_ID.fullmatch(run_id) is not None and ".." not in run_id
 
 
 def run_folder(runs_dir: Path, run_id: str) -> Optional[Path]:
-    """The folder of ``run_id`` if it holds a finished run (metrics.json), else None."""
-    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+    """The folder of ``run_id`` if it holds a finished run (metrics.json), else None.
+
+    Ids that are not plain folder names (``valid_run_id``: paths, ``..``, hidden names, over 100 characters,
+    characters outside ``[A-Za-z0-9._-]``) are refused before the disk is touched.
+    """
+    if not valid_run_id(run_id):
         return None
     folder = Path(runs_dir) / run_id
     return folder if (folder / "metrics.json").is_file() else None
 
 
-def list_runs(runs_dir: Path) -> list[dict]:
-    """Newest first: one dict per run folder with its id and metrics.json (unreadable folders are skipped)."""
+class RunListing(NamedTuple):
+    """``scan_runs``' answer: the readable runs and the folders left out."""
+
+    rows: list[dict]
+    """Newest first: ``{"id": folder name, **metrics.json, "source": ...}`` (``list_runs``' rows)."""
+    skipped: list[tuple[str, str]]
+    """(folder name, reason) of run folders that could not be read, newest first; the reason names the file
+    and what is wrong, e.g. ``("20260101-x", "metrics.json is not a JSON object (it holds a list).")``."""
+
+
+def scan_runs(runs_dir: Path) -> RunListing:
+    """The runs directory's run folders, newest (largest name) first, at most ``MAX_LISTED`` rows.
+
+    Hidden folders (``.NAME``: the temporaries of ``dip.runio.atomic_folder``) and plain files are passed over
+    silently; a folder whose name is not a run id or whose metrics.json is missing, damaged or not an object is
+    in ``skipped`` with the reason. Only metrics.json is read here: damage elsewhere (images, history) shows when
+    the run is opened (``load_view``). Other files in a folder (e.g. access.json) are not looked at.
+    """
     root = Path(runs_dir)
     if not root.is_dir():
-        return []
-    rows = []
-    for folder in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+        return RunListing([], [])
+    rows, skipped = [], []
+    folders = sorted((p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()),
+                     key=lambda p: p.name, reverse=True)
+    for folder in folders[:MAX_SCANNED]:
+        if not valid_run_id(folder.name):
+            skipped.append((folder.name, "its name is not a valid run id (letters, digits, '.', '_', '-')."))
+            continue
         try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-        except (OSError, ValueError):
+            metrics = read_json_object(folder / "metrics.json", run_id=folder.name)
+            check_metrics(metrics, run_id=folder.name)
+        except RunFolderError as err:
+            skipped.append((folder.name, err.reason))
             continue
         rows.append({"id": folder.name, **metrics, "source": source_name(metrics)})
         if len(rows) >= MAX_LISTED:
             break
-    return rows
+    return RunListing(rows, skipped)
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    """Newest first: one dict per readable run folder with its id and metrics.json (``scan_runs(...).rows``)."""
+    return scan_runs(runs_dir).rows
 
 
 def source_name(metrics: dict) -> Optional[str]:
@@ -63,32 +103,62 @@ def _records(rows: list[dict]) -> dict[str, list]:
     return series
 
 
-def _snapshots(folder: Path) -> list:
+def _snapshots(folder: Path, prefix: str = "") -> tuple[list, list[str]]:
+    """(iteration, preview) of ``folder``'s snapshots/, and a note when some did not decode (they are left out)."""
     paths = sorted((folder / "snapshots").glob("*.png")) if (folder / "snapshots").is_dir() else []
-    return [(int(p.stem), preview(load_image(p, mode="rgb"), SNAPSHOT_SIDE)) for p in paths if p.stem.isdigit()]
+    out, bad = [], []
+    for p in paths:
+        if not p.stem.isdigit():
+            continue
+        try:
+            out.append((int(p.stem), preview(read_run_image(folder, f"snapshots/{p.name}"), SNAPSHOT_SIDE)))
+        except RunFolderError:
+            bad.append(f"{prefix}snapshots/{p.name}")
+    notes = [f"{len(bad)} snapshot image(s) could not be decoded and are left out: {', '.join(bad[:5])}"
+             + ("…" if len(bad) > 5 else ".")] if bad else []
+    return out, notes
 
 
 def load_view(folder: Path) -> JobView:
-    """A finished run folder as a JobView: status, history, snapshots and images."""
+    """A finished run folder as a JobView: status, history, snapshots and images.
+
+    ``info["notes"]`` lists what was tolerated (a history.csv cut off in its last row, snapshots that do not
+    decode), as sentences.
+
+    Raises
+    ------
+    RunFolderError
+        When the folder cannot be shown (see ``dip.runio.read_run``; also an impedance target's images).
+    """
+    folder = Path(folder)
     run = read_run(folder)
     metrics = run["metrics"]
     history = _records(run["history"])
     images = {k: preview(v) for k, v in run["images"].items()}
-    snapshots = {"": _snapshots(folder)} if metrics.get("task") != "impedance" else {}
-    for name, target in (metrics.get("targets") or {}).items():
-        sub = folder / target_slug(name)
-        snapshots[name] = _snapshots(sub)
+    notes = list(run["notes"])
+    snapshots = {}
+    if metrics.get("task") != "impedance":
+        snapshots[""], more = _snapshots(folder)
+        notes += more
+    for name in (metrics.get("targets") or {}):
+        slug = target_slug(name)
+        if not valid_run_id(slug):  # the name comes from the file: it must not lead out of the folder
+            raise RunFolderError(f"metrics.json names a target {name[:40]!r} that is not a folder name.",
+                                 run_id=folder.name)
+        sub = folder / slug
+        snapshots[name], more = _snapshots(sub, f"{slug}/")
+        notes += more
         for kind in ("target", "result"):
             if (sub / f"{kind}.png").is_file():
-                images[f"{kind}:{name}"] = preview(load_image(sub / f"{kind}.png", mode="rgb"))
+                images[f"{kind}:{name}"] = preview(read_run_image(folder, f"{slug}/{kind}.png"))
     status = metrics.get("status") or ("cancelled" if metrics.get("cancelled") else "done")
     done = sum(len(v) for v in history.values())
     finished = os.path.getmtime(folder / "metrics.json")
     info = {"source": source_name(metrics), "preset": metrics.get("preset"), "blind": metrics.get("blind"),
-            "psnr_degraded": metrics.get("psnr_observed"), "images": {}}
-    for rec in run.get("baselines", []):
+            "psnr_degraded": metrics.get("psnr_observed"), "images": {}, "notes": notes}
+    for rec in run["baselines"]:
         if rec.get("image") and (folder / rec["image"]).is_file():
-            images[rec["name"]] = preview(load_image(folder / rec["image"], mode="rgb"))
-    outcome = {"metrics": metrics, "run_dir": str(folder), "images": images, "baselines": run.get("baselines", [])}
+            images[rec["name"]] = preview(read_run_image(folder, rec["image"]))
+    outcome = {"metrics": metrics, "run_dir": str(folder), "images": images, "baselines": run["baselines"]}
     return JobView(folder.name, metrics.get("task", "?"), status, done, done, history, snapshots, info, outcome,
                    metrics.get("error"), finished, None, finished, None)

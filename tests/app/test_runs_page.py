@@ -1,0 +1,235 @@
+"""Damaged run folders never break the Runs page: the listing leaves them out with a note, opening one shows the
+specific reason, the default view falls back to the newest run that opens, and ids from the URL render as text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apphelpers import APP, PAGES
+from dip.errors import RunFolderError
+from dip.fit import FitResult, Snapshot, StepRecord
+from dip.runio import write_run
+
+GOOD = "20260101-000000-denoise-cccccc"
+BAD_IMAGE = "20260102-000000-denoise-bbbbbb"  # listed (its metrics.json is fine), fails when opened
+BAD_METRICS = "20260103-000000-denoise-aaaaaa"  # metrics.json holds [] : not listed
+PARTIAL = ".20260104-000000-denoise-dddddd.partial-0a1b2c3d"  # a writer's temporary: neither listed nor noted
+
+
+def tiny_run(folder: Path, *, iters: int = 3, side: int = 16) -> Path:
+    """A complete denoising run folder from a fake FitResult (no fit)."""
+    rng = np.random.default_rng(0)
+    image = rng.random((side, side, 3), dtype=np.float32)
+    history = [StepRecord(i, 0.1 / i, 20.0 + i, 21.0 + i, 21.5, False) for i in range(1, iters + 1)]
+    result = FitResult(output=image, ema=image, history=history, best=image, best_iteration=2,
+                       iterations_done=iters)
+    metrics = {"task": "denoise", "preset": "lab-denoise", "iterations": iters, "psnr_observed": 20.0,
+               "psnr_final": 24.0, "psnr_ema": 24.5, "psnr_best": 25.0, "best_iteration": 2, "seconds": 1.5,
+               "device": "cpu", "source": "cat.png", "status": "done"}
+    return write_run(folder, metrics=metrics, config={"task": "denoise"}, result=result, degraded=image,
+                     x_true=image, snapshots=[Snapshot(i, image, image) for i in (1, 2)])
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def text(markdown: str) -> str:
+    """What a ``plain()``-escaped string reads as."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+# ui.runs without Streamlit ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_id", ["../x", "..", "a/b", "a\\b", ".hidden", "/etc", "/tmp/x", "", "x" * 101,
+                                    "a b", "a;b", "ü", "a\nb", "a\x00b", None, 5])
+def test_run_folder_refuses_ids_that_are_not_plain_folder_names(tmp_path, run_id):
+    from ui.runs import run_folder
+
+    (tmp_path / "runs").mkdir()
+    tiny_run(tmp_path / "x")  # what "../x" would reach
+    assert run_folder(tmp_path / "runs", run_id) is None
+
+
+def test_run_folder_accepts_a_plain_id_up_to_100_characters(tmp_path):
+    from ui.runs import run_folder
+
+    for run_id in (GOOD, "a" * 100, "A.b_c-9"):
+        tiny_run(tmp_path / run_id)
+        assert run_folder(tmp_path, run_id) == tmp_path / run_id
+
+
+def make_runs_dir(root: Path) -> Path:
+    tiny_run(root / GOOD)
+    truncate(tiny_run(root / BAD_IMAGE) / "result.png")
+    (tiny_run(root / BAD_METRICS) / "metrics.json").write_text("[]")
+    tiny_run(root / PARTIAL)
+    return root
+
+
+def test_scan_runs_lists_readable_runs_and_says_which_folders_it_left_out(tmp_path):
+    from ui.runs import list_runs, scan_runs
+
+    root = make_runs_dir(tmp_path)
+    for name, damage in (("20260105-trunc-metrics", "truncate"), ("20260106-no-metrics", "unlink")):
+        getattr(tiny_run(root / name) / "metrics.json", damage)() if damage == "unlink" else \
+            truncate(tiny_run(root / name) / "metrics.json")
+    (root / "bad name").mkdir()
+    (root / "stray.txt").write_text("x")
+    listing = scan_runs(root)
+    assert [r["id"] for r in listing.rows] == [BAD_IMAGE, GOOD]
+    assert listing.rows[1]["psnr_final"] == 24.0 and listing.rows[1]["source"] == "cat.png"
+    reasons = dict(listing.skipped)
+    assert list(reasons) == ["bad name", "20260106-no-metrics", "20260105-trunc-metrics", BAD_METRICS]
+    assert reasons[BAD_METRICS] == "metrics.json is not a JSON object (it holds a list)."
+    assert reasons["20260106-no-metrics"] == "metrics.json is missing."
+    assert reasons["20260105-trunc-metrics"].startswith("metrics.json is truncated")
+    assert list_runs(root) == listing.rows
+
+
+def test_load_view_raises_the_specific_error_and_reports_what_it_tolerated(tmp_path):
+    from ui.runs import load_view
+
+    root = make_runs_dir(tmp_path)
+    with pytest.raises(RunFolderError, match=r"result\.png could not be decoded") as err:
+        load_view(root / BAD_IMAGE)
+    assert str(tmp_path) not in str(err.value)
+    with pytest.raises(RunFolderError, match=r"metrics\.json is not a JSON object"):
+        load_view(root / BAD_METRICS)
+
+    good = root / GOOD
+    assert load_view(good).info["notes"] == []
+    history = good / "history.csv"
+    history.write_bytes(history.read_bytes()[:-9])
+    (good / "snapshots" / "00002.png").write_bytes(b"not a png")
+    v = load_view(good)
+    assert [r.iteration for r in v.history[""]] == [1, 2]
+    assert [i for i, _ in v.snapshots[""]] == [1]
+    assert v.info["notes"] == [
+        "history.csv is truncated at line 4 (a row cut off mid-write); that partial row is left out.",
+        "1 snapshot image(s) could not be decoded and are left out: snapshots/00002.png."]
+
+
+def test_an_impedance_target_name_cannot_lead_out_of_the_folder(tmp_path):
+    import json
+
+    from ui.runs import load_view
+
+    run = tiny_run(tmp_path / "runs" / "imp")
+    tiny_run(tmp_path / "secret")
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "task": "impedance", "targets": {"../../secret": {}}}))
+    with pytest.raises(RunFolderError, match="names a target '../../secret' that is not a folder name"):
+        load_view(run)
+
+
+# The page -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runs(app_env, monkeypatch):
+    monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")  # a gallery server: every run may be seen by everyone
+    return make_runs_dir(app_env)
+
+
+def open_runs(run=None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    if run is not None:
+        at.query_params["run"] = run
+    at.switch_page(PAGES["runs"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def messages(at) -> list[str]:
+    return [text(m.value) for kind in (at.error, at.warning, at.caption, at.info) for m in kind]
+
+
+SKIPPED = f"1 run folder could not be read and is not listed: {BAD_METRICS} (metrics.json is not a JSON object (it " \
+          "holds a list))"
+
+
+def test_the_default_view_falls_back_to_the_newest_run_that_opens(runs):
+    at = open_runs()
+    assert at.dataframe[0].value["run"].tolist() == [BAD_IMAGE, GOOD]  # nothing of the [] folder or temporary
+    assert SKIPPED in messages(at), messages(at)
+    assert (f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, corrupt or "
+            f"oversized image file). Showing {GOOD}, the newest run that opens.") in [text(w.value) for w in at.warning]
+    assert at.selectbox(key="runs.pick").value == GOOD and at.query_params["run"] == GOOD
+    assert any(m.label == "PSNR output" for m in at.metric)
+    assert not any("Traceback" in m or str(runs) in m for m in messages(at))
+
+    at.selectbox(key="runs.pick").set_value(BAD_IMAGE).run()  # picking the damaged one: its reason, no traceback
+    assert not at.exception
+    assert [text(e.value) for e in at.error] == [
+        f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, corrupt or oversized "
+        "image file)."]
+    assert not at.metric
+
+
+@pytest.mark.parametrize("run_id,kind,message", [
+    (BAD_METRICS, "error", f"Run {BAD_METRICS} could not be read: metrics.json is not a JSON object (it holds a "
+                           "list)."),
+    (BAD_IMAGE, "error", f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, "
+                         "corrupt or oversized image file)."),
+    ("nope", "warning", "There is no saved run named nope (the link may be wrong, or the run was removed)."),
+    (PARTIAL, "warning", f"There is no saved run named {PARTIAL} (the link may be wrong, or the run was removed)."),
+    ("../" + GOOD, "warning", f"There is no saved run named ../{GOOD} (the link may be wrong, or the run was "
+                              "removed)."),
+])
+def test_a_link_to_a_run_that_does_not_open_says_why_and_shows_no_other_run(runs, run_id, kind, message):
+    at = open_runs(run_id)
+    assert message in [text(m.value) for m in getattr(at, kind)], messages(at)
+    listed = run_id == BAD_IMAGE  # in the table: picked, and its reason shown where the run would be
+    assert at.selectbox(key="runs.pick").value == (run_id if listed else None)
+    assert not at.metric  # not the newest run in its place
+    assert at.query_params["run"] == run_id  # a reload asks again
+    assert GOOD in at.dataframe[0].value["run"].tolist()  # the good run is still there to pick
+    at.selectbox(key="runs.pick").set_value(GOOD).run()
+    assert not at.exception and any(m.label == "PSNR output" for m in at.metric)
+
+
+def test_a_link_to_a_good_run_opens_it(runs):
+    at = open_runs(GOOD)
+    assert at.selectbox(key="runs.pick").value == GOOD and not at.error
+    assert "Denoising · cat.png · lab-denoise" in [text(h.value) for h in at.subheader]
+
+
+def test_ids_and_names_from_links_and_folders_render_as_text(runs):
+    import json
+
+    evil = "[click](https://evil.example) ![x](https://evil.example/p.png) :red[boom] $x$"
+    at = open_runs(evil)
+    shown = [w.value for w in at.warning]
+    assert [text(w) for w in shown] == [f"There is no saved run named {evil} (the link may be wrong, or the run "
+                                        "was removed)."]
+    assert "](" not in shown[0] and ":red[" not in shown[0] and "\\$" in shown[0]
+
+    metrics = json.loads((runs / GOOD / "metrics.json").read_text())
+    (runs / GOOD / "metrics.json").write_text(json.dumps({**metrics, "source": "[a](https://evil.example).png"}))
+    at = open_runs(GOOD)
+    assert "Denoising · [a](https://evil.example).png · lab-denoise" in [text(h.value) for h in at.subheader]
+    assert not any("](" in h.value for h in at.subheader)
+
+
+def test_a_truncated_history_opens_with_a_warning(runs):
+    history = runs / GOOD / "history.csv"
+    history.write_bytes(history.read_bytes()[:-9])
+    at = open_runs(GOOD)
+    assert ("history.csv is truncated at line 4 (a row cut off mid-write); that partial row is left out."
+            in [text(w.value) for w in at.warning])
+    assert any(m.label == "PSNR output" for m in at.metric)
+
+
+def test_only_damaged_folders_is_not_a_crash(app_env):
+    (tiny_run(app_env / BAD_METRICS) / "metrics.json").write_text("[]")
+    at = open_runs()
+    assert SKIPPED in messages(at) and "No runs yet: start one from an experiment page." in messages(at)
