@@ -88,3 +88,15 @@ def load(path: Path, expected: dict, device: torch.device) -> Optional[dict]:
         raise ConfigError(f"{path} was written by a different run ({', '.join(keys)} differ); delete it to start "
                           "again, or write this run elsewhere.")
     return state
+
+
+def saved_progress(path: Path) -> Optional[tuple[int, list]]:
+    """(iteration, history rows) of the checkpoint at ``path``, or None when there is none or it is unreadable:
+    what a resumed job shows before its fit continues."""
+    if not Path(path).is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return int(state["iteration"]), list(state["history"])
+    except Exception:  # the fit itself reports an unreadable checkpoint when it loads it
+        return None

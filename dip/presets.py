@@ -6,7 +6,7 @@ task parameters, image preparation, and where the numbers come from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Optional
 
 from dip.errors import ConfigError
@@ -123,3 +123,19 @@ def presets_for(task: str) -> list[Preset]:
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     return sorted((p for p in PRESETS.values() if p.task == task), key=lambda p: p.name != DEFAULT_PRESET[task])
+
+
+def preset_from_dict(data: dict) -> Preset:
+    """The inverse of ``dip.runio.preset_as_dict``: a preset back from its plain JSON data (lists become tuples).
+
+    Raises ConfigError when the data is not a complete preset.
+    """
+    def build(cls, values: dict):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
+
+    try:
+        return build(Preset, {**data, "net": build(SkipNetConfig, data["net"]),
+                              "input": build(InputConfig, data["input"]), "fit": build(FitConfig, data["fit"])})
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"not a complete preset record ({type(err).__name__}: {err}).") from None

@@ -171,6 +171,26 @@ def make_problem(preset: Preset, image: np.ndarray, *, observed: bool = False, m
     raise ValueError(f"unknown task {preset.task!r}")
 
 
+PROBLEM_ARRAYS = ("y", "x_true", "degraded", "mask")
+
+
+def save_problem(problem: Problem, path) -> None:
+    """Write a Problem's arrays to an ``.npz`` file (no pickled objects): a queued job survives a restart of the
+    process that accepted it, or travels to another machine. ``load_problem`` rebuilds the operator."""
+    arrays = {name: getattr(problem, name) for name in PROBLEM_ARRAYS if getattr(problem, name) is not None}
+    np.savez(path, task=np.array(problem.task), shape=np.array(problem.shape), **arrays)
+
+
+def load_problem(path, preset: Preset) -> Problem:
+    """The Problem ``save_problem`` wrote, with its forward operator made from ``preset`` (SR factor) and the mask."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in PROBLEM_ARRAYS if name in data.files}
+        task, shape = str(data["task"]), tuple(int(v) for v in data["shape"])
+    mask = arrays.get("mask")
+    op = Lanczos2Downsampler(preset.factor) if task == "sr" else PixelMask(mask) if task == "inpaint" else Identity()
+    return Problem(task, arrays["y"], op, shape, arrays.get("x_true"), arrays.get("degraded"), mask)
+
+
 def _bicubic_view(y: np.ndarray, factor: int, shape: tuple) -> np.ndarray:
     up = degrade.upscale(y, factor, "bicubic")
     out = np.zeros(shape, np.float32)

@@ -4,6 +4,10 @@ No Streamlit here (the worker thread must never call ``st.*``), so this module i
 runner. A runner is ``runner(job) -> dict``: it reads ``job.spec``, reports through ``job.add_step`` /
 ``job.add_snapshot``, polls ``job.should_stop()`` and returns the outcome (metrics, run folder, images).
 Pages read a consistent copy with ``job.view()``.
+
+Every job has an owner (an opaque key of the browser that submitted it): only the owner may cancel it, and the
+per-person limit counts per owner. The worker is a daemon thread, so a server that exits does not wait for a fit
+to end: app jobs checkpoint as they go, and the next process queues them again (``restore``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import secrets
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -25,7 +29,7 @@ FINISHED = ("done", "cancelled", "error")
 
 
 class JobRefused(DIPError):
-    """A job cannot be queued now: the session already has one, or the queue is full."""
+    """A job cannot be queued now: its owner already has one, the queue is full, or it exceeds a limit."""
 
 
 def new_job_id(task: str) -> str:
@@ -52,6 +56,9 @@ class JobView:
     finished: Optional[float] = None
     position: Optional[int] = None  # jobs ahead of this one (0: running or next); None when finished
     note: Optional[str] = None  # what a running job does after its iterations, e.g. "comparing with ..."
+    owner: str = ""  # the owner's key (never the browser's secret itself)
+    stop_reason: Optional[str] = None  # why the worker stopped it early, e.g. the wall-clock limit
+    resumed: bool = False  # queued again after a server restart, continuing from its checkpoint
 
     @property
     def active(self) -> bool:
@@ -74,10 +81,11 @@ class Job:
     """One queued fit. The worker writes through the ``add_*`` methods; readers call ``view()``."""
 
     def __init__(self, job_id: str, task: str, spec: Any, *, owner: str, total: int, info: Optional[dict] = None,
-                 max_snapshots: int = 60):
+                 max_snapshots: int = 60, max_seconds: Optional[float] = None, created: Optional[float] = None,
+                 resumed: bool = False):
         self.id, self.task, self.spec, self.owner, self.total = job_id, task, spec, owner, total
         self.info = dict(info or {})
-        self.max_snapshots = max_snapshots
+        self.max_snapshots, self.max_seconds, self.resumed = max_snapshots, max_seconds, resumed
         self.status = "queued"
         self.iteration = 0
         self.history: dict[str, list] = {}
@@ -85,14 +93,22 @@ class Job:
         self.outcome: Optional[dict] = None
         self.error: Optional[str] = None
         self.note: Optional[str] = None
-        self.created, self.started, self.finished = time.time(), None, None
+        self.stop_reason: Optional[str] = None
+        self.created, self.started, self.finished = created or time.time(), None, None
         self.cancel_event = threading.Event()
-        self.future: Optional[Future] = None
         self._lock = threading.Lock()
 
     # -- called by the runner (worker thread) --
     def should_stop(self) -> bool:
-        return self.cancel_event.is_set()
+        """True once cancelled, or once the job has run past its wall-clock limit (then ``stop_reason`` says so)."""
+        if self.cancel_event.is_set():
+            return True
+        if self.max_seconds is not None and self.started is not None and time.time() - self.started > self.max_seconds:
+            with self._lock:
+                self.stop_reason = f"it reached this server's time limit of {self.max_seconds / 60:g} min per job"
+            self.cancel_event.set()
+            return True
+        return False
 
     def add_step(self, record, series: str = "") -> None:
         with self._lock:
@@ -122,7 +138,8 @@ class Job:
             return JobView(self.id, self.task, self.status, self.iteration, self.total,
                            {k: list(v) for k, v in self.history.items()},
                            {k: list(v) for k, v in self.snapshots.items()}, dict(self.info), self.outcome,
-                           self.error, self.created, self.started, self.finished, position, self.note)
+                           self.error, self.created, self.started, self.finished, position, self.note, self.owner,
+                           self.stop_reason, self.resumed)
 
 
 class JobRegistry:
@@ -131,44 +148,80 @@ class JobRegistry:
     Parameters
     ----------
     runner : ``runner(job) -> dict``; exceptions it raises mark the job "error" and never stop the worker.
-    max_queue : most jobs queued or running at once (all users together).
+    admit : ``admit(spec)``, called before a job is queued; it raises (e.g. ``dip.limits.LimitExceeded``) to refuse
+        a job that exceeds the server's limits, so no page can queue one.
+    max_queue : most jobs queued or running at once (all owners together).
+    max_per_owner : most jobs one owner may have queued or running.
+    max_seconds : wall-clock limit of one job; the worker stops it there (None: no limit).
     keep_finished, finished_ttl : finished jobs stay in memory (for polling pages) up to this many / seconds;
         their run folders stay on disk.
     initializer, after_job : called in the worker thread once at start, and after every job.
+    accept, discard : ``accept(job)`` is called as a job is queued (e.g. to write it to disk, so that a restarted
+        server can queue it again; if it raises, the job is refused), ``discard(job)`` when a queued job is
+        cancelled before it started (the runner, which cleans up after a job, never sees it).
     """
 
-    def __init__(self, runner: Callable[[Job], dict], *, max_queue: int = 5, keep_finished: int = 20,
-                 finished_ttl: float = 1800.0, max_snapshots: int = 60,
+    def __init__(self, runner: Callable[[Job], dict], *, admit: Optional[Callable[[Any], None]] = None,
+                 accept: Optional[Callable[[Job], None]] = None, discard: Optional[Callable[[Job], None]] = None,
+                 max_queue: int = 5, max_per_owner: int = 1, max_seconds: Optional[float] = None,
+                 keep_finished: int = 20, finished_ttl: float = 1800.0, max_snapshots: int = 60,
                  initializer: Optional[Callable[[], None]] = None, after_job: Optional[Callable[[], None]] = None):
-        self._runner, self._after_job = runner, after_job
-        self.max_queue, self.keep_finished, self.finished_ttl = max_queue, keep_finished, finished_ttl
-        self.max_snapshots = max_snapshots
+        self._runner, self._admit, self._initializer, self._after_job = runner, admit, initializer, after_job
+        self._accept, self._discard = accept, discard
+        self.max_queue, self.max_per_owner, self.max_seconds = max_queue, max_per_owner, max_seconds
+        self.keep_finished, self.finished_ttl, self.max_snapshots = keep_finished, finished_ttl, max_snapshots
         self._jobs: dict[str, Job] = {}
         self._order: list[str] = []  # active job ids, oldest first; the running one is first
+        self._waiting: deque[str] = deque()  # queued ids the worker has not taken yet
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dip-worker", initializer=initializer)
+        self._wake = threading.Condition(self._lock)
         self._closed = False
-        register = getattr(threading, "_register_atexit", None)
-        if register is not None:  # cancel running fits before the interpreter joins the worker thread
-            register(self.cancel_all)
+        # A daemon thread: a server that exits (or is killed) does not wait for a fit; app jobs resume from their
+        # checkpoints in the next process.
+        self._thread = threading.Thread(target=self._loop, name="dip-worker", daemon=True)
+        self._thread.start()
 
     def submit(self, spec: Any, *, task: str, owner: str, total: int, info: Optional[dict] = None,
                job_id: Optional[str] = None) -> Job:
-        """Queue a job; raises JobRefused if ``owner`` already has an active job or the queue is full."""
+        """Queue a job; raises JobRefused when ``owner`` has as many active jobs as allowed, the queue is full, or
+        ``admit`` refuses it (its message names the limit)."""
+        if self._admit is not None:
+            try:
+                self._admit(spec)
+            except DIPError as err:
+                raise JobRefused(str(err)) from None
         with self._lock:
             if self._closed:
                 raise JobRefused("the app is shutting down; try again in a moment.")
             mine = [self._jobs[j] for j in self._order if self._jobs[j].owner == owner]
-            if mine:
+            if len(mine) >= self.max_per_owner:
                 raise JobRefused(self._busy_message(mine[0]))
             if len(self._order) >= self.max_queue:
                 raise JobRefused(f"the queue is full ({len(self._order)} jobs waiting or running, the limit is "
                                  f"{self.max_queue}); try again when one has finished.")
             job = Job(job_id or new_job_id(task), task, spec, owner=owner, total=total, info=info,
-                      max_snapshots=self.max_snapshots)
-            self._jobs[job.id] = job
-            self._order.append(job.id)
-            job.future = self._executor.submit(self._work, job)
+                      max_snapshots=self.max_snapshots, max_seconds=self.max_seconds)
+            if self._accept is not None:
+                try:
+                    self._accept(job)
+                except OSError as err:
+                    log.exception("could not store job %s", job.id)
+                    raise JobRefused(f"the server could not store the job ({err.strerror or type(err).__name__}); "
+                                     "try again later.") from None
+            return self._enqueue(job)
+
+    def restore(self, spec: Any, *, job_id: str, task: str, owner: str, total: int, info: Optional[dict] = None,
+                created: Optional[float] = None) -> Job:
+        """Queue again a job an earlier process accepted but did not finish (no limits: it was admitted once)."""
+        with self._lock:
+            return self._enqueue(Job(job_id, task, spec, owner=owner, total=total, info=info, created=created,
+                                     max_snapshots=self.max_snapshots, max_seconds=self.max_seconds, resumed=True))
+
+    def _enqueue(self, job: Job) -> Job:
+        self._jobs[job.id] = job
+        self._order.append(job.id)
+        self._waiting.append(job.id)
+        self._wake.notify()
         return job
 
     def _busy_message(self, job: Job) -> str:
@@ -196,14 +249,26 @@ class JobRegistry:
     def active_for(self, owner: str) -> Optional[Job]:
         return next((j for j in self.active_jobs() if j.owner == owner), None)
 
-    def cancel(self, job_id: str) -> bool:
-        """Ask a job to stop: a queued job never starts, a running one stops within one iteration."""
+    def cancel(self, job_id: str, owner: Optional[str] = None) -> bool:
+        """Ask a job to stop: a queued job never starts, a running one stops within one iteration.
+
+        With ``owner`` (what pages pass) only that owner's job is cancelled; False for anyone else's.
+        """
         job = self.get(job_id)
-        if job is None or job.status in FINISHED:
+        if job is None or job.status in FINISHED or (owner is not None and job.owner != owner):
             return False
         job.cancel_event.set()
-        if job.future is not None and job.future.cancel():  # still waiting: it will never reach the worker
+        with self._lock:
+            never_started = job_id in self._waiting
+            if never_started:
+                self._waiting.remove(job_id)
+        if never_started:
             self._finish(job, "cancelled")
+            if self._discard is not None:
+                try:
+                    self._discard(job)
+                except Exception:
+                    log.exception("discarding job %s failed", job.id)
         return True
 
     def cancel_all(self) -> None:
@@ -211,16 +276,35 @@ class JobRegistry:
             self.cancel(job.id)
 
     def shutdown(self, *, wait: bool = True) -> None:
-        """Cancel everything and stop the worker (tests, cache clearing, interpreter exit)."""
+        """Cancel everything and stop the worker (tests)."""
         with self._lock:
             self._closed = True
+            self._wake.notify_all()
         self.cancel_all()
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
 
     # -- worker thread --
+    def _loop(self) -> None:
+        if self._initializer is not None:
+            try:
+                self._initializer()
+            except Exception:
+                log.exception("worker initializer failed")
+        while True:
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._wake.wait()
+                if not self._waiting:
+                    return
+                job = self._jobs[self._waiting.popleft()]
+            self._work(job)
+
     def _work(self, job: Job) -> None:
-        if job.should_stop():
+        if job.cancel_event.is_set():  # cancelled between leaving the queue and starting
             self._finish(job, "cancelled")
+            if self._discard is not None:
+                self._discard(job)
             return
         job._set(status="running", started=time.time())
         try:
@@ -229,7 +313,10 @@ class JobRegistry:
             self._finish(job, "cancelled" if job.should_stop() or (outcome or {}).get("cancelled") else "done")
         except Exception as err:  # a bad job must never kill the worker
             log.exception("job %s failed", job.id)
-            self._finish(job, "error", error=str(err) if isinstance(err, DIPError) else f"{type(err).__name__}: {err}")
+            # The engine's own errors are written for the user; anything else may hold server paths or internals,
+            # which stay in the server log.
+            self._finish(job, "error", error=str(err) if isinstance(err, DIPError) else
+                         f"an internal error stopped it ({type(err).__name__}); the server log has the details")
         finally:
             if self._after_job is not None:
                 try:

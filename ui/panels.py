@@ -13,10 +13,12 @@ import streamlit as st
 
 from dip.report import baseline_rows, report_zip
 from ui import config, state
+from ui.access import share_token
 from ui.charts import impedance_figure, loss_figure
 from ui.imaging import preview, wipe
 from ui.jobs import JobView
 from ui.runs import TASK_TITLES, list_runs
+from ui.text import plain
 from ui.widgets import duration, show_images
 
 
@@ -49,12 +51,13 @@ def job_panel(task: str, render: Optional[Callable[[JobView], None]] = None) -> 
 
 
 def status(v: JobView) -> None:
-    """Progress bar (iteration, iterations per second, ETA) or the final status, and Cancel."""
+    """Progress bar (iteration, iterations per second, ETA) or the final status, and Cancel for the job's owner."""
     metrics = (v.outcome or {}).get("metrics") or {}
-    folder = (v.outcome or {}).get("run_dir")
+    mine = state.is_mine(v)
     if v.status == "queued":
-        ahead = f"{v.position} job(s) ahead of yours" if v.position else "yours starts next"
-        st.progress(0.0, text=f"Queued · {ahead}")
+        ahead = f"{v.position} job(s) ahead" if v.position else "starts next"
+        st.progress(0.0, text=f"Queued · {ahead}" + (" · continues from its checkpoint after a server restart"
+                                                      if v.resumed else ""))
     elif v.status == "running":
         rate, eta = v.iterations_per_second, v.eta_seconds
         text = f"Running · iteration {v.iteration}/{v.total}"
@@ -62,17 +65,50 @@ def status(v: JobView) -> None:
             text += f" · {v.note}…"
         elif rate:
             text += f" · {rate:.2f} it/s · ETA {duration(eta or 0)}"
+        if v.resumed:
+            text += " · resumed after a server restart"
         st.progress(min(1.0, v.iteration / max(1, v.total)), text=text)
     elif v.status == "done":
         st.success(f"Done · {v.iteration} iterations in {duration(metrics.get('seconds') or 0)} "
-                   f"on {metrics.get('device', '?')} · saved as run {v.id}", icon=":material/check_circle:")
+                   f"on {plain(metrics.get('device', '?'))} · saved as run {v.id}",
+                   icon=":material/check_circle:")
     elif v.status == "cancelled":
-        st.warning(f"Cancelled at iteration {v.iteration} of {v.total}; the result so far is saved as run {v.id}.")
+        reason = metrics.get("stop_reason") or v.stop_reason
+        st.warning(("Stopped" if reason else "Cancelled") + f" at iteration {v.iteration} of {v.total}"
+                   + (f": {plain(reason, limit=200)}" if reason else "")
+                   + f"; the result so far is saved as run {v.id}.")
     else:
-        st.error(f"The job failed: {v.error}" + (f" (details in {folder})" if folder else ""))
-    if v.active:
+        st.error(f"The job failed: {plain(v.error or 'unknown error', limit=400)}")
+    if not mine:
+        st.caption(":material/visibility: You are viewing another browser's job, read-only.")
+    elif v.active:
         st.button("Cancel", key=f"cancel.{v.id}", icon=":material/stop:", on_click=state.get_registry().cancel,
-                  args=(v.id,))
+                  args=(v.id, state.owner()))
+    else:
+        share_link(v)
+
+
+def share_link(v: JobView) -> None:
+    """The owner of a finished run can make a read-only link to it (runs are private by default)."""
+    folder = (v.outcome or {}).get("run_dir")
+    if not folder or v.info.get("public") or config.public_runs():
+        return
+    key = f"{v.id}.share"
+    if st.button("Make a read-only share link", key=key, icon=":material/share:",
+                 help="Anyone with the link can see this run (not change it). Without one, only this browser can."):
+        st.session_state[f"{key}.token"] = share_token(Path(folder))
+    token = st.session_state.get(f"{key}.token")
+    if token:
+        st.caption("Read-only link to this run (copy it):")
+        st.code(f"{_app_url()}/runs?share={token}", language=None)
+
+
+def _app_url() -> str:
+    """The app's address as the browser sees it (without the page and query)."""
+    url = str(getattr(st.context, "url", "") or "")
+    for marker in ("?", "#"):
+        url = url.split(marker)[0]
+    return url.rsplit("/", 1)[0] if url.count("/") > 2 else url.rstrip("/")
 
 
 BLIND_LABEL = "Best (no ground truth)"

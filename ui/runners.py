@@ -1,14 +1,21 @@
 """What a job does in the worker thread: run the engine, report progress, write ``runs/<id>/``.
 
-No Streamlit here. Run folders use ``dip.runio`` so the app and the command line write the same layout;
-an impedance run is written by ``dip.impedance.write_impedance_run`` (one sub-folder per target), and the
-classical baselines of a finished run by ``dip.runio.write_baselines``.
+No Streamlit here. A job lives in ``runs/.incomplete/<id>/`` from the moment it is accepted: its spec
+(``job.json`` + ``inputs.npz``), then its snapshots and checkpoints as it runs. A server that dies leaves that
+folder behind and the next one queues the job again (``recover``), continuing from its last checkpoint. Only a
+finished (done, cancelled or failed) run is renamed to ``runs/<id>/``, so a listed run folder is always complete.
+
+Run folders use ``dip.runio`` so the app and the command line write the same layout; an impedance run is written
+by ``dip.impedance.write_impedance_run`` (one sub-folder per target), and the classical baselines of a finished run
+by ``dip.runio.write_baselines``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,25 +25,39 @@ import numpy as np
 import torch
 
 from dip.baselines import denoise_baselines, inpaint_baselines, sr_baselines
+from dip.checkpoint import Checkpoint, saved_progress
 from dip.device import available_cpus
 from dip.errors import DIPError
-from dip.fit import Snapshot, fit
-from dip.impedance import run_impedance, target_slug, write_impedance_run
+from dip.fit import Snapshot, StepRecord, fit
+from dip.images import load_image
+from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints, target_slug,
+                           write_impedance_run)
+from dip.limits import Limits, check_job
 from dip.models import make_input_code
 from dip.operators import Identity
-from dip.presets import Preset
+from dip.presets import Preset, preset_from_dict
 from dip.runio import preset_as_dict, write_baselines, write_json, write_run, write_snapshots
-from dip.tasks import Problem, build_net, solve, summarize
+from dip.tasks import Problem, build_net, load_problem, save_problem, solve, summarize
+from ui.access import Access, write_access
 from ui.config import SNAPSHOT_SIDE
 from ui.imaging import preview
-from ui.jobs import Job
+from ui.jobs import Job, JobRegistry
 
 log = logging.getLogger(__name__)
 
 
+INCOMPLETE = ".incomplete"  # runs/.incomplete/<id>/: accepted jobs that have not finished
+SPEC_FILE, INPUTS_FILE, CHECKPOINT_FILE = "job.json", "inputs.npz", "checkpoint.pt"
+JOB_INFO_KEYS = ("source", "preset", "blind", "psnr_degraded", "summary", "public")  # plain data kept for a restart
+
+
 @dataclass
 class TaskSpec:
-    """Everything a job needs. ``problem`` for denoise/sr/inpaint; ``image`` (prepared) for impedance."""
+    """Everything a job needs. ``problem`` for denoise/sr/inpaint; ``image`` (prepared) for impedance.
+
+    ``public``: the image is a bundled sample, nobody's private photo, so its run may be shown to everyone.
+    ``checkpoint_every``: iterations between the checkpoints a job resumes from after a restart.
+    """
 
     task: str
     preset: Preset
@@ -45,10 +66,82 @@ class TaskSpec:
     problem: Optional[Problem] = None
     image: Optional[np.ndarray] = None
     device: Optional[str] = None
+    public: bool = False
+    checkpoint_every: int = 25
+
+    @property
+    def fits(self) -> int:
+        return len(TARGETS) if self.task == "impedance" else 1
 
     @property
     def total(self) -> int:
-        return self.preset.fit.iterations * (4 if self.task == "impedance" else 1)
+        return self.preset.fit.iterations * self.fits
+
+    @property
+    def shape(self) -> tuple:
+        return self.problem.shape if self.problem is not None else self.image.shape
+
+
+def admit(limits: Limits):
+    """The registry's admission check: a job within ``limits`` (dip.limits), else LimitExceeded naming the limit."""
+    def check(spec: TaskSpec) -> None:
+        check_job(spec.preset, spec.shape, limits, fits=spec.fits)
+    return check
+
+
+def pending_folder(runs_dir: Path, job_id: str) -> Path:
+    return Path(runs_dir) / INCOMPLETE / job_id
+
+
+def persist(job: Job) -> None:
+    """Write an accepted job's spec to its pending folder, so that a restarted server can queue it again."""
+    spec: TaskSpec = job.spec
+    folder = pending_folder(spec.runs_dir, job.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    if spec.problem is not None:
+        save_problem(spec.problem, folder / INPUTS_FILE)
+    else:
+        np.savez(folder / INPUTS_FILE, image=spec.image)
+    record = {"version": 1, "id": job.id, "task": spec.task, "owner": job.owner, "source": spec.source,
+              "public": spec.public, "created": job.created, "device": spec.device,
+              "checkpoint_every": spec.checkpoint_every, "preset": preset_as_dict(spec.preset),
+              "info": {k: job.info[k] for k in JOB_INFO_KEYS if k in job.info}}
+    write_json(folder / SPEC_FILE, record)
+
+
+def discard(job: Job) -> None:
+    """A job cancelled before it started leaves nothing behind (no run, nothing to resume)."""
+    shutil.rmtree(pending_folder(job.spec.runs_dir, job.id), ignore_errors=True)
+
+
+def recover(registry: JobRegistry, runs_dir: Path) -> list[str]:
+    """Queue again every job an earlier server process accepted but did not finish, oldest first, with its owner.
+
+    A pending folder that cannot be read is left alone (``dip.retention`` removes stale ones) and logged.
+    Returns the ids queued.
+    """
+    root = Path(runs_dir) / INCOMPLETE
+    records = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            record = json.loads((folder / SPEC_FILE).read_text())
+            preset = preset_from_dict(record["preset"])
+            if record["task"] == "impedance":
+                with np.load(folder / INPUTS_FILE, allow_pickle=False) as data:
+                    spec = TaskSpec("impedance", preset, Path(runs_dir), record["source"], image=data["image"])
+            else:
+                spec = TaskSpec(record["task"], preset, Path(runs_dir), record["source"],
+                                problem=load_problem(folder / INPUTS_FILE, preset))
+            spec.device, spec.public = record.get("device"), record.get("public") is True
+            spec.checkpoint_every = int(record.get("checkpoint_every") or spec.checkpoint_every)
+            records.append((float(record.get("created") or 0), folder.name, record, spec))
+        except Exception as err:  # a half-written or foreign folder must not stop the server from starting
+            log.warning("not resuming %s: %s: %s", folder.name, type(err).__name__, err)
+    for created, job_id, record, spec in sorted(records, key=lambda r: r[0]):
+        registry.restore(spec, job_id=job_id, task=spec.task, owner=str(record.get("owner") or ""),
+                         total=spec.total, info=record.get("info") or {}, created=created)
+        log.info("resuming job %s from its checkpoint", job_id)
+    return [r[1] for r in sorted(records, key=lambda r: r[0])]
 
 
 def configure_torch() -> None:
@@ -68,19 +161,50 @@ def release_memory() -> None:
 
 
 def run_job(job: Job) -> dict:
-    """The registry's runner: fit, compare with classical baselines, write ``runs/<id>/``; returns the outcome."""
+    """The registry's runner: fit, compare with classical baselines, write ``runs/<id>/``; returns the outcome.
+
+    The run is written in the job's pending folder and renamed into place only when complete.
+    """
     spec: TaskSpec = job.spec
-    folder = Path(spec.runs_dir) / job.id
+    folder = pending_folder(spec.runs_dir, job.id)
     try:
         try:
-            if spec.task == "impedance":
-                return _run_impedance(job, spec, folder)
-            return _run_task(job, spec, folder)
+            outcome = _run_impedance(job, spec, folder) if spec.task == "impedance" else _run_task(job, spec, folder)
         except torch.cuda.OutOfMemoryError:
             raise DIPError("the GPU ran out of memory; choose a smaller working size or fewer channels.") from None
     except Exception as err:
         _write_error(folder, spec, job, err)
+        _publish(folder, spec, job)
         raise
+    outcome["run_dir"] = str(_publish(folder, spec, job))
+    return outcome
+
+
+def _publish(folder: Path, spec: TaskSpec, job: Job) -> Path:
+    """Move a finished run from its pending folder to ``runs/<id>/`` (one rename: never half there)."""
+    for name in (SPEC_FILE, INPUTS_FILE, CHECKPOINT_FILE):
+        (folder / name).unlink(missing_ok=True)
+    write_access(folder, Access(owner=job.owner, public=spec.public))
+    final = Path(spec.runs_dir) / job.id
+    if final.exists():  # left by a process that died between writing and renaming: this one is newer
+        shutil.rmtree(final)
+    os.replace(folder, final)
+    return final
+
+
+def _resume_progress(job: Job, folder: Path, checkpoint: Path, series: str = "") -> None:
+    """A job queued again after a restart shows what it had done: the checkpoint's history and the snapshots
+    on disk up to it (its fit then continues from there, one history row per iteration)."""
+    saved = saved_progress(checkpoint)
+    if saved is None:
+        return
+    iteration, rows = saved
+    for row in rows:
+        job.add_step(StepRecord(*row), series)
+    snaps = sorted((folder / "snapshots").glob("*.png")) if (folder / "snapshots").is_dir() else []
+    for path in snaps:
+        if path.stem.isdigit() and int(path.stem) <= iteration:
+            job.add_snapshot(int(path.stem), preview(load_image(path, mode="rgb"), SNAPSHOT_SIDE), series)
 
 
 def _snapshot_writer(job: Job, folder: Path, series: str = ""):
@@ -92,8 +216,13 @@ def _snapshot_writer(job: Job, folder: Path, series: str = ""):
 
 
 def _base_metrics(job: Job, spec: TaskSpec) -> dict:
-    return {"job_id": job.id, "source": spec.source, "created": time.strftime(
+    metrics = {"job_id": job.id, "source": spec.source, "created": time.strftime(
         "%Y-%m-%d %H:%M:%S", time.localtime(job.created))}
+    if job.stop_reason:
+        metrics["stop_reason"] = job.stop_reason
+    if job.resumed:
+        metrics["resumed_after_restart"] = True
+    return metrics
 
 
 def classical_baselines(preset: Preset, problem: Problem) -> list:
@@ -110,8 +239,10 @@ def classical_baselines(preset: Preset, problem: Problem) -> list:
 
 def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
     preset, problem = spec.preset, spec.problem
+    checkpoint = Checkpoint(folder / CHECKPOINT_FILE, spec.checkpoint_every)
+    _resume_progress(job, folder, checkpoint.path)
     result = solve(preset, problem, device=spec.device, on_step=job.add_step,
-                   on_snapshot=_snapshot_writer(job, folder), should_stop=job.should_stop)
+                   on_snapshot=_snapshot_writer(job, folder), should_stop=job.should_stop, checkpoint=checkpoint)
     metrics = {**_base_metrics(job, spec), **summarize(preset, problem, result),
                "blind": problem.x_true is None, "status": "cancelled" if result.cancelled else "done"}
     write_run(folder, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
@@ -129,7 +260,7 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
             log.exception("baselines of job %s failed", job.id)
             baselines = []
     images.update({b.name: b.image for b in baselines})
-    return {"metrics": metrics, "run_dir": str(folder), "cancelled": result.cancelled,
+    return {"metrics": metrics, "cancelled": result.cancelled,
             "baselines": [b.as_record() for b in baselines],
             "images": {k: preview(v) for k, v in images.items() if v is not None}}
 
@@ -137,32 +268,36 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
 def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> dict:
     preset, x = spec.preset, spec.image
     writers = {}
+    checkpoints = target_checkpoints(folder, spec.checkpoint_every)
+    for name, c in checkpoints.items():
+        _resume_progress(job, folder / target_slug(name), c.path, name)
 
     def on_snapshot(name: str, snap: Snapshot) -> None:
         writers.setdefault(name, _snapshot_writer(job, folder / target_slug(name), name))(snap)
 
     res = run_impedance(preset, x, device=spec.device, on_step=lambda name, rec: job.add_step(rec, name),
-                        on_snapshot=on_snapshot, should_stop=job.should_stop)
+                        on_snapshot=on_snapshot, should_stop=job.should_stop, checkpoints=checkpoints)
     cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
     # Snapshots are already on disk (written as they came), so none are passed here.
     metrics = write_impedance_run(folder, preset, res, extra={
         **_base_metrics(job, spec), "status": "cancelled" if cancelled else "done"})
+    remove_checkpoints(checkpoints)
     images = {}
     for name, r in res.results.items():
         images[f"target:{name}"], images[f"result:{name}"] = preview(res.targets[name]), preview(r.output)
     if "image" in res.results:
         images["result"], images["result_ema"] = preview(res.results["image"].output), preview(
             res.results["image"].ema)
-    return {"metrics": metrics, "run_dir": str(folder), "cancelled": cancelled, "images": images}
+    return {"metrics": metrics, "cancelled": cancelled, "images": images}
 
 
 def _write_error(folder: Path, spec: TaskSpec, job: Job, err: Exception) -> None:
-    """A failed job still leaves a record on the Runs page."""
+    """A failed job still leaves a record on the Runs page (the engine's message, or only the error's type)."""
+    message = str(err) if isinstance(err, DIPError) else f"internal error ({type(err).__name__})"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "metrics.json", {**_base_metrics(job, spec), "task": spec.task,
-                                             "preset": spec.preset.name, "status": "error",
-                                             "error": f"{type(err).__name__}: {err}"})
+                                             "preset": spec.preset.name, "status": "error", "error": message})
         write_json(folder / "config.json", preset_as_dict(spec.preset))
     except OSError:
         pass

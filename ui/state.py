@@ -1,8 +1,23 @@
-"""Process-wide resources (the job registry, the device) and per-session state (job ids, kept in the URL)."""
+"""Process-wide resources (the job registry, the device) and per-session state (owner, job ids kept in the URL).
+
+The registry is a module-level object made once per process, not a ``st.cache_resource`` entry: any client can
+send Streamlit's ``clear_cache`` message, which releases every cached resource for every user.
+
+Owners: each browser holds a random 128-bit secret in a cookie (``dip_owner``, set by a line of JavaScript since
+Streamlit has no API to set a cookie; read back through ``st.context.cookies`` when the browser reconnects). It
+survives a reload and is shared by the browser's tabs, and it is never part of a URL, so a copied link carries no
+ownership. Jobs and runs record only a hash of it (``owner()``). A job's link opened elsewhere shows it read-only,
+when its run may be seen there at all (``ui.access``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import secrets
+import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -12,10 +27,13 @@ from dip.device import describe_device, pick_device
 from dip.errors import DIPError
 from dip.presets import Preset
 from ui import config
+from ui.access import find_shared, may_view, read_access
 from ui.jobs import JobRegistry, JobView
-from ui.runners import (configure_torch, measure_iteration, reference_size, release_memory, run_job,
-                        scale_time)
+from ui.runners import (admit, configure_torch, discard, measure_iteration, persist, recover, reference_size,
+                        release_memory, run_job, scale_time)
 from ui.runs import load_view, run_folder
+
+log = logging.getLogger(__name__)
 
 # key -> (page file, title, icon). The folder is not called pages/: Streamlit 1.67 treats an app with a pages/
 # folder as a legacy multipage app on a fresh server's first run (its own page list, no entry point).
@@ -28,17 +46,35 @@ PAGES = {
     "runs": ("app_pages/runs.py", "Runs", ":material/history:"),
 }
 TASKS = ("impedance", "denoise", "sr", "inpaint")
+JOB_ID = re.compile(r"^\d{8}-\d{6}-[a-z]+-[0-9a-f]{6,32}$")  # ui.jobs.new_job_id
+
+_registry: Optional[JobRegistry] = None
+_registry_lock = threading.Lock()
 
 
-def _release(registry: JobRegistry) -> None:
-    registry.shutdown(wait=False)
-
-
-@st.cache_resource(show_spinner=False, on_release=_release)
 def get_registry() -> JobRegistry:
-    """The one job registry of this server process, shared by every session."""
-    return JobRegistry(run_job, max_queue=config.max_queue(), max_snapshots=config.MAX_SNAPSHOTS,
-                       initializer=configure_torch, after_job=release_memory)
+    """The one job registry of this server process, shared by every session. Made on first use, when it also
+    queues again the jobs an earlier process left unfinished."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            dev = device()[0]
+            limits = config.limits(dev.split(":")[0])
+            _registry = JobRegistry(run_job, admit=admit(limits), accept=persist, discard=discard,
+                                    max_queue=config.max_queue(), max_per_owner=config.max_jobs_per_owner(),
+                                    max_seconds=limits.max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
+                                    initializer=configure_torch, after_job=release_memory)
+            recover(_registry, config.runs_dir())
+        return _registry
+
+
+def reset_registry() -> None:
+    """Stop the registry and forget it (tests; a "restart" within one process)."""
+    global _registry
+    with _registry_lock:
+        registry, _registry = _registry, None
+    if registry is not None:
+        registry.shutdown(wait=True)
 
 
 @st.cache_resource(show_spinner=False)
@@ -57,9 +93,35 @@ def _timings() -> dict:
     return {}
 
 
+OWNER_COOKIE = "dip_owner"
+_SECRET = re.compile(r"^[0-9a-f]{32}$")
+_COOKIE_DAYS = 30
+
+
 def owner() -> str:
-    """A token for this browser session (adopted from a job found through the URL)."""
-    return st.session_state.setdefault("owner", secrets.token_hex(8))
+    """This browser's owner key: a hash of its secret (from its cookie, or new for a first visit)."""
+    secret = st.session_state.get("owner.secret")
+    if secret is None:
+        cookie = st.context.cookies.get(OWNER_COOKIE)
+        secret = cookie if isinstance(cookie, str) and _SECRET.match(cookie) else secrets.token_hex(16)
+        st.session_state["owner.secret"] = secret
+        st.session_state["owner.in_cookie"] = secret == cookie
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+def remember_owner() -> None:
+    """Store a new secret in the browser's cookie (unless a tab opened meanwhile stored one: that one wins on the
+    next visit, and this tab keeps its own until then). SameSite=Strict: no other site's request carries it."""
+    owner()
+    if st.session_state.get("owner.in_cookie"):
+        return
+    secret = st.session_state["owner.secret"]  # 32 hex digits (checked above): nothing to escape
+    st.html(f"""<script>
+if (!document.cookie.split("; ").some(c => c.startsWith("{OWNER_COOKIE}="))) {{
+  document.cookie = "{OWNER_COOKIE}={secret}; path=/; max-age={_COOKIE_DAYS * 86400}; SameSite=Strict"
+    + (location.protocol === "https:" ? "; Secure" : "");
+}}
+</script>""", unsafe_allow_javascript=True)
 
 
 def job_id(task: str) -> Optional[str]:
@@ -70,15 +132,32 @@ def set_job_id(task: str, value: Optional[str]) -> None:
     st.session_state[f"job.{task}"] = value
 
 
-def view(job: Optional[str]) -> Optional[JobView]:
-    """A live job from the registry, else a finished run read from disk, else None."""
+def view(job: Optional[str], *, share: Optional[str] = None) -> Optional[JobView]:
+    """A job this browser may see: live from the registry, else a finished run read from disk; None when there is
+    no such job or it belongs to someone else (a gallery server, a public run and ``share`` aside)."""
     if not job:
         return None
     live = get_registry().view(job)
     if live is not None:
-        return live
+        mine = live.owner == owner()
+        return live if mine or config.public_runs() or live.info.get("public") else None
     folder = run_folder(config.runs_dir(), job)
-    return _load_run(str(folder), folder.stat().st_mtime) if folder else None
+    if folder is None:
+        return None
+    access = read_access(folder)
+    if not may_view(access, owner(), gallery=config.public_runs(), share=share):
+        return None
+    v = _load_run(str(folder), folder.stat().st_mtime)
+    return replace(v, owner=access.owner, info={**v.info, "public": access.public})
+
+
+def is_mine(v: JobView) -> bool:
+    return bool(v.owner) and v.owner == owner()
+
+
+def shared_run(token: Optional[str]) -> Optional[str]:
+    """The id of the run a share link names, or None."""
+    return find_shared(config.runs_dir(), token)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -87,13 +166,13 @@ def _load_run(folder: str, mtime: float) -> JobView:
 
 
 def session_active_job() -> Optional[JobView]:
-    """This session's queued or running job, whichever page started it."""
+    """This browser's queued or running job, whichever page or tab started it."""
     job = get_registry().active_for(owner())
     return get_registry().view(job.id) if job else None
 
 
 def sync_url(task: Optional[str]) -> None:
-    """Keep ``?job=<id>`` in the URL for the current page's job; a new session adopts the job in its URL.
+    """Keep ``?job=<id>`` in the URL for the current page's job; a new session opens the job in its URL.
 
     Page switches drop query parameters, so this runs on every script run from the entry point.
     """
@@ -110,18 +189,23 @@ def sync_url(task: Optional[str]) -> None:
 
 
 def _adopt(wanted: str, task: Optional[str]) -> bool:
-    """Attach the job named in the URL to this session; True when it switched to the job's page."""
-    live = get_registry().get(wanted)
-    saved = None if live else view(wanted)
-    found = live.task if live else (saved.task if saved else None)
-    if found not in TASKS:
-        st.toast(f"Job {wanted} is not known here (it may never have finished).", icon=":material/error:")
+    """Open the job named in the URL (read-only unless this browser owns it); True when it switched pages.
+
+    The id is never echoed: it is user text, and whether someone else's job exists is not this visitor's business.
+    """
+    try:
+        v = view(wanted) if JOB_ID.match(wanted) else None
+    except DIPError:  # a damaged run folder: the Runs page says what is wrong with it
+        v = None
+    if v is None or v.task not in TASKS:
+        why = ("is not a valid job id" if not JOB_ID.match(wanted) else
+               "names no job you can open: it may belong to another browser (its owner can make a share link on "
+               "the Runs page) or may never have finished")
+        st.toast(f"The link {why}.", icon=":material/error:")
         return False
-    set_job_id(found, wanted)
-    if live is not None:
-        st.session_state["owner"] = live.owner
-    if found != task:
-        st.switch_page(PAGES[found][0], query_params={"job": wanted})
+    set_job_id(v.task, wanted)
+    if v.task != task:
+        st.switch_page(PAGES[v.task][0], query_params={"job": wanted})
         return True
     return False
 
@@ -144,7 +228,7 @@ def estimate_seconds(preset: Preset, shape: tuple) -> Optional[float]:
 
 
 def sidebar(pages: dict) -> None:
-    """Below the page list: the device, the queue length and a link to this session's active job."""
+    """Below the page list: the device, the queue length and a link to this browser's active job."""
     dev, description = device()
     with st.sidebar:
         st.caption(f":material/memory: **Device:** {description}")
@@ -154,3 +238,4 @@ def sidebar(pages: dict) -> None:
         if mine is not None:
             st.page_link(pages[mine.task], label=f"Your {PAGES[mine.task][1].lower()} job: {mine.status}",
                          icon=":material/pending:", query_params={"job": mine.id})
+        remember_owner()

@@ -218,7 +218,8 @@ def run_button(task: str, make_spec: Callable[[], TaskSpec], info: dict) -> None
         return
     spec = make_spec()
     try:
-        job = state.get_registry().submit(spec, task=task, owner=state.owner(), total=spec.total, info=info)
+        job = state.get_registry().submit(spec, task=task, owner=state.owner(), total=spec.total,
+                                          info={**info, "public": spec.public})
     except JobRefused as err:
         st.warning(str(err))
         return
@@ -299,8 +300,10 @@ def run_area(task: str, s: Settings, info: dict, *, problem=None, image: Optiona
     info = {**info, "summary": summary(task, s, shape, info.get("source", "?"), blind=info.get("blind", False))}
 
     def make_spec() -> TaskSpec:
+        # A bundled sample image is nobody's private photo: its runs may be shown to every visitor.
+        public = st.session_state.get(f"{task}.source") == "sample"
         return TaskSpec(task, s.preset, config.runs_dir(), info.get("source", "?"), problem=problem, image=image,
-                        device=state.device()[0])
+                        device=state.device()[0], public=public, checkpoint_every=config.checkpoint_every())
 
     run_button(task, make_spec, info)
 

@@ -17,8 +17,7 @@ def app_env(tmp_path, monkeypatch):
     yield tmp_path / "runs"
     from ui import state
 
-    state.get_registry().shutdown(wait=True)
-    state.get_registry.clear()
+    state.reset_registry()
 
 
 @pytest.fixture
