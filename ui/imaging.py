@@ -5,19 +5,51 @@ No Streamlit here. Engine images are float32 (H, W, C) in [0, 1]; previews are u
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from dip.images import to_uint8
+from dip.errors import DIPError
+from dip.images import ORIENTATION as EXIF_ORIENTATION
+from dip.images import Decoded, open_image, read_image, shrink, to_uint8
 from dip.presets import Preset
 from dip.tasks import prepare_image
+from ui.config import DOWNSCALE_TO
 
-EXIF_ORIENTATION = 0x0112
+DECODES = threading.BoundedSemaphore(2)
+"""Uploads decoded at once in this process, all sessions together (a 40 MP PNG holds 160 MB while it is decoded;
+a third browser waits instead of adding its own): every full decode of an upload or mask file holds it."""
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+@contextmanager
+def decoding():
+    """Hold a ``DECODES`` slot; on leaving, hand the memory freed since back to the OS (glibc keeps freed blocks in
+    the arena of the thread that used them: measured, one 40 MP decode left 130 MB of RSS behind in its session's
+    thread, and three sessions three times that). Free the decoded file before leaving (return from a function)."""
+    try:
+        with DECODES:
+            yield
+    finally:
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
 
 
 def preview(x: Optional[np.ndarray], max_side: Optional[int] = None) -> Optional[np.ndarray]:
@@ -88,9 +120,9 @@ def inspect_upload(data: bytes) -> Optional[UploadInfo]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
+            im = open_image(data)  # PNG, JPEG, BMP, TIFF and WebP only, as the decode
             orientation = im.getexif().get(EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError):
+    except (DIPError, OSError, ValueError, SyntaxError):
         return None
     info = UploadInfo(im.width, im.height, im.mode, im.format or "?", getattr(im, "n_frames", 1),
                       orientation not in (None, 1))
@@ -99,7 +131,8 @@ def inspect_upload(data: bytes) -> Optional[UploadInfo]:
     if im.mode in ("L", "1", "LA", "I;16", "I;16B", "I;16L", "I", "F"):
         info.notes.append("it is greyscale: the grey channel is used for red, green and blue")
     if im.mode.startswith("I;16") or im.mode == "I":
-        info.notes.append("it has 16 bits per channel: values were scaled to [0, 1] without clipping")
+        info.notes.append("it has 16 bits per channel: values were scaled to [0, 1] without clipping (and kept "
+                          "at 8 bits)")
     if info.exif_rotated:
         info.notes.append(f"its EXIF orientation ({orientation}) was applied, so it is shown upright")
     if info.frames > 1:
@@ -109,33 +142,79 @@ def inspect_upload(data: bytes) -> Optional[UploadInfo]:
     return info
 
 
-def downscale_side(width: int, height: int, max_pixels: int, *, cap: int = 2048) -> int:
+def decode_upload(data: bytes, name: str, *, max_pixels: int, max_side: Optional[int] = DOWNSCALE_TO) -> Decoded:
+    """An uploaded file as the pages keep it: uint8 (h, w, 3), read-only, at most ``max_side`` px on the longer
+    side (decoded at reduced size, never as a full-size float array), with the full image's height and width.
+
+    Holds ``DECODES`` while it decodes. Raises ImageError (naming ``name``) for a file that cannot be used.
+    """
+    f = io.BytesIO(data)
+    f.name = name
+    with decoding():
+        decoded = read_image(f, mode="rgb", max_pixels=max_pixels, max_side=max_side, uint8=True)
+    decoded.pixels.flags.writeable = False  # shared by every session through the cache
+    return decoded
+
+
+def float_image(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (h, w, C) -> a new float32 array in [0, 1], equal to what ``load_image`` gives (one allocation)."""
+    x = pixels.astype(np.float32)
+    x /= 255.0
+    return x
+
+
+def downscale_side(width: int, height: int, max_pixels: int, *, cap: int = DOWNSCALE_TO) -> int:
     """Longest side that brings an image under ``max_pixels`` (at most ``cap``)."""
     return int(min(cap, (max_pixels * max(width, height) / min(width, height)) ** 0.5))
 
 
+def _png_mode(im: Image.Image) -> Image.Image:
+    """A mode PNG keeps and ``Image.reduce`` takes (16-bit as "I" until it is written), transparency kept."""
+    if im.mode in ("RGB", "RGBA", "L", "LA", "I"):
+        return im
+    if im.mode.startswith("I;16"):
+        return im.convert("I")
+    if im.mode == "PA" or (im.mode == "P" and "transparency" in im.info):
+        return im.convert("RGBA")
+    return im.convert("L" if im.mode == "1" else "RGB")
+
+
 def downscale_upload(data: bytes, max_side: int) -> bytes:
-    """Re-encode an over-large image file as a PNG whose longer side is at most ``max_side`` (EXIF applied)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        im = Image.open(io.BytesIO(data))
-        im.draft(im.mode, (max_side, max_side))  # JPEG: decode at a reduced scale
-        im = ImageOps.exif_transpose(im)
-        if im.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I"):
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    """Re-encode an over-large image file as a PNG whose longer side is at most ``max_side`` (EXIF applied).
+
+    Decoded at reduced size while holding ``DECODES``; transparency and 16 bits per sample are kept.
+    """
+    with decoding():
+        im = _shrunk_for_png(data, max_side)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def alpha_mask(data: bytes) -> Optional[np.ndarray]:
-    """The alpha channel of an image file as a mask (1 = opaque = known pixel), or None without alpha."""
-    im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+def _shrunk_for_png(data: bytes, max_side: int) -> Image.Image:
+    full = open_image(data)
+    im = shrink(full, max_side, convert=_png_mode)
+    if im.mode == "I":  # PNG writes 16-bit greyscale as I;16; 8-bit values stay 8-bit
+        sixteen = full.mode != "I" or full.getextrema()[1] > 255
+        im = im.convert("I;16" if sixteen else "L")
+    return im
+
+
+def alpha_mask(data: bytes, *, max_side: Optional[int] = None) -> Optional[np.ndarray]:
+    """The alpha channel of an image file as a mask (1 = opaque = known pixel), or None without alpha.
+
+    With ``max_side`` it has the size ``decode_upload(data, ..., max_side=max_side)`` gives the image.
+    """
+    with decoding():
+        a = _alpha(data, max_side)
+    return None if a is None else (np.asarray(a) > 127).astype(np.float32)
+
+
+def _alpha(data: bytes, max_side: Optional[int]) -> Optional[Image.Image]:
+    im = open_image(data)
     if im.mode not in ("RGBA", "LA", "PA") and not (im.mode == "P" and "transparency" in im.info):
         return None
-    a = np.asarray(im.convert("RGBA"))[..., 3]
-    return (a > 127).astype(np.float32)
+    return shrink(im, max_side, convert=lambda part: part.convert("RGBA").getchannel("A"))
 
 
 def prepare_mask(mask: np.ndarray, preset: Preset, *, max_side: Optional[int]) -> np.ndarray:

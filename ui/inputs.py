@@ -13,15 +13,20 @@ import streamlit as st
 
 from dip import degrade
 from dip.errors import DIPError
-from dip.images import load_image, to_pil
+from dip.images import Decoded, to_pil
 from ui import config
-from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, downscale_side, downscale_upload, inspect_upload,
-                        prepare_mask)
+from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, decode_upload, decoding, downscale_side,
+                        downscale_upload, float_image, inspect_upload, prepare_mask)
+from ui.text import plain
+
+MESSAGE_CHARS = 400  # an engine message (it may quote the file name) is shown escaped, up to this many characters
 
 
 @dataclass
 class Picked:
-    """The chosen image as loaded (full size, float32 (H, W, 3)); ``blind``: it is already degraded."""
+    """The chosen image as loaded: float32 (h, w, 3), at most ``config.DOWNSCALE_TO`` px on the longer side (a
+    larger file is decoded at reduced size); ``full_size``: (height, width) of the file's image, EXIF applied;
+    ``blind``: it is already degraded."""
 
     name: str
     data: bytes
@@ -29,6 +34,7 @@ class Picked:
     info: Optional[UploadInfo]
     blind: bool = False
     digest: str = ""  # identifies the file's bytes: the cache key of the work done on it
+    full_size: tuple[int, int] = (0, 0)
 
 
 def _digest(data: bytes) -> str:
@@ -58,7 +64,7 @@ def uploaded(key: str, label: str, help: Optional[str] = None) -> tuple[Optional
     if up is not None:
         st.session_state[stash] = (up.name, up.getvalue())
     elif stash in st.session_state:
-        st.caption(f"Using the file uploaded earlier: {st.session_state[stash][0]}")
+        st.caption(f"Using the file uploaded earlier: {plain(st.session_state[stash][0])}")
     return st.session_state.get(stash, (None, None))
 
 
@@ -88,29 +94,50 @@ def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: boo
         digest = _digest(data)
     info = inspect_upload(data)
     if info is not None and info.pixels > config.max_pixels():
-        st.error(f"{name} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is "
-                 f"{config.max_pixels():,} pixels.")
-        side = downscale_side(info.width, info.height, config.max_pixels())
-        if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
-            st.session_state[f"{task}.downscaled"] = (digest, f"{name} (downscaled)",
-                                                      downscale_upload(data, side))
-            st.rerun()
+        _offer_a_downscale(task, name, data, digest, info, stash)
         return None
     try:
-        image = _decoded(digest, name, config.max_pixels(), data).copy()  # a copy: callers may modify theirs
+        decoded = _decoded(digest, name, config.max_pixels(), config.DOWNSCALE_TO, data)
     except DIPError as err:
-        st.error(str(err))
+        st.error(plain(err, limit=MESSAGE_CHARS))
         return None
-    if info is not None and info.notes:
-        st.caption(f"{name} ({info.width}x{info.height} {info.format}): " + "; ".join(info.notes) + ".")
-    return Picked(name, data, image, info, blind, digest)
+    notes = list(info.notes) if info is not None else []
+    h, w = decoded.pixels.shape[:2]
+    if (h, w) != (decoded.height, decoded.width):
+        notes.append(f"it is used at {w}x{h} px, more than the largest working size")
+    if info is not None and notes:
+        st.caption(f"{plain(name)} ({info.width}x{info.height} {info.format}): " + "; ".join(notes) + ".")
+    image = float_image(decoded.pixels)  # a new array: callers may modify theirs
+    return Picked(name, data, image, info, blind, digest, (decoded.height, decoded.width))
+
+
+def _offer_a_downscale(task: str, name: str, data: bytes, digest: str, info: UploadInfo, stash: Optional[str]):
+    """Over the pixel limit: say so, and offer a downscaled copy. Making it decodes the whole file (a JPEG at 1/2
+    to 1/8 scale), so a PNG, BMP, TIFF or WebP over twice the limit is not offered: that would hold 8 B per pixel
+    allowed, 320 MB at the default 40 MP."""
+    limit = config.max_pixels()
+    st.error(f"{plain(name)} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is {limit:,} pixels.")
+    if info.format not in ("JPEG", "MPO") and info.pixels > 2 * limit:
+        st.info("That is too large to downscale here: save a smaller copy (at most "
+                f"{downscale_side(info.width, info.height, limit)} px on the longer side) and upload that.")
+        return
+    side = downscale_side(info.width, info.height, limit)
+    if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
+        try:
+            smaller = downscale_upload(data, side)
+        except (DIPError, OSError, ValueError, SyntaxError) as err:
+            st.error(plain(f"{name} could not be downscaled: {err}", limit=MESSAGE_CHARS))
+            return
+        st.session_state[f"{task}.downscaled"] = (digest, f"{name} (downscaled)", smaller)
+        st.rerun()
 
 
 @st.cache_resource(show_spinner=False, max_entries=2, ttl=3600)
-def _decoded(digest: str, name: str, max_pixels: int, _data: bytes) -> np.ndarray:
+def _decoded(digest: str, name: str, max_pixels: int, max_side: int, _data: bytes) -> Decoded:
     """An upload decoded once, not at every widget change (each reruns the page; a 12 MP JPEG takes about a second).
-    Kept as a resource, not pickled data: a copy of a 12 MP float image is much cheaper than unpickling it."""
-    return load_image(named(_data, name), mode="rgb", max_pixels=max_pixels)
+    Kept as a resource, not pickled data, and as uint8 at most ``max_side`` px (12 MB at 2048 px): a 40 MP upload
+    kept as full-size float32 held 480 MB for an hour. Decoded at reduced size, a few at a time (``DECODES``)."""
+    return decode_upload(_data, name, max_pixels=max_pixels, max_side=max_side)
 
 
 # -- inpainting masks --
@@ -131,13 +158,13 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
             keep = st.slider("Fraction of pixels kept", 0.05, 0.95, float(s.preset.keep_fraction), 0.05,
                              key="inpaint.keep", persist_state="session")
             return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
-        if kind == "alpha":
-            return prepare_mask(alpha_mask(picked.data), s.preset, max_side=s.max_side)
+        if kind == "alpha":  # at the size of picked.image, which prepare_image shrinks to the working size
+            return prepare_mask(alpha_mask(picked.data, max_side=config.DOWNSCALE_TO), s.preset, max_side=s.max_side)
         if kind == "upload":
             return _uploaded_mask(picked, s)
         return _drawn_mask(image)
     except DIPError as err:
-        st.error(str(err))
+        st.error(plain(err, limit=MESSAGE_CHARS))
         return None
 
 
@@ -145,11 +172,12 @@ def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:
     name, data = uploaded("inpaint.mask_upload", "Upload a mask (white = keep, black = fill in)",
                           "Same size as the image: white (or opaque) pixels are known, black (or transparent) "
                           "pixels are filled in.")
+    h, w = picked.full_size  # the file's size; picked.image may be smaller
     if data is None:
-        st.info(f"Upload a mask of {picked.image.shape[1]}x{picked.image.shape[0]} px, the size of the image.")
+        st.info(f"Upload a mask of {w}x{h} px, the size of the image.")
         return None
-    h, w = picked.image.shape[:2]
-    mask = degrade.load_mask(named(data, name), height=h, width=w)
+    with decoding():  # decoded at the size of picked.image
+        mask = degrade.load_mask(named(data, name), height=h, width=w, max_side=config.DOWNSCALE_TO)
     return prepare_mask(mask, s.preset, max_side=s.max_side)
 
 

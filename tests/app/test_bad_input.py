@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 from PIL import Image
@@ -12,6 +13,11 @@ from apphelpers import natural, open_page, png_bytes, upload
 
 def errors(at) -> list[str]:
     return [e.value for e in at.error]
+
+
+def unescaped(markdown: str) -> str:
+    """The text a user sees of a message whose user strings went through ``ui.text.plain`` (backslash escapes)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def captions(at) -> str:
@@ -129,8 +135,8 @@ def test_widget_changes_neither_decode_nor_resize_the_upload_again(app, monkeypa
     from ui import inputs, widgets
 
     calls = []
-    decode, prepare = inputs.load_image, widgets.prepare_image
-    monkeypatch.setattr(inputs, "load_image", lambda *a, **k: calls.append("decode") or decode(*a, **k))
+    decode, prepare = inputs.decode_upload, widgets.prepare_image
+    monkeypatch.setattr(inputs, "decode_upload", lambda *a, **k: calls.append("decode") or decode(*a, **k))
     monkeypatch.setattr(widgets, "prepare_image", lambda *a, **k: calls.append("resize") or prepare(*a, **k))
     photo = np.random.default_rng(7).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # bytes no other test uploads
     open_page(app, "denoise")
@@ -142,3 +148,105 @@ def test_widget_changes_neither_decode_nor_resize_the_upload_again(app, monkeypa
     assert calls == ["decode", "resize"], calls
     app.selectbox(key="denoise.max_side").set_value(128).run()  # a new working size: resized, not decoded
     assert calls == ["decode", "resize", "resize"] and "Working image: 128x96 px." in captions(app), captions(app)
+
+
+def test_another_format_renamed_png_is_refused(app):
+    """PIL reads TGA, but only PNG, JPEG, BMP, TIFF and WebP files are decoded, whatever the name says."""
+    open_page(app, "denoise")
+    upload(app, "denoise", "holiday.png", png_bytes(natural(64), format="TGA"))
+    assert [unescaped(e) for e in errors(app)] == [
+        "holiday.png is not an image PIL can read as a PNG, JPEG, BMP, TIFF or WebP file; upload one of those "
+        "formats."], errors(app)
+    assert not app.exception
+
+
+def test_a_markdown_file_name_is_shown_as_text(app):
+    name = "[phish](https://evil.example/login) ![px](https://evil.example/px.png).png"
+    open_page(app, "denoise")
+    upload(app, "denoise", name, b"not an image at all")
+    (message,) = errors(app)
+    assert message.startswith(r"\[phish\]\(https\:\/\/evil\.example\/login\) \!\[px\]"), message
+    assert "](" not in message and unescaped(message).startswith(name + " is not an image PIL can read")
+
+
+def test_a_large_upload_is_kept_as_uint8_at_the_downscale_size(app, monkeypatch):
+    """The decoded upload (cached for an hour, shared by sessions) is uint8 at most DOWNSCALE_TO px; a mask must
+    still have the size of the file, and fits the smaller image."""
+    from ui import config, inputs
+
+    decoded = []
+    decode = inputs.decode_upload
+    monkeypatch.setattr(config, "DOWNSCALE_TO", 200)  # stands for 2048: a 400x300 upload is "large"
+    monkeypatch.setattr(inputs, "decode_upload", lambda *a, **k: decoded.append(decode(*a, **k)) or decoded[-1])
+    photo = np.asarray(Image.fromarray(natural(128)).resize((400, 300)))
+    open_page(app, "inpaint")
+    decoded.clear()  # the page opens on a sample image
+    upload(app, "inpaint", "large.png", png_bytes(photo))
+    (d,) = decoded
+    assert d.pixels.dtype == np.uint8 and d.pixels.shape == (150, 200, 3) and (d.height, d.width) == (300, 400)
+    assert not d.pixels.flags.writeable
+    assert "large.png (400x300 PNG): it is used at 200x150 px" in unescaped(captions(app)), captions(app)
+    app.selectbox(key="inpaint.max_side").set_value(128).run()
+    assert "Working image: 128x96 px." in captions(app), captions(app)
+    app.radio(key="inpaint.mask_kind").set_value("upload").run()
+    assert any("Upload a mask of 400x300 px" in i.value for i in app.info)
+    small = np.full((150, 200), 255, np.uint8)
+    small[40:80, 40:80] = 0
+    app.file_uploader(key="inpaint.mask_upload").set_value(("small.png", png_bytes(small), "image/png")).run()
+    assert any("mask is 200x150 px but the image is 400x300 px" in e for e in errors(app)), errors(app)
+    mask = np.full((300, 400), 255, np.uint8)
+    mask[80:160, 80:160] = 0
+    app.file_uploader(key="inpaint.mask_upload").set_value(("mask.png", png_bytes(mask), "image/png")).run()
+    assert not errors(app) and not app.exception, errors(app)
+    assert "Working image: 128x96 px." in captions(app), captions(app)
+
+
+def test_the_transparency_mask_has_the_size_of_the_decoded_upload():
+    """A file over the downscale size gives its alpha mask at the size of the decoded image, rounded alike."""
+    from ui.imaging import alpha_mask, decode_upload
+
+    rgba = np.dstack([natural(64), np.full((64, 64), 255, np.uint8)])
+    rgba[20:40, 10:30, 3] = 0
+    data = png_bytes(Image.fromarray(rgba).resize((333, 517)))
+    decoded = decode_upload(data, "holes.png", max_pixels=10**6, max_side=100)
+    mask = alpha_mask(data, max_side=100)
+    assert mask.shape == decoded.pixels.shape[:2] == (100, 64) and 0 < mask.mean() < 1
+
+
+def test_at_most_two_uploads_are_decoded_at_once(monkeypatch):
+    import threading
+    import time
+
+    from ui import imaging
+
+    busy, most, lock = [0], [0], threading.Lock()
+    read = imaging.read_image
+
+    def slow_read(*a, **k):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.2)
+        with lock:
+            busy[0] -= 1
+        return read(*a, **k)
+
+    monkeypatch.setattr(imaging, "read_image", slow_read)
+    data = png_bytes(natural(32))
+    threads = [threading.Thread(target=imaging.decode_upload, args=(data, f"{i}.png"), kwargs={"max_pixels": 10**6})
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2
+
+
+def test_far_too_many_pixels_is_not_downscaled_here(app, monkeypatch):
+    """Downscaling decodes the whole file; a PNG over twice the limit would hold more than the limit allows."""
+    monkeypatch.setenv("DIP_MAX_PIXELS", "4000")
+    open_page(app, "denoise")
+    upload(app, "denoise", "huge.png", png_bytes(natural(100)))
+    assert any("100x100 px" in e and "the limit is 4,000 pixels" in e for e in errors(app)), errors(app)
+    assert any("too large to downscale here" in i.value for i in app.info), [i.value for i in app.info]
+    assert not [b for b in app.button if b.key == "denoise.downscale"]
