@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from ui import config, state
-from ui.runs import list_runs
+from ui import state
 
 
 st.title("Deep Image Prior Studio")
@@ -16,7 +15,8 @@ _, description = state.device()
 c1, c2, c3 = st.columns(3)
 c1.metric("Device", description)
 c2.metric("Jobs waiting or running", len(state.get_registry().active_jobs()))
-c3.metric("Saved runs", len(list_runs(config.runs_dir())))
+c3.metric("Your saved runs", len(state.visible_runs().rows), help="Your own runs, runs of the sample images and "
+          "runs shared with you; on a gallery server (DIP_PUBLIC_RUNS=1) every run.")
 
 st.subheader("Experiments")
 for key, blurb in [

@@ -17,7 +17,7 @@ from ui.access import share_token
 from ui.charts import impedance_figure, loss_figure
 from ui.imaging import preview, wipe
 from ui.jobs import JobView
-from ui.runs import TASK_TITLES, list_runs
+from ui.runs import TASK_TITLES
 from ui.text import plain
 from ui.widgets import duration, show_images
 
@@ -348,12 +348,16 @@ def runs_browser() -> None:
     id in the URL that names no readable run gets a message and opens nothing else. Ids, names and reasons from
     the URL or the folders go through ``plain`` (they render as text, never as Markdown).
     """
-    from ui.runs import scan_runs
-    from ui.text import plain
-
-    listing = scan_runs(config.runs_dir())
+    token = st.query_params.get("share")
+    shared = state.shared_run(token) if token else None
+    if token and shared is None:
+        st.warning("This share link names no run (it may have been mistyped, or the run was removed).",
+                   icon=":material/link_off:")
+    listing = state.visible_runs(also=shared)
     rows, skipped = listing.rows, dict(listing.skipped)
-    wanted = st.query_params.get("run")
+    wanted = shared or st.query_params.get("run")
+    if not config.public_runs():
+        st.caption("Listed: your own runs, runs of the sample images, and runs shared with you by link.")
     if not rows:
         _skipped_note(listing.skipped)
         if wanted:
@@ -383,7 +387,7 @@ def runs_browser() -> None:
     if run_id is None:
         return
     st.query_params["run"] = run_id
-    v, error = _open_run(run_id)
+    v, error = _open_run(run_id, share=token if run_id == shared else None)
     if v is None:
         st.error(plain(error, limit=400), icon=":material/error:")
         return
@@ -405,23 +409,21 @@ def runs_browser() -> None:
 NEWEST_TRIED = 5  # runs the default view tries, newest first, before it gives up
 
 
-def _open_run(run_id: str) -> tuple[Optional[JobView], Optional[str]]:
+def _open_run(run_id: str, share: Optional[str] = None) -> tuple[Optional[JobView], Optional[str]]:
     """(view, None), or (None, why the run cannot be opened: the specific message of a damaged folder)."""
     from dip.errors import DIPError
 
     try:
-        v = state.view(run_id)
+        v = state.view(run_id, share=share)
     except DIPError as err:  # RunFolderError: names the file and what is wrong, never a server path
         return None, str(err)
     except OSError:  # the folder went away between the listing and now (e.g. retention removed it)
         return None, f"Run {run_id} could not be read: its folder is gone."
-    return (v, None) if v is not None else (None, f"There is no saved run named {run_id}.")
+    return (v, None) if v is not None else (None, f"There is no saved run you can open named {run_id}.")
 
 
 def _newest_readable(ids: list[str]) -> Optional[str]:
     """The first of ``ids`` (newest first) that opens; a warning names the newer ones that did not."""
-    from ui.text import plain
-
     failed = []
     for run_id in ids[:NEWEST_TRIED]:
         v, error = _open_run(run_id)
@@ -437,19 +439,16 @@ def _newest_readable(ids: list[str]) -> Optional[str]:
 
 def _unavailable(run_id: str, skipped: dict[str, str]) -> None:
     """Why the run the URL names is not shown: its folder's damage, or that there is no such run."""
-    from ui.text import plain
-
     if run_id in skipped:
         st.error(plain(f"Run {run_id} could not be read: {skipped[run_id]}", limit=400), icon=":material/error:")
     else:
-        st.warning(f"There is no saved run named {plain(run_id)} (the link may be wrong, or the run was removed).",
+        st.warning(f"There is no saved run you can open named {plain(run_id)} (the link may be wrong, the run may "
+                   "have been removed, or it belongs to another browser: its owner can make a share link).",
                    icon=":material/search_off:")
 
 
 def _skipped_note(skipped: list[tuple[str, str]], shown: int = 5) -> None:
     """One caption naming the run folders the listing left out, and why."""
-    from ui.text import plain
-
     if not skipped:
         return
     n = len(skipped)

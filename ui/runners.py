@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -82,10 +82,11 @@ class TaskSpec:
         return self.problem.shape if self.problem is not None else self.image.shape
 
 
-def admit(limits: Limits):
-    """The registry's admission check: a job within ``limits`` (dip.limits), else LimitExceeded naming the limit."""
+def admit(limits: Callable[[], Limits]):
+    """The registry's admission check: a job within ``limits()`` (read at each submission, so an operator's change
+    applies at once), else ``dip.limits.LimitExceeded`` naming the limit."""
     def check(spec: TaskSpec) -> None:
-        check_job(spec.preset, spec.shape, limits, fits=spec.fits)
+        check_job(spec.preset, spec.shape, limits(), fits=spec.fits)
     return check
 
 

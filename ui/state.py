@@ -31,7 +31,7 @@ from ui.access import find_shared, may_view, read_access
 from ui.jobs import JobRegistry, JobView
 from ui.runners import (admit, configure_torch, discard, measure_iteration, persist, recover, reference_size,
                         release_memory, run_job, scale_time)
-from ui.runs import load_view, run_folder
+from ui.runs import RunListing, load_view, run_folder, scan_runs
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ def get_registry() -> JobRegistry:
         if _registry is None:
             dev = device()[0]
             limits = config.limits(dev.split(":")[0])
-            _registry = JobRegistry(run_job, admit=admit(limits), accept=persist, discard=discard,
+            _registry = JobRegistry(run_job, admit=admit(lambda: config.limits(dev.split(":")[0])),
+                                    accept=persist, discard=discard,
                                     max_queue=config.max_queue(), max_per_owner=config.max_jobs_per_owner(),
                                     max_seconds=limits.max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
                                     initializer=configure_torch, after_job=release_memory)
@@ -138,10 +139,9 @@ def view(job: Optional[str], *, share: Optional[str] = None) -> Optional[JobView
     if not job:
         return None
     live = get_registry().view(job)
-    if live is not None:
-        mine = live.owner == owner()
-        return live if mine or config.public_runs() or live.info.get("public") else None
-    folder = run_folder(config.runs_dir(), job)
+    if live is not None and (live.owner == owner() or config.public_runs() or live.info.get("public")):
+        return live
+    folder = run_folder(config.runs_dir(), job)  # a finished run (shared by link, perhaps), or none
     if folder is None:
         return None
     access = read_access(folder)
@@ -149,6 +149,19 @@ def view(job: Optional[str], *, share: Optional[str] = None) -> Optional[JobView
         return None
     v = _load_run(str(folder), folder.stat().st_mtime)
     return replace(v, owner=access.owner, info={**v.info, "public": access.public})
+
+
+def visible_runs(*, also: Optional[str] = None) -> RunListing:
+    """The saved runs this browser may see (``also``: a run opened through its share link), and the damaged
+    folders among them: another owner's run is never named, not even as damaged."""
+    root, me, gallery = config.runs_dir(), owner(), config.public_runs()
+
+    def visible(run_id: str) -> bool:
+        return run_id == also or may_view(read_access(root / run_id), me, gallery=gallery)
+
+    listing = scan_runs(root)
+    return RunListing([r for r in listing.rows if visible(r["id"])],
+                      [(run_id, why) for run_id, why in listing.skipped if visible(run_id)])
 
 
 def is_mine(v: JobView) -> bool:

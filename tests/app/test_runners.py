@@ -122,3 +122,70 @@ def test_the_worker_uses_every_cpu_unless_told(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+class ServerDied(BaseException):
+    """Stands for the process being killed: nothing in the runner catches it, as nothing runs after a kill -9."""
+
+
+def test_a_job_cut_off_by_the_servers_death_resumes_from_its_checkpoint(tmp_path):
+    from ui.jobs import Job
+    from ui.runners import pending_folder, persist, recover
+
+    preset = tiny("denoise").with_overrides(fit={"iterations": 8, "snapshot_every": 2})
+    problem = make_problem(preset, image64(preset), seed=0)
+    reference = JobRegistry(run_job)
+    try:
+        whole = finish(reference.submit(TaskSpec("denoise", preset, tmp_path / "ref", "x.png", problem=problem,
+                                                 device="cpu"), task="denoise", owner="t", total=8))
+    finally:
+        reference.shutdown()
+
+    spec = TaskSpec("denoise", preset, tmp_path, "my photo.png", problem=problem, device="cpu", checkpoint_every=3)
+    job = Job("20261201-120000-denoise-abcdef", "denoise", spec, owner="alice", total=8, info={"source": "x"})
+    persist(job)  # what the registry does as it accepts a job
+    step = job.add_step
+
+    def dies_after_seven(record, series=""):
+        step(record, series)
+        if job.iteration == 7:
+            raise ServerDied
+
+    job.add_step = dies_after_seven
+    with pytest.raises(ServerDied):
+        run_job(job)
+    pending = pending_folder(tmp_path, job.id)
+    assert (pending / "checkpoint.pt").is_file() and not (tmp_path / job.id).exists()  # no half-written run
+
+    registry = JobRegistry(run_job)  # the next server process
+    try:
+        assert recover(registry, tmp_path) == [job.id]
+        v = finish(registry.get(job.id))
+    finally:
+        registry.shutdown()
+    assert (v.status, v.owner, v.resumed) == ("done", "alice", True)
+    assert [r.iteration for r in v.history[""]] == list(range(1, 9))  # one row per iteration, none twice
+    assert [i for i, _ in v.snapshots[""]] == [2, 4, 6, 8]
+    assert v.outcome["metrics"]["psnr_final"] == pytest.approx(whole.outcome["metrics"]["psnr_final"], abs=1e-6)
+    assert v.outcome["metrics"]["resumed_after_restart"] is True
+    assert not pending.exists() and (tmp_path / job.id / "metrics.json").is_file()
+    assert '"owner": "alice"' in (tmp_path / job.id / "access.json").read_text()
+
+
+def test_recovery_skips_a_damaged_pending_job_and_resumes_the_others(tmp_path, caplog):
+    from ui.jobs import Job
+    from ui.runners import INCOMPLETE, persist, recover
+
+    broken = tmp_path / INCOMPLETE / "20261201-110000-denoise-000000"
+    broken.mkdir(parents=True)
+    (broken / "job.json").write_text('{"task": "denoise", "pres')
+    preset = tiny("denoise")
+    spec = TaskSpec("denoise", preset, tmp_path, "x.png", problem=make_problem(preset, image64(preset)), device="cpu")
+    persist(Job("20261201-120000-denoise-abcdef", "denoise", spec, owner="bob", total=4))
+    registry = JobRegistry(run_job)
+    try:
+        assert recover(registry, tmp_path) == ["20261201-120000-denoise-abcdef"]
+        assert finish(registry.get("20261201-120000-denoise-abcdef")).status == "done"
+    finally:
+        registry.shutdown()
+    assert "not resuming 20261201-110000-denoise-000000" in caplog.text

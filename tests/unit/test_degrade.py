@@ -83,3 +83,22 @@ def test_keep_known_puts_the_observed_pixels_back_and_fills_only_the_holes():
     assert grey.shape == (8, 10, 1) and np.array_equal(grey[known], x[known][:, :1])
     with pytest.raises(ValueError, match="shapes differ"):
         degrade.keep_known(restored, x[:4], mask)
+
+
+@pytest.mark.parametrize("task", ["denoise", "sr", "inpaint"])
+def test_a_saved_problem_comes_back_with_its_operator(tmp_path, image64, task):
+    import torch
+
+    from dip.presets import get_preset
+    from dip.tasks import load_problem, make_problem, save_problem
+
+    preset = get_preset("lab", task)
+    problem = make_problem(preset, image64, seed=3)
+    save_problem(problem, tmp_path / "p.npz")
+    back = load_problem(tmp_path / "p.npz", preset)
+    assert (back.task, back.shape) == (problem.task, problem.shape)
+    for name in ("y", "x_true", "degraded", "mask"):
+        a, b = getattr(problem, name), getattr(back, name)
+        assert (a is None and b is None) or np.array_equal(a, b), name
+    x = torch.rand(1, 3, *problem.shape[:2])
+    assert torch.equal(back.op(x), problem.op(x))

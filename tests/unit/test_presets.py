@@ -84,3 +84,14 @@ def test_a_low_resolution_input_is_cropped_only_as_far_as_its_output_needs(facto
     with pytest.raises(DIPError, match=rf"its x{factor} output would be 32x32 px, below the 33x33 px this network "
                                        r"needs"):
         prepare_low_resolution(np.zeros((tiny, tiny, 3), np.float32), preset)
+
+
+def test_every_preset_survives_its_json_record():
+    """A queued job is written to disk as plain data and read back after a restart (dip.presets.preset_from_dict)."""
+    import json
+
+    from dip.presets import PRESETS, preset_from_dict
+    from dip.runio import preset_as_dict
+
+    for preset in PRESETS.values():
+        assert preset_from_dict(json.loads(json.dumps(preset_as_dict(preset)))) == preset
