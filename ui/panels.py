@@ -298,7 +298,7 @@ def downloads(v: JobView) -> None:
 def settings_line(v: JobView) -> None:
     """What this job ran with (the widgets above may show other settings after a reload)."""
     if v.info.get("summary"):
-        st.caption(f"This run: {v.info['summary']}")
+        st.caption(f"This run: {plain(v.info['summary'], limit=400)}")
 
 
 def render_task(v: JobView) -> None:

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 INCOMPLETE = ".incomplete"  # runs/.incomplete/<id>/: accepted jobs that have not finished
 SPEC_FILE, INPUTS_FILE, CHECKPOINT_FILE = "job.json", "inputs.npz", "checkpoint.pt"
+STALE_SECONDS = 86400  # an unreadable pending folder this old is removed at start-up
 JOB_INFO_KEYS = ("source", "preset", "blind", "psnr_degraded", "summary", "public")  # plain data kept for a restart
 
 
@@ -118,7 +119,7 @@ def discard(job: Job) -> None:
 def recover(registry: JobRegistry, runs_dir: Path) -> list[str]:
     """Queue again every job an earlier server process accepted but did not finish, oldest first, with its owner.
 
-    A pending folder that cannot be read is left alone (``dip.retention`` removes stale ones) and logged.
+    A pending folder that cannot be read is logged and left alone, and removed once it is a day old.
     Returns the ids queued.
     """
     root = Path(runs_dir) / INCOMPLETE
@@ -138,6 +139,8 @@ def recover(registry: JobRegistry, runs_dir: Path) -> list[str]:
             records.append((float(record.get("created") or 0), folder.name, record, spec))
         except Exception as err:  # a half-written or foreign folder must not stop the server from starting
             log.warning("not resuming %s: %s: %s", folder.name, type(err).__name__, err)
+            if time.time() - folder.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
     for created, job_id, record, spec in sorted(records, key=lambda r: r[0]):
         registry.restore(spec, job_id=job_id, task=spec.task, owner=str(record.get("owner") or ""),
                          total=spec.total, info=record.get("info") or {}, created=created)

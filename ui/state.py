@@ -26,6 +26,7 @@ import streamlit as st
 from dip.device import describe_device, pick_device
 from dip.errors import DIPError
 from dip.presets import Preset
+from dip.retention import prune_runs
 from ui import config
 from ui.access import find_shared, may_view, read_access
 from ui.jobs import JobRegistry, JobView
@@ -64,9 +65,28 @@ def get_registry() -> JobRegistry:
                                     accept=persist, discard=discard,
                                     max_queue=config.max_queue(), max_per_owner=config.max_jobs_per_owner(),
                                     max_seconds=limits.max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
-                                    initializer=configure_torch, after_job=release_memory)
+                                    initializer=configure_torch, after_job=lambda: _after_job(_registry))
             recover(_registry, config.runs_dir())
+            _tidy_runs(_registry)
         return _registry
+
+
+def _after_job(registry: Optional[JobRegistry]) -> None:
+    release_memory()
+    if registry is not None:
+        _tidy_runs(registry)
+
+
+def _tidy_runs(registry: JobRegistry) -> None:
+    """Keep the runs folder within its age and size limits, oldest first, never touching an active job."""
+    try:
+        removed = prune_runs(config.runs_dir(), max_age_days=config.runs_max_age_days(),
+                             max_total_mb=config.runs_max_mb(), protect={j.id for j in registry.active_jobs()})
+    except OSError:
+        log.exception("pruning the runs folder failed")
+        return
+    if removed:
+        log.info("retention removed %d run(s): %s", len(removed), ", ".join(removed))
 
 
 def reset_registry() -> None:
