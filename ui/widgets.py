@@ -284,7 +284,10 @@ def downscaled_noise_note(picked: Picked, image: np.ndarray) -> None:
     top, left = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
     before = estimate_sigma(full[top:top + 1024, left:left + 1024]) * 255  # a centre crop keeps this quick
     after = estimate_sigma(small) * 255
-    st.caption(f"Estimated noise: σ ≈ {before:.1f} in your {w}x{h} px photo, σ ≈ {after:.1f} at the working size — "
+    fh, fw = picked.full_size if all(picked.full_size) else (h, w)
+    # A very large photo is decoded at most ui.config.DOWNSCALE_TO px: its own noise is measured at that scale.
+    where = f"your {fw}x{fh} px photo" + (f" (measured at {w}x{h} px)" if (fh, fw) != (h, w) else "")
+    st.caption(f"Estimated noise: σ ≈ {before:.1f} in {where}, σ ≈ {after:.1f} at the working size — "
                "downscaling averaged part of it out. To denoise at the photo's own scale, choose a larger working "
                "size (slower) or upload a crop.")
 
