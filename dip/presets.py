@@ -44,6 +44,13 @@ class Preset:
     border_pad: int = 0  # reflection padding added around the image (barbara: 512 -> 514, as the notebook)
     sample: Optional[str] = None  # paper image it was tuned on (file name in shared/paper_images)
 
+    @property
+    def min_image_side(self) -> int:
+        """Smallest side a prepared image may have: the network's minimum, rounded up to the crop multiple (the
+        5-level nets take 33 px, so a crop to a multiple of 32 must leave 64)."""
+        need, m = self.net.min_side, 0 if self.pad_multiple else self.crop_multiple
+        return -(-need // m) * m if m else need
+
     def with_overrides(self, *, fit: Optional[dict] = None, net: Optional[dict] = None,
                        input: Optional[dict] = None, **task) -> "Preset":
         """A copy with some settings changed, e.g. ``p.with_overrides(fit={"iterations": 50}, sigma_255=50)``."""
@@ -55,7 +62,7 @@ def _fit(**kw) -> FitConfig:
     return FitConfig(**kw)
 
 
-_LAB = "lab seed table (DEVELOPERS.md)"
+_LAB = "the lab's hyper-parameter table (README: Lab presets)"
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("lab-impedance", "impedance", IMPEDANCE_NET, InputConfig(channels=3),
            _fit(iterations=2400, early_stop="none"),

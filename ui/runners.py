@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 INCOMPLETE = ".incomplete"  # runs/.incomplete/<id>/: accepted jobs that have not finished
 SPEC_FILE, INPUTS_FILE, CHECKPOINT_FILE = "job.json", "inputs.npz", "checkpoint.pt"
 STALE_SECONDS = 86400  # an unreadable pending folder this old is removed at start-up
-JOB_INFO_KEYS = ("source", "preset", "blind", "psnr_degraded", "summary", "public")  # plain data kept for a restart
+JOB_INFO_KEYS = ("source", "preset", "blind", "psnr_degraded", "summary", "public", "mask")  # kept for a restart
 
 
 @dataclass
@@ -226,6 +226,10 @@ def _base_metrics(job: Job, spec: TaskSpec) -> dict:
         metrics["stop_reason"] = job.stop_reason
     if job.resumed:
         metrics["resumed_after_restart"] = True
+    if spec.problem is not None and spec.problem.mask is not None:  # inpainting: the mask actually used
+        if isinstance(job.info.get("mask"), str):  # its kind, as the page chose it (dip.report.MASK_KINDS)
+            metrics["mask"] = job.info["mask"]
+        metrics["kept_fraction"] = round(float(np.mean(spec.problem.mask)), 4)
     return metrics
 
 

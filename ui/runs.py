@@ -5,21 +5,26 @@ No Streamlit here.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 from dip.errors import RunFolderError
 from dip.fit import StepRecord
+from dip.images import load_image
 from dip.impedance import target_slug
+from dip.presets import DEFAULT_PRESET
+from dip.report import MASK_KINDS, TASK_NAMES, kept_fraction, mask_kind
 from dip.runio import check_metrics, read_json_object, read_run, read_run_image
 from ui.config import SNAPSHOT_SIDE
 from ui.imaging import preview
 from ui.jobs import JobView
 
-TASK_TITLES = {"impedance": "Noise impedance", "denoise": "Denoising", "sr": "Super-resolution",
-               "inpaint": "Inpainting"}
+TASK_TITLES = TASK_NAMES
 MAX_LISTED = 200
 MAX_SCANNED = 1000  # folders looked at per listing, readable or not
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -47,7 +52,8 @@ class RunListing(NamedTuple):
     """``scan_runs``' answer: the readable runs and the folders left out."""
 
     rows: list[dict]
-    """Newest first: ``{"id": folder name, **metrics.json, "source": ...}`` (``list_runs``' rows)."""
+    """Newest first: ``{"id": folder name, **metrics.json, "source": ..., "setting": ..., "planned": ...,
+    "started": ...}`` (``list_runs``' rows; see ``describe``)."""
     skipped: list[tuple[str, str]]
     """(folder name, reason) of run folders that could not be read, newest first; the reason names the file
     and what is wrong, e.g. ``("20260101-x", "metrics.json is not a JSON object (it holds a list).")``."""
@@ -77,10 +83,104 @@ def scan_runs(runs_dir: Path) -> RunListing:
         except RunFolderError as err:
             skipped.append((folder.name, err.reason))
             continue
-        rows.append({"id": folder.name, **metrics, "source": source_name(metrics)})
+        rows.append({"id": folder.name, **metrics, "source": source_name(metrics), **describe(folder, metrics)})
         if len(rows) >= MAX_LISTED:
             break
     return RunListing(rows, skipped)
+
+
+def describe(folder: Path, metrics: dict) -> dict:
+    """What tells a run from others of its task, read from its folder: ``setting`` (``run_setting``), ``planned``
+    (the iterations its settings asked for, config.json) and ``started`` (a datetime: when the app accepted it,
+    else the time in its id, else when metrics.json was written). A missing or damaged config.json only leaves
+    the setting shorter: the run is still listed."""
+    try:
+        config = read_json_object(folder / "config.json", run_id=folder.name, required=False) or {}
+    except (RunFolderError, OSError):
+        config = {}
+    if metrics.get("task") == "inpaint" and kept_fraction(metrics, config) is None and (folder / "mask.png").is_file():
+        try:  # an app run from before the app recorded its mask: measure the mask it saved
+            path = folder / "mask.png"
+            metrics = {**metrics, "kept_fraction": _kept(str(path), path.stat().st_mtime_ns)}
+        except Exception:  # a damaged mask shows when the run is opened, not here
+            pass
+    fit = config.get("fit") if isinstance(config.get("fit"), dict) else {}
+    return {"setting": run_setting(metrics, config), "planned": fit.get("iterations"),
+            "started": _started(folder, metrics)}
+
+
+@functools.lru_cache(maxsize=512)
+def _kept(path: str, mtime_ns: int) -> float:
+    return round(float((load_image(path, mode="grey") > 0.5).mean()), 4)
+
+
+def run_setting(metrics: dict, config: dict) -> Optional[str]:
+    """A run's distinguishing setting in a few words, only what applies to its task: "σ 25", "no noise",
+    "own noise (blind)" (denoising), "×4" (super-resolution), "text mask · 87% kept" (inpainting), "noise σ 25"
+    (impedance); None when the run records none."""
+    task, sigma = metrics.get("task"), config.get("sigma_255")
+    number = (lambda v: f"{v:g}")
+    if task == "denoise":
+        if metrics.get("blind"):
+            return "own noise (blind)"
+        if isinstance(sigma, (int, float)):
+            return "no noise (σ 0)" if sigma == 0 else f"σ {number(sigma)}"
+    elif task == "impedance" and isinstance(sigma, (int, float)):
+        return f"noise σ {number(sigma)}"
+    elif task == "sr" and isinstance(config.get("factor"), (int, float)):
+        return f"×{number(config['factor'])}"
+    elif task == "inpaint":
+        kind, kept = mask_kind(metrics, config), kept_fraction(metrics, config)
+        parts = [MASK_KINDS.get(kind, str(kind)) if kind else "mask"]
+        if kept is not None:
+            parts.append(f"{kept:.0%} kept")
+        return " · ".join(parts)
+    return None
+
+
+_ID_TIME = re.compile(r"(\d{8})(?:-(\d{6}))?")
+
+
+def _started(folder: Path, metrics: dict) -> Optional[datetime]:
+    created = metrics.get("created")
+    if isinstance(created, str):
+        try:
+            return datetime.strptime(created, "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            pass
+    m = _ID_TIME.match(folder.name)
+    if m:
+        try:
+            return datetime.strptime(m.group(1) + (m.group(2) or ""), "%Y%m%d%H%M%S" if m.group(2) else "%Y%m%d")
+        except ValueError:
+            pass
+    try:
+        return datetime.fromtimestamp((folder / "metrics.json").stat().st_mtime)
+    except OSError:
+        return None
+
+
+def when(started: Optional[datetime], now: Optional[float] = None) -> str:
+    """A run's start as people say it: "17:42 Dec 1" ("Dec 1 2025" in another year; "–" when unknown)."""
+    if started is None:
+        return "–"
+    year = datetime.fromtimestamp(now if now is not None else time.time()).year
+    text = f"{started:%H:%M} {started:%b} {started.day}"
+    return text + (f" {started.year}" if started.year != year else "")
+
+
+def task_title(row: dict) -> str:
+    """The task's name, and the preset's when it is not the task's lab default: "Denoising", "Denoising (f16)"."""
+    task, preset = row.get("task"), row.get("preset")
+    title = TASK_TITLES.get(task) or str(task or "?")
+    return title if not preset or preset == DEFAULT_PRESET.get(task) else f"{title} ({preset})"
+
+
+def run_label(row: dict) -> str:
+    """A listed run in words, "image · task · setting · time": e.g. "astronaut.png · Inpainting · text mask ·
+    87% kept · 17:42 Dec 1" (plain text: select boxes and tables do not render Markdown)."""
+    parts = [str(row.get("source") or "?"), task_title(row), row.get("setting"), when(row.get("started"))]
+    return " · ".join(str(p) for p in parts if p)
 
 
 def list_runs(runs_dir: Path) -> list[dict]:

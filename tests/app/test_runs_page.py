@@ -3,6 +3,7 @@ specific reason, the default view falls back to the newest run that opens, and i
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -236,3 +237,123 @@ def test_only_damaged_folders_is_not_a_crash(app_env, monkeypatch):
     (tiny_run(app_env / BAD_METRICS) / "metrics.json").write_text("[]")
     at = open_runs()
     assert SKIPPED in messages(at) and "No runs yet: start one from an experiment page." in messages(at)
+
+
+# What tells runs apart -----------------------------------------------------------------------------------------
+
+
+def settings_run(folder: Path, task: str, config: dict, **metrics) -> Path:
+    """A run folder of ``task`` written as the app writes it, with its config.json settings."""
+    run = tiny_run(folder)
+    base = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**base, "task": task, "preset": f"lab-{task}", **metrics}))
+    (run / "config.json").write_text(json.dumps({"task": task, "sigma_255": 25.0, "factor": 4, "mask_kind": "text",
+                                                 "keep_fraction": 0.5, "fit": {"iterations": 1800}, **config}))
+    return run
+
+
+CREATED = "2026-03-04 17:42:09"
+
+
+def five_runs(root: Path) -> dict[str, Path]:
+    """Runs of one image that differ only in their settings, as a grader makes them."""
+    app = {"job_id": "j", "created": CREATED, "source": "astronaut.png", "shape": [256, 192, 3]}
+    return {
+        "sigma": settings_run(root / "20260304-174209-denoise-aaaaaa", "denoise", {"sigma_255": 50.0},
+                              iterations=1800, **app),
+        "clean": settings_run(root / "20260304-174210-denoise-bbbbbb", "denoise", {"sigma_255": 0.0},
+                              iterations=30, **app),
+        "sr": settings_run(root / "20260304-174211-sr-cccccc", "sr", {"factor": 8}, iterations=1800, **app),
+        "text": settings_run(root / "20260304-174212-inpaint-dddddd", "inpaint", {}, iterations=1800,
+                             mask="text", kept_fraction=0.8712, **app),
+        "drawn": settings_run(root / "20260304-174213-inpaint-eeeeee", "inpaint", {}, iterations=1800,
+                              mask="draw", kept_fraction=0.93, **app),
+        "blank": settings_run(root / "20260304-174214-denoise-ffffff", "denoise", {}, source=None, image=None,
+                              psnr_final=None, blind=True, created=CREATED),
+    }
+
+
+def test_run_setting_names_only_what_applies_to_the_task():
+    from ui.runs import run_setting
+
+    cfg = {"sigma_255": 25.0, "factor": 8, "mask_kind": "bernoulli", "keep_fraction": 0.3}
+    assert run_setting({"task": "denoise"}, cfg) == "σ 25"
+    assert run_setting({"task": "denoise"}, {**cfg, "sigma_255": 0.0}) == "no noise (σ 0)"
+    assert run_setting({"task": "denoise", "blind": True}, cfg) == "own noise (blind)"
+    assert run_setting({"task": "sr"}, cfg) == "×8"
+    assert run_setting({"task": "impedance"}, cfg) == "noise σ 25"
+    # the command line generated the preset's mask; the app records the one the visitor chose
+    assert run_setting({"task": "inpaint"}, cfg) == "random pixels · 30% kept"
+    assert run_setting({"task": "inpaint", "job_id": "j", "mask": "upload", "kept_fraction": 0.61}, cfg) == \
+        "uploaded mask · 61% kept"
+    assert run_setting({"task": "inpaint", "job_id": "j"}, cfg) == "mask"  # an old app run: the kind is unknown
+    assert run_setting({"task": "denoise"}, {}) is None
+
+
+def test_an_old_inpainting_run_is_listed_with_the_share_of_pixels_its_mask_kept(tmp_path):
+    from dip.images import save_image
+    from ui.runs import scan_runs
+
+    run = settings_run(tmp_path / "20260304-174212-inpaint-dddddd", "inpaint", {}, job_id="j")
+    mask = np.ones((10, 10, 1), np.float32)
+    mask[:4] = 0
+    save_image(mask, run / "mask.png")
+    assert scan_runs(tmp_path).rows[0]["setting"] == "mask · 60% kept"
+
+
+def test_the_runs_table_shows_what_tells_runs_apart(app_env, monkeypatch):
+    from datetime import datetime
+
+    from ui.runs import when
+
+    monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")
+    runs = five_runs(app_env)
+    at = open_runs()
+    table = at.dataframe[0].value
+    assert list(table.columns)[:5] == ["started", "image", "task", "setting", "PSNR (dB)"]  # PSNR stays in view
+    rows = {r["run"]: r for r in table.to_dict("records")}
+    setting = {k: rows[p.name]["setting"] for k, p in runs.items()}
+    assert setting == {"sigma": "σ 50", "clean": "no noise (σ 0)", "sr": "×8", "text": "text mask · 87% kept",
+                       "drawn": "drawn mask · 93% kept", "blank": "own noise (blind)"}
+    started = when(datetime(2026, 3, 4, 17, 42, 9))
+    assert rows[runs["text"].name]["started"] == started and started.startswith("17:42 Mar 4")
+    assert rows[runs["text"].name]["size"] == "192x256" and rows[runs["text"].name]["PSNR (dB)"] == "24.00"
+    assert rows[runs["clean"].name]["iterations"] == "30 of 1800"
+    blank = rows[runs["blank"].name]
+    assert blank["image"] == "–" and blank["PSNR (dB)"] == "–" and blank["size"] == "–"
+    assert not [(r, k) for r in rows.values() for k, v in r.items() if v is None or "None" in str(v) or v == "nan"]
+
+    pick = at.selectbox(key="runs.pick")
+    label = {k: pick.format_func(p.name) for k, p in runs.items()}
+    assert label["text"] == f"astronaut.png · Inpainting · text mask · 87% kept · {started}"
+    assert label["sr"] == f"astronaut.png · Super-resolution · ×8 · {started}"
+    assert label["blank"] == f"? · Denoising · own noise (blind) · {started}"
+    assert set(label.values()) <= set(pick.options) and len(set(pick.options)) == len(pick.options)
+    pick.set_value(runs["drawn"].name).run()
+    assert not at.exception and at.query_params["run"] == runs["drawn"].name  # the URL keeps the real id
+
+
+def test_two_runs_that_read_the_same_get_the_end_of_their_id(app_env, monkeypatch):
+    monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")
+    app = {"job_id": "j", "created": CREATED, "source": "astronaut.png"}
+    a = settings_run(app_env / "20260304-174209-sr-aaaaaa", "sr", {}, **app)
+    b = settings_run(app_env / "20260304-174209-sr-bbbbbb", "sr", {}, **app)
+    pick = open_runs().selectbox(key="runs.pick")
+    assert pick.format_func(a.name).endswith("· aaaaaa") and pick.format_func(b.name).endswith("· bbbbbb")
+
+
+def test_an_inpainting_run_records_the_mask_the_visitor_chose(app, app_env):
+    from apphelpers import make_tiny, open_page, wait_until_finished
+
+    open_page(app, "inpaint")
+    app.radio(key="inpaint.mask_kind").set_value("box").run()
+    make_tiny(app, "inpaint")
+    app.button(key="inpaint.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    run = next(p for p in app_env.iterdir() if not p.name.startswith("."))
+    metrics = json.loads((run / "metrics.json").read_text())
+    mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(run / "mask.png")) > 127
+    assert metrics["mask"] == "box" and metrics["kept_fraction"] == pytest.approx(mask.mean(), abs=1e-3)
+    open_page(app, "runs")
+    row = app.dataframe[0].value.to_dict("records")[0]
+    assert row["setting"] == f"box mask · {mask.mean():.0%} kept" and row["task"] == "Inpainting"

@@ -124,3 +124,88 @@ def test_summary_of_an_impedance_run_lists_the_targets(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     summary = zipfile.ZipFile(io.BytesIO(report_zip(tmp_path))).read("summary.md").decode()
     assert "| image | 1.500e-04 | 1.200e-04 | 38.20 | 10 |" in summary
+
+
+def _summary(folder) -> str:
+    return zipfile.ZipFile(io.BytesIO(report_zip(folder))).read("summary.md").decode()
+
+
+def test_summary_of_a_denoising_run_lists_only_its_settings_and_the_iterations_run(run_folder):
+    summary = _summary(run_folder)
+    settings = summary.split("## Settings")[1].split("##")[0]
+    assert "- task: Denoising" in settings and "- noise σ: 25 (0–255 scale)" in settings
+    assert "- iterations: 30\n" in settings and "- working size: 32x32 px" in settings
+    # no super-resolution factor, inpainting mask, or the preset's description of 1800 iterations
+    for other in ("factor", "mask", "keep_fraction", "1800", "F16_GT", "description"):
+        assert other not in summary, other
+    assert "fit.iterations: 30\n" in summary  # the hyper-parameters' iterations: the ones run
+
+
+def test_a_stopped_run_names_the_iterations_run_and_planned(tmp_path):
+    config = {"task": "denoise", "name": "lab-denoise", "sigma_255": 0.0, "factor": 4, "mask_kind": "text",
+              "fit": {"iterations": 1800, "lr": 0.01}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "denoise", "preset": "lab-denoise", "iterations": 30,
+                                                       "psnr_observed": float("inf"), "psnr_final": 40.0}))
+    summary = _summary(tmp_path)
+    assert "- iterations: 30 of 1800 (stopped early)" in summary and "fit.iterations: 30 of 1800" in summary
+    assert "- noise σ: 0 (no noise added)" in summary
+    assert "inf" not in summary.lower().replace("infinite", "")  # σ = 0: the input is the ground truth
+    assert "| degraded input | ∞ (identical to the ground truth) |" in summary
+    assert "factor" not in summary and "mask" not in summary
+
+
+def test_summary_of_super_resolution_names_its_factor_and_the_bicubic_input(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "sr", "sigma_255": 25.0, "factor": 8,
+                                                      "mask_kind": "text", "fit": {"iterations": 5}}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "sr", "iterations": 5, "psnr_observed": 21.5}))
+    summary = _summary(tmp_path)
+    assert "- upscaling factor: ×8" in summary and "| bicubic-upsampled input | 21.50 dB |" in summary
+    assert "degraded input" not in summary and "σ" not in summary and "mask" not in summary
+
+
+def test_summary_of_inpainting_names_the_mask_used(tmp_path):
+    from dip.images import save_image
+
+    config = {"task": "inpaint", "sigma_255": 25.0, "factor": 4, "mask_kind": "text", "keep_fraction": 0.5,
+              "fit": {"iterations": 5}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    metrics = {"task": "inpaint", "iterations": 5, "job_id": "x", "mask": "draw", "kept_fraction": 0.8712}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    summary = _summary(tmp_path)
+    assert "- mask: drawn mask\n- pixels kept: 87%" in summary and "σ" not in summary and "factor" not in summary
+
+    # an app run from before the app recorded its mask: the preset's "text" says nothing; the mask file is measured
+    mask = np.ones((10, 10, 1), np.float32)
+    mask[:3] = 0
+    save_image(mask, tmp_path / "mask.png")
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "inpaint", "iterations": 5, "job_id": "x"}))
+    assert "- mask: not recorded\n- pixels kept: 70%" in _summary(tmp_path)
+
+
+def test_report_zip_of_an_impedance_run_holds_every_target_and_its_fit(tmp_path):
+    from dip.images import save_image
+    from dip.impedance import TARGETS, target_slug
+
+    targets = {}
+    for k, name in enumerate(TARGETS):
+        sub = tmp_path / target_slug(name)
+        save_image(np.full((8, 8, 3), k / 4, np.float32), sub / "result.png")
+        save_image(np.full((8, 8, 3), 1 - k / 4, np.float32), sub / "target.png")
+        targets[name] = {"final_loss": 0.01, "min_loss": 0.01, "psnr_fit": 30.0 - k, "iterations": 7}
+    save_image(np.zeros((4, 4, 3), np.float32), tmp_path.parent / "secret.png")
+    targets["../secret"] = {"iterations": 7}  # a name from the file must not lead out of the folder
+    (tmp_path / "config.json").write_text(json.dumps({"task": "impedance", "sigma_255": 25.0, "factor": 4,
+                                                      "mask_kind": "text", "fit": {"iterations": 2400}}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "impedance", "iterations": 2400, "targets": targets}))
+    z = zipfile.ZipFile(io.BytesIO(report_zip(tmp_path)))
+    slugs = ["image", "image_plus_noise", "shuffled_pixels", "noise"]
+    assert {f"fit_{s}.png" for s in slugs} | {f"target_{s}.png" for s in slugs} <= set(z.namelist())
+    assert not [n for n in z.namelist() if "secret" in n]
+    for s in slugs:
+        assert z.read(f"fit_{s}.png") == (tmp_path / s / "result.png").read_bytes()
+        assert z.read(f"target_{s}.png") == (tmp_path / s / "target.png").read_bytes()
+    summary = z.read("summary.md").decode()
+    assert "| image + noise | 1.000e-02 | 1.000e-02 | 29.00 | 7 | fit_image_plus_noise.png |" in summary
+    assert "- iterations: 7 per target (of 2400 planned)" in summary and "- noise σ of the noisy targets: 25" in summary
+    assert "factor" not in summary and "mask" not in summary
