@@ -11,7 +11,7 @@ st.caption("The network is fitted to the noisy image; it reproduces the image lo
 
 picked = inputs.image_picker(TASK, blind_label="Upload a noisy image (blind)")
 # The noise level only degrades a clean image; a noisy upload brings its own noise.
-s = widgets.settings(TASK, extra=None if picked and picked.blind else widgets.noise_level)
+s = widgets.settings(TASK, picked, extra=None if picked and picked.blind else widgets.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:

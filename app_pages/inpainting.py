@@ -13,9 +13,10 @@ picked = inputs.image_picker(TASK)
 s = widgets.settings(TASK, picked)
 image = widgets.prepared(picked, s) if picked and s else None
 mask = inputs.mask_picker(picked, s, image) if image is not None else None
-problem = widgets.problem_for(picked, s, image, mask) if mask is not None else None
+problem = (widgets.problem_for(picked, s, image, mask, blind=inputs.holes_are_transparency())
+           if mask is not None else None)
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
-    info["mask"] = st.session_state.get("inpaint.mask_kind")  # recorded in metrics.json (ui.runners._base_metrics)
+    info["mask"] = inputs.mask_kind()  # recorded in metrics.json (ui.runners._base_metrics)
     widgets.run_area(TASK, s, info, problem=problem)
 panels.job_panel(TASK)

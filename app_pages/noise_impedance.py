@@ -11,7 +11,7 @@ st.caption("Four targets, one network: the image, the image plus noise, its pixe
            "The loss curves show which ones the network resists.")
 
 picked = inputs.image_picker(TASK)
-s = widgets.settings(TASK, extra=widgets.noise_level)
+s = widgets.settings(TASK, picked, extra=widgets.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 if image is not None:
     info = widgets.impedance_targets(image, s, picked.name)

@@ -10,7 +10,7 @@ st.title("Super-resolution")
 st.caption("The network's output, downsampled, must match the low-resolution image; the prior fills in the detail.")
 
 picked = inputs.image_picker(TASK, blind_label="Upload a low-resolution image (blind)")
-s = widgets.settings(TASK, extra=widgets.sr_factor)
+s = widgets.settings(TASK, picked, extra=widgets.sr_factor)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:

@@ -361,4 +361,4 @@ def check_min_size(x: np.ndarray, min_side: int, *, what: str = "image") -> None
     h, w = x.shape[:2]
     if min(h, w) < min_side:
         raise ImageError(f"{what} is {w}x{h} px; this network needs at least {min_side}x{min_side} px. "
-                         "Use a larger image or a network with fewer levels.")
+                         "Use a larger image.")

@@ -112,5 +112,7 @@ def check_job(preset: Preset, shape: tuple, limits: Limits, *, fits: int = 1) ->
 
 
 def _amount(tflop: float) -> str:
-    return f"{tflop / 1000:.1f} PFLOP" if tflop >= 1000 else f"{tflop:.0f} TFLOP"
+    if tflop >= 1000:
+        return f"{tflop / 1000:.1f} PFLOP"
+    return f"{tflop:.0f} TFLOP" if tflop >= 1 else f"{tflop * 1000:.3g} GFLOP"
 

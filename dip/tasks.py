@@ -72,7 +72,7 @@ def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = No
             raise
         ph, pw = prepared_shape(h, w, preset, max_side=max_side)
         raise ImageError(f"image is {w}x{h} px; downscaled to a longer side of {max_side} px it becomes {pw}x{ph} "
-                         f"px, below the {preset.net.min_side}x{preset.net.min_side} px this network needs. Use a "
+                         f"px, below the {preset.min_image_side}x{preset.min_image_side} px this network needs. Use a "
                          f"longer side (max_side) of at least {enough} px.") from err
 
 
@@ -86,9 +86,9 @@ def _prepare(x: np.ndarray, preset: Preset, max_side: Optional[int], min_side: O
     if preset.pad_multiple:
         x = pad_to_multiple(x, preset.pad_multiple)
     elif preset.crop_multiple:
-        check_min_size(x, preset.crop_multiple)
+        check_min_size(x, min_side or preset.min_image_side)  # one minimum, the one the crop must leave
         x = center_crop_to_multiple(x, preset.crop_multiple)
-    check_min_size(x, min_side or preset.net.min_side)
+    check_min_size(x, min_side or preset.min_image_side)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -103,7 +103,7 @@ def prepare_low_resolution(x: np.ndarray, preset: Preset, *, max_side: Optional[
     multiple = preset.crop_multiple // math.gcd(preset.crop_multiple, f) if preset.crop_multiple else 0
     lr = prepare_image(x, preset.with_overrides(crop_multiple=multiple), max_side=max_side, min_side=1)
     h, w = lr.shape[:2]
-    need = preset.net.min_side
+    need = preset.min_image_side
     if min(h, w) * f < need:
         raise ImageError(f"low-resolution image is {w}x{h} px after cropping, so its x{f} output would be "
                          f"{w * f}x{h * f} px, below the {need}x{need} px this network needs. Use a larger image.")
@@ -232,7 +232,8 @@ def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: in
         "psnr_observed": problem.psnr_degraded, "psnr_final": score(result.output), "psnr_ema": score(result.ema),
         "psnr_best": best_psnr, "best_iteration": result.best_iteration if best_psnr is not None else None,
         "psnr_blind": score(result.blind), "blind_iteration": result.blind_iteration,
-        "blind_confirmed": result.blind_confirmed, "es_patience": preset.fit.es_patience,
+        "blind_confirmed": result.blind_confirmed, "early_stop": preset.fit.early_stop,
+        "es_window": preset.fit.es_window, "es_patience": preset.fit.es_patience,
         "final_input": preset.fit.final_input,
     }
     if problem.mask is not None and gt is not None:  # inpainting: also the result that keeps the observed pixels

@@ -83,6 +83,9 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
     if data is None:
         st.info("Upload an image, or pick a sample image.")
         return None
+    if source == "blind":  # the same uploader as a clean upload: say what changes
+        st.caption(f"{plain(name)} is used as it is, already degraded: nothing is added to it, and there is no "
+                   "ground truth to score against.")
     return _load(task, name, data, f"{task}.upload.kept", blind=source == "blind")
 
 
@@ -140,6 +143,16 @@ def _decoded(digest: str, name: str, max_pixels: int, max_side: int, _data: byte
     return decode_upload(_data, name, max_pixels=max_pixels, max_side=max_side)
 
 
+def mask_kind() -> Optional[str]:
+    """The inpainting mask chosen (a key of ``MASKS``), recorded with the run."""
+    return st.session_state.get("inpaint.mask_kind")
+
+
+def holes_are_transparency() -> bool:
+    """Whether the inpainting mask is the image's own transparency: then the white-filled holes are no ground truth."""
+    return mask_kind() == "alpha"
+
+
 # -- inpainting masks --
 MASKS = {"text": "Text", "bernoulli": "Random pixels (Bernoulli)", "box": "Box", "upload": "Upload a mask",
          "draw": "Draw it", "alpha": "Image transparency"}
@@ -159,6 +172,8 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
                              key="inpaint.keep", persist_state="session")
             return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
         if kind == "alpha":  # at the size of picked.image, which prepare_image shrinks to the working size
+            st.caption("The holes are the image's transparent pixels: nothing is known about them, so the run is "
+                       "blind (no ground truth; PSNR only against the observed pixels).")
             return prepare_mask(alpha_mask(picked.data, max_side=config.DOWNSCALE_TO), s.preset, max_side=s.max_side)
         if kind == "upload":
             return _uploaded_mask(picked, s)

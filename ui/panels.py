@@ -5,19 +5,23 @@ Every panel renders a JobView, so a live job and a run read back from disk look 
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import streamlit as st
 
+from dip.impedance import target_slug
+from dip.fit import FitConfig
 from dip.report import baseline_rows, report_zip
 from ui import config, state
 from ui.access import share_token
 from ui.charts import impedance_figure, loss_figure
 from ui.imaging import preview, wipe
 from ui.jobs import JobView
-from ui.runs import TASK_TITLES
+from ui.runs import TASK_TITLES, run_label, task_title, when
 from ui.text import plain
 from ui.widgets import duration, show_images
 
@@ -116,12 +120,18 @@ BLIND_HELP = ("The iterate a running-variance detector (ES-WMV) picks without gr
               "changed least over a window of 100 iterations. What a blind run can rely on.")
 
 
-def _fmt(value: Optional[float]) -> str:
-    return f"{value:.2f} dB" if value is not None else "–"
+def _fmt(value: Optional[float], infinite: str = "identical") -> str:
+    """A PSNR in dB; "–" when there is none, ``infinite`` when the images are identical (e.g. σ = 0: "no noise")."""
+    if value is None:
+        return "–"
+    return f"{value:.2f} dB" if math.isfinite(value) else infinite
 
 
 def _delta(value: Optional[float], base: Optional[float]) -> Optional[str]:
-    return f"{value - base:+.2f} dB" if value is not None and base is not None else None
+    """The gain over the degraded input, or None (no delta shown) when either PSNR is missing or infinite."""
+    if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
+        return None
+    return f"{value - base:+.2f} dB"
 
 
 def psnr_metrics(v: JobView) -> None:
@@ -144,7 +154,13 @@ def psnr_metrics(v: JobView) -> None:
     output = m.get("psnr_final") if m else (last.psnr_true if last else None)
     ema = m.get("psnr_ema") if m else (last.psnr_ema_true if last else None)
     best, best_it = (m.get("psnr_best"), m.get("best_iteration")) if m else _best(recs)
-    cols[0].metric("PSNR degraded input", _fmt(degraded))
+    if v.task == "sr" or m.get("task") == "sr":  # the low-resolution input, upsampled bicubically to be compared
+        cols[0].metric("PSNR bicubic input", _fmt(degraded),
+                       help="The low-resolution input upsampled by bicubic interpolation, against the ground truth.")
+    else:
+        cols[0].metric("PSNR degraded input", _fmt(degraded, "no noise"),
+                       help="No noise was added (σ = 0): the input is the ground truth." if degraded is not None
+                       and not math.isfinite(degraded) else None)
     cols[1].metric("PSNR output", _fmt(output), _delta(output, degraded))
     if m.get("psnr_final_known_kept") is not None:  # inpainting: what the baselines are compared with
         cols[1].caption(f"{_fmt(m['psnr_final_known_kept'])} with the observed pixels kept")
@@ -162,7 +178,13 @@ def psnr_metrics(v: JobView) -> None:
 
 
 def _provisional_note(m: dict) -> None:
-    """Say when the blind pick was never confirmed: the detector had not seen the fit turn to noise yet."""
+    """Say when the blind pick was never confirmed (the detector had not seen the fit turn to noise yet), or why a
+    finished run has none at all."""
+    if m and m.get("blind_iteration") is None and m.get("iterations") and m.get("early_stop", "wmv") != "none":
+        window = m.get("es_window") or FitConfig.es_window
+        st.caption(f"{BLIND_LABEL}: no pick. The detector compares the outputs over windows of {window} iterations "
+                   f"and this run had {m['iterations']}, so it never had a full window; run at least {window + 1} "
+                   "iterations to get one.")
     if m.get("blind_confirmed") is False:
         st.caption(f"{BLIND_LABEL} is provisional: the variance did not fall below its value at iteration "
                    f"{m.get('blind_iteration')} again, but the run ended before the detector's patience "
@@ -178,19 +200,22 @@ def _best(recs: list) -> tuple[Optional[float], Optional[int]]:
     return top.psnr_true, top.iteration
 
 
-def snapshot_picker(snaps: list, key: str) -> tuple[int, np.ndarray]:
-    """A slider over stored snapshots: it follows the latest one until "Follow" is switched off."""
+def snapshot_picker(snaps: list, key: str, *, live: bool) -> tuple[int, np.ndarray]:
+    """A slider over stored snapshots. While the job runs it follows the latest one until "Follow" is switched off;
+    a finished job's slider is free from the start (there is nothing new to follow)."""
     its = [i for i, _ in snaps]
     follow_key, slider_key = f"{key}.follow", f"{key}.snap"
-    st.session_state.setdefault(follow_key, True)
-    follow = st.toggle("Follow the latest snapshot", key=follow_key, help="Switch off to move the slider.")
+    follow = False
+    if live:
+        st.session_state.setdefault(follow_key, True)
+        follow = st.toggle("Follow the latest snapshot", key=follow_key, help="Switch off to move the slider.")
     if follow or st.session_state.get(slider_key) not in its:
         st.session_state[slider_key] = its[-1]
     if len(its) > 1:
         chosen = st.select_slider("Snapshot (iteration)", its, key=slider_key, disabled=follow)
     else:
         chosen = its[0]
-        st.caption(f"One snapshot so far, at iteration {chosen}.")
+        st.caption(f"One snapshot {'so far' if live else 'was stored'}, at iteration {chosen}.")
     return chosen, dict(snaps)[chosen]
 
 
@@ -216,7 +241,7 @@ def comparison(v: JobView) -> None:
     shown = st.radio("Output shown", list(choices), format_func=choices.get, horizontal=True,
                      key=f"{v.id}.shown.{phase}")
     if shown == "snapshot":
-        it, output = snapshot_picker(snaps, f"{v.id}")
+        it, output = snapshot_picker(snaps, f"{v.id}", live=v.active)
         label = f"Output at iteration {it}"
     else:
         output, label = images[shown], choices[shown]
@@ -278,21 +303,28 @@ def downloads(v: JobView) -> None:
     folder = (v.outcome or {}).get("run_dir")
     if v.active or not folder:
         return
-    files = [("Result PNG", "result.png", "image/png"), ("EMA PNG", "result_ema.png", "image/png"),
-             ("History CSV", "history.csv", "text/csv")]
+    targets = (v.outcome or {}).get("metrics", {}).get("targets") if v.task == "impedance" else None
+    if isinstance(targets, dict):  # noise impedance: each target's final fit, named by its target
+        files = [(f"Fit: {plain(name, limit=40)} PNG", f"{target_slug(name)}/result.png", "image/png")
+                 for name in targets]
+    else:
+        files = [("Result PNG", "result.png", "image/png"), ("EMA PNG", "result_ema.png", "image/png")]
+    files.append(("History CSV", "history.csv", "text/csv"))
     if (Path(folder) / "result_known_kept.png").is_file():  # inpainting: only the holes filled in
         files.insert(1, ("Holes filled PNG", "result_known_kept.png", "image/png"))
     cols = st.columns(len(files) + 1)
     for col, (label, name, mime) in zip(cols, files):
         path = Path(folder) / name
-        if path.is_file():
-            col.download_button(label, path.read_bytes(), file_name=f"{v.id}_{name}", mime=mime,
-                                on_click="ignore", key=f"{v.id}.dl.{name}", icon=":material/download:")
+        if path.is_file() and ".." not in name:  # a target's name comes from metrics.json
+            col.download_button(label, path.read_bytes(), file_name=f"{v.id}_{name.replace('/', '_')}",
+                                mime=mime, on_click="ignore", key=f"{v.id}.dl.{name}", icon=":material/download:")
     if (Path(folder) / "metrics.json").is_file():  # the zip is built only when clicked
         cols[-1].download_button("Report (ZIP)", lambda: report_zip(folder), file_name=f"{v.id}_report.zip",
                                  mime="application/zip", on_click="ignore", key=f"{v.id}.dl.zip",
                                  icon=":material/folder_zip:", help="Summary, curves, images, settings and the "
-                                                                    "classical baselines of this run.")
+                                                                    "classical baselines of this run"
+                                                                    + (" (or each target and its fit)."
+                                                                       if isinstance(targets, dict) else "."))
 
 
 def settings_line(v: JobView) -> None:
@@ -333,7 +365,7 @@ def render_impedance(v: JobView) -> None:
     targets = [t for t in v.history if v.snapshots.get(t)]
     if targets:
         target = st.radio("Snapshots of target", targets, horizontal=True, key=f"{v.id}.target")
-        it, snap = snapshot_picker(v.snapshots[target], f"{v.id}.{target}")
+        it, snap = snapshot_picker(v.snapshots[target], f"{v.id}.{target}", live=v.active)
         images = _images(v)
         show_images([(f"Target: {target}", images.get(f"target:{target}")), (f"Fit at iteration {it}", snap),
                      ("Final fit", images.get(f"result:{target}"))])
@@ -364,17 +396,11 @@ def runs_browser() -> None:
             _unavailable(wanted, skipped)
         st.info("No runs yet: start one from an experiment page.")
         return
-    st.dataframe([{"run": r["id"], "task": TASK_TITLES.get(r.get("task"), r.get("task")), "preset": r.get("preset"),
-                   "image": r.get("source"), "status": r.get("status") or ("cancelled" if r.get("cancelled")
-                                                                          else "done"),
-                   "iterations": r.get("iterations"), "PSNR degraded (dB)": r.get("psnr_observed"),
-                   "PSNR output (dB)": r.get("psnr_final"), "seconds": r.get("seconds"), "device": r.get("device")}
-                  for r in rows], hide_index=True, width="stretch", key="runs.table",
-                 column_config={name: st.column_config.NumberColumn(format="%.2f")
-                                for name in ("PSNR degraded (dB)", "PSNR output (dB)")}
-                 | {"seconds": st.column_config.NumberColumn(format="%.1f")})
+    st.dataframe([_table_row(r) for r in rows], hide_index=True, width="stretch", key="runs.table",
+                 column_config=RUN_COLUMNS)
     _skipped_note(listing.skipped)
     ids = [r["id"] for r in rows]
+    labels = _labels(rows)
     if st.session_state.get("runs.pick") not in ids:  # this session's first look, or its pick is gone
         if wanted in ids:
             st.session_state["runs.pick"] = wanted
@@ -383,7 +409,8 @@ def runs_browser() -> None:
             st.session_state["runs.pick"] = None
         else:
             st.session_state["runs.pick"] = _newest_readable(ids)
-    run_id = st.selectbox("Open a run", ids, key="runs.pick", index=None, placeholder="Choose a run")
+    run_id = st.selectbox("Open a run", ids, key="runs.pick", index=None, placeholder="Choose a run",
+                          format_func=lambda i: labels.get(i, i))
     if run_id is None:
         return
     st.query_params["run"] = run_id
@@ -404,6 +431,57 @@ def runs_browser() -> None:
                 st.code((Path(folder) / "config.json").read_text(), language="json")
             except (OSError, UnicodeDecodeError):
                 st.caption("config.json could not be read.")
+
+
+RUN_COLUMNS = {
+    "started": st.column_config.TextColumn("started", width=95),
+    "image": st.column_config.TextColumn("image", width=130),
+    "task": st.column_config.TextColumn("task", width=115),
+    "setting": st.column_config.TextColumn("setting", width=150, help="σ of the added noise (denoising), the "
+                                           "upscaling factor (super-resolution), the mask and the share of pixels "
+                                           "kept (inpainting)"),
+    "PSNR (dB)": st.column_config.TextColumn("PSNR (dB)", width=75, alignment="right",
+                                             help="The final output against the ground truth (noise impedance: "
+                                                  "the fit of the image); – without ground truth"),
+    "size": st.column_config.TextColumn("size", width=80, help="Working size in pixels"),
+    "iterations": st.column_config.TextColumn("iterations", width=95),
+    "status": st.column_config.TextColumn("status", width=75),
+    "run": st.column_config.TextColumn("run", width=220, help="The run's id, as in the link ?run=<id>"),
+}
+"""The Runs table: what tells runs apart first, so that the PSNR stays in view on a laptop screen."""
+
+
+def _text(value: object) -> str:
+    """A table cell: "–" for a missing value (a dataframe would print "None")."""
+    return "–" if value is None or value == "" else str(value)
+
+
+def _table_row(r: dict) -> dict:
+    """One saved run as a row of the Runs table (all text, "–" where the run records nothing)."""
+    psnr = r.get("psnr_final")
+    shape = r.get("shape")
+    size = f"{shape[1]}x{shape[0]}" if isinstance(shape, list) and len(shape) >= 2 else None
+    done, planned = r.get("iterations"), r.get("planned")
+    if isinstance(r.get("targets"), dict):  # noise impedance: the plan per target; what each target ran
+        runs = sorted({t.get("iterations") for t in r["targets"].values() if isinstance(t, dict)} - {None})
+        done = f"{runs[-1]} ×{len(r['targets'])}" if runs else None
+    elif done is not None and planned and planned != done:
+        done = f"{done} of {planned}"
+    return {"started": when(r.get("started")), "image": _text(r.get("source")), "task": task_title(r),
+            "setting": _text(r.get("setting")),
+            "PSNR (dB)": f"{psnr:.2f}" if isinstance(psnr, (int, float)) and math.isfinite(psnr) else "–",
+            "size": _text(size), "iterations": _text(done),
+            "status": r.get("status") or ("cancelled" if r.get("cancelled") else "done"), "run": r["id"]}
+
+
+def _labels(rows: list[dict]) -> dict[str, str]:
+    """Readable names of the listed runs for the "Open a run" select, "image · task · setting · time"; two runs
+    that would read the same get the end of their id (or the whole id)."""
+    labels = {r["id"]: run_label(r) for r in rows}
+    for tail in (lambda i: i.rsplit("-", 1)[-1], lambda i: i):
+        twice = {label for label, n in Counter(labels.values()).items() if n > 1}
+        labels = {i: f"{label} · {tail(i)}" if label in twice else label for i, label in labels.items()}
+    return labels
 
 
 NEWEST_TRIED = 5  # runs the default view tries, newest first, before it gives up

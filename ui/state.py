@@ -25,6 +25,7 @@ import streamlit as st
 
 from dip.device import describe_device, pick_device
 from dip.errors import DIPError
+from dip.limits import Limits
 from dip.presets import Preset
 from dip.retention import prune_runs
 from ui import config
@@ -59,12 +60,10 @@ def get_registry() -> JobRegistry:
     global _registry
     with _registry_lock:
         if _registry is None:
-            dev = device()[0]
-            limits = config.limits(dev.split(":")[0])
-            _registry = JobRegistry(run_job, admit=admit(lambda: config.limits(dev.split(":")[0])),
+            _registry = JobRegistry(run_job, admit=admit(limits),
                                     accept=persist, discard=discard,
                                     max_queue=config.max_queue(), max_per_owner=config.max_jobs_per_owner(),
-                                    max_seconds=limits.max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
+                                    max_seconds=limits().max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
                                     initializer=configure_torch, after_job=lambda: _after_job(_registry))
             recover(_registry, config.runs_dir())
             _tidy_runs(_registry)
@@ -107,6 +106,11 @@ def device() -> tuple[str, str]:
     except DIPError:
         dev = pick_device("auto")
     return str(dev), describe_device(dev)
+
+
+def limits() -> Limits:
+    """The hard limits a job is checked against on this server's device (``ui.config.limits``)."""
+    return config.limits(device()[0].split(":")[0])
 
 
 @st.cache_resource(show_spinner=False)
@@ -261,14 +265,30 @@ def estimate_seconds(preset: Preset, shape: tuple) -> Optional[float]:
 
 
 def sidebar(pages: dict) -> None:
-    """Below the page list: the device, the queue length and a link to this browser's active job."""
+    """Below the page list: the device, the queue length and a link to this browser's active job (kept live)."""
     dev, description = device()
     with st.sidebar:
         st.caption(f":material/memory: **Device:** {description}")
-        active = get_registry().active_jobs()
-        st.caption(f":material/queue: **Queue:** {len(active)} job(s) waiting or running")
-        mine = get_registry().active_for(owner())
-        if mine is not None:
-            st.page_link(pages[mine.task], label=f"Your {PAGES[mine.task][1].lower()} job: {mine.status}",
-                         icon=":material/pending:", query_params={"job": mine.id})
+        if get_registry().active_for(owner()) is None:
+            _queue_line()
+        else:
+            _live_job_link(pages)
         remember_owner()
+
+
+def _queue_line() -> None:
+    st.caption(f":material/queue: **Queue:** {len(get_registry().active_jobs())} job(s) waiting or running")
+
+
+@st.fragment(run_every=config.poll_seconds())
+def _live_job_link(pages: dict) -> None:
+    """The queue and "Your … job", refreshed with the page's own progress (a full rerun only came with a click)."""
+    job = get_registry().active_for(owner())
+    if job is None:  # it finished: one full rerun draws the sidebar without polling
+        st.rerun(scope="app")
+    _queue_line()
+    v = get_registry().view(job.id)
+    state = (f"running · iteration {v.iteration}/{v.total}" if v.status == "running"
+             else f"queued · {v.position} ahead" if v.position else "queued · next")
+    st.page_link(pages[v.task], label=f"Your {PAGES[v.task][1].lower()} job: {state}", icon=":material/pending:",
+                 query_params={"job": v.id})

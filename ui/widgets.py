@@ -30,7 +30,8 @@ def preset_label(task: str) -> Callable[[str], str]:
     return lambda name: "Lab preset" if name == DEFAULT_PRESET[task] else f"{name} (official notebook)"
 
 
-def settings(task: str, extra: Optional[Callable[[Preset], dict]] = None) -> Optional[Settings]:
+def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callable[[Preset], dict]] = None
+             ) -> Optional[Settings]:
     """The lab preset, visibly named, by default; other presets and every hyper-parameter under "Advanced".
 
     ``extra(preset) -> dict`` draws the task's own widgets (noise level, factor) above the expander and returns
@@ -43,7 +44,7 @@ def settings(task: str, extra: Optional[Callable[[Preset], dict]] = None) -> Opt
                             persist_state="session")
         base = get_preset(name, task)
         st.caption(f"Source: {base.source}.")
-        fit, net, max_side = _advanced(task, base)
+        fit, net, max_side = _advanced(task, base, picked)
     with task_area:
         task_overrides = extra(base) if extra else {}
     try:
@@ -52,12 +53,21 @@ def settings(task: str, extra: Optional[Callable[[Preset], dict]] = None) -> Opt
         st.error(str(err))
         return None
     changed = _changes(base, preset)
-    head.markdown(f"**Settings: {preset_label(task)(name)}** (`{name}`): {base.description}."
-                  + (f"  \n:orange[Changed: {changed}.]" if changed else ""))
+    head.markdown(f"**Settings for the next run: {preset_label(task)(name)}** (`{name}`): "
+                  f"{uses(preset, max_side, blind=bool(picked and picked.blind))}." + (f"  \n:orange[Changed from the preset: {changed}.]" if changed else ""))
     return Settings(preset, max_side)
 
 
-def _advanced(task: str, p: Preset) -> tuple[dict, dict, int]:
+def uses(p: Preset, max_side: int, *, blind: bool = False) -> str:
+    """The values a run of ``p`` will use, as one line (what the header promises is what the job gets)."""
+    task = {"denoise": "your noisy image as it is (no noise added)" if blind else f"noise σ {p.sigma_255:g}",
+            "impedance": f"noise σ {p.sigma_255:g} for the noisy target",
+            "sr": f"×{p.factor} through the Lanczos-2 downsampler", "inpaint": "the mask chosen below"}[p.task]
+    return (f"{task} · {p.fit.iterations:,} iterations · {max(p.net.down)} channels · LR {p.fit.lr:g} · "
+            f"σ_p {p.fit.reg_noise_std:.4g} · working size {max_side} px")
+
+
+def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dict, int]:
     k = f"{task}.{p.name}"
     c1, c2, c3 = st.columns(3)
     fit = {
@@ -83,16 +93,37 @@ def _advanced(task: str, p: Preset) -> tuple[dict, dict, int]:
     widest = max(p.net.down)
     channels = c3.number_input("Channels (widest level)", 1, 512, widest, key=f"{k}.channels",
                                persist_state="session", help="Scales the channels of every level of the network.")
-    sizes = _working_sizes()
-    max_side = c1.selectbox("Working size (longer side, px)", sizes, index=sizes.index(config.default_max_side()),
-                            key=f"{task}.max_side", persist_state="session",
-                            help="The image is downscaled to this size, then cropped to a multiple of 32.")
+    sizes = _fitting_sizes(p, picked)
+    key, default = f"{task}.max_side", config.default_max_side()
+    current = st.session_state.get(key, default)
+    if current not in sizes:  # this image is too wide for it: the nearest larger size that works
+        st.session_state[key] = next((x for x in sizes if x >= current), sizes[-1])
+        if current in _working_sizes():
+            st.caption(f"Working size {st.session_state[key]} px: at {current} px this image would be narrower than "
+                       f"the {p.min_image_side} px the network needs.")
+    max_side = c1.selectbox("Working size (longer side, px)", sizes, key=key, persist_state="session",
+                            index=None if key in st.session_state else sizes.index(current),
+                            help="The image is downscaled to this size, then cropped to a multiple of 32. Only sizes "
+                                 "at which this image still fits the network are offered.")
     net = {} if channels == widest else _scaled_channels(p, channels / widest)
     return fit, net, max_side
 
 
 def _working_sizes() -> list[int]:
-    return sorted({*config.WORKING_SIZES, config.default_max_side()})
+    """The working sizes this server accepts (a larger one would be refused by its limits when queued)."""
+    largest = state.limits().max_side
+    return sorted(x for x in {*config.WORKING_SIZES, config.default_max_side()} if x <= largest)
+
+
+def _fitting_sizes(p: Preset, picked: Optional[Picked]) -> list[int]:
+    """The working sizes at which the picked image, prepared, is still big enough for the network (all of them
+    while no image is picked, or for a low-resolution upload, whose output size is what counts)."""
+    sizes = _working_sizes()
+    if picked is None or (picked.blind and p.task == "sr"):
+        return sizes
+    h, w = picked.image.shape[:2]
+    fits = [x for x in sizes if min(prepared_shape(h, w, p, max_side=x)) >= p.net.min_side]
+    return fits or sizes  # none fits: prepared() then says why (the image itself is too small)
 
 
 def _scaled_channels(p: Preset, factor: float) -> dict:
@@ -142,7 +173,7 @@ def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
     """When only the working size makes the image too small for the network, say so and offer the smallest
     working size that fits (a wide photo at 64 px is cropped to 64x32). False when no working size helps."""
     h0, w0 = picked.image.shape[:2]
-    need = s.preset.net.min_side
+    need = s.preset.min_image_side
     h, w = prepared_shape(h0, w0, s.preset, max_side=s.max_side)
     fits = [x for x in _working_sizes() if x > s.max_side and min(prepared_shape(h0, w0, s.preset, max_side=x)) >= need]
     if min(h, w) >= need or not fits:
@@ -154,9 +185,11 @@ def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
     return True
 
 
-def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[np.ndarray] = None):
+def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[np.ndarray] = None, *,
+                blind: bool = False):
+    """The Problem of this image; ``blind`` (or an already degraded upload): there is no ground truth."""
     try:
-        return make_problem(s.preset, image, observed=picked.blind, mask=mask, seed=s.preset.fit.seed)
+        return make_problem(s.preset, image, observed=picked.blind or blind, mask=mask, seed=s.preset.fit.seed)
     except DIPError as err:
         st.error(str(err))
         return None
@@ -250,6 +283,9 @@ def observation(problem, *, source: str, preset: Preset) -> dict:
             "psnr_degraded": problem.psnr_degraded, "images": {"observed": preview(y), "ground_truth": preview(truth)}}
     h, w = problem.shape[:2]
     st.subheader("Observation")
+    if state.job_id(problem.task):  # a run is shown below: say which of the two this block belongs to
+        st.caption("For the next run, with the settings above. The run shown below used its own settings, listed "
+                   "with its results.")
     if problem.task == "sr":
         base = {b.name: b for b in sr_baselines(problem.y, preset.factor, problem.shape, x_true=truth)}
         info["images"].update({k: preview(base[k].image) for k in ("bicubic", "nearest")})
@@ -287,6 +323,8 @@ def downscaled_noise_note(picked: Picked, image: np.ndarray) -> None:
     fh, fw = picked.full_size if all(picked.full_size) else (h, w)
     # A very large photo is decoded at most ui.config.DOWNSCALE_TO px: its own noise is measured at that scale.
     where = f"your {fw}x{fh} px photo" + (f" (measured at {w}x{h} px)" if (fh, fw) != (h, w) else "")
+    if after >= 0.8 * before:  # downscaling took little of it: nothing worth a warning
+        return
     st.caption(f"Estimated noise: σ ≈ {before:.1f} in {where}, σ ≈ {after:.1f} at the working size — "
                "downscaling averaged part of it out. To denoise at the photo's own scale, choose a larger working "
                "size (slower) or upload a crop.")

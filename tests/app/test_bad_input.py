@@ -73,16 +73,22 @@ def test_exif_rotated_jpeg_is_shown_upright(app):
     assert "Working image: 64x128 px." in captions(app), captions(app)
 
 
-def test_a_working_size_too_small_for_a_wide_photo_offers_one_that_fits(app):
+def test_a_wide_photo_is_offered_only_working_sizes_that_fit(app):
     open_page(app, "inpaint")
+    app.selectbox(key="inpaint.max_side").set_value(64).run()  # fine for the square sample image
     wide = np.asarray(Image.fromarray(natural(128)).resize((320, 160)))
-    upload(app, "inpaint", "wide.png", png_bytes(wide))
-    app.selectbox(key="inpaint.max_side").set_value(64).run()  # 64x32 after cropping to a multiple of 32
-    assert errors(app) == ["At a working size of 64 px this 320x160 px image becomes 64x32 px, smaller than the "
-                           "33x33 px this network needs. Choose a working size of at least 128 px."]
-    app.button(key="inpaint.fits.128").click().run()
+    upload(app, "inpaint", "wide.png", png_bytes(wide))  # at 64 px: 64x32 after cropping, too small
+    sizes = app.selectbox(key="inpaint.max_side").options
+    assert "64" not in sizes and sizes[0] == "128", sizes
+    assert app.selectbox(key="inpaint.max_side").value == 128  # the nearest size that fits, and it says so
+    assert "Working size 128 px: at 64 px this image would be narrower than the 64 px the network needs" in captions(
+        app), captions(app)
     assert not errors(app) and not app.exception
     assert "Working image: 128x64 px." in captions(app), captions(app)
+    panorama = np.asarray(Image.fromarray(natural(128)).resize((800, 100)))
+    upload(app, "inpaint", "panorama.png", png_bytes(panorama))
+    assert app.selectbox(key="inpaint.max_side").options == ["512"]  # 512x64; larger sizes exceed the CPU limit
+    assert "Working image: 512x64 px." in captions(app), captions(app)
 
 
 def test_mask_of_another_size(app):
@@ -127,7 +133,7 @@ def test_blind_super_resolution_input_is_enlarged(app):
     assert "Working image: 256x160 px" in captions(app), captions(app)
     upload(app, "sr", "thumb.png", png_bytes(natural(8)), blind=True)
     assert errors(app) == ["low-resolution image is 8x8 px after cropping, so its x4 output would be 32x32 px, "
-                           "below the 33x33 px this network needs. Use a larger image."]
+                           "below the 64x64 px this network needs. Use a larger image."]
 
 
 def test_widget_changes_neither_decode_nor_resize_the_upload_again(app, monkeypatch):

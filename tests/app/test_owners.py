@@ -94,12 +94,14 @@ def test_a_sample_image_job_is_shown_read_only_elsewhere_and_only_its_owner_can_
 
 
 def test_a_job_beyond_the_servers_limits_is_refused_with_the_limit_and_what_fits(app, monkeypatch):
-    monkeypatch.setenv("DIP_MAX_WORKING_SIDE", "64")
+    monkeypatch.setenv("DIP_MAX_WORKING_SIDE", "96")
+    monkeypatch.setenv("DIP_MAX_TFLOP", "0.01")
     open_page(app, "denoise")
-    make_tiny(app, "denoise", side=96)
+    assert app.selectbox(key="denoise.max_side").options == ["64", "96"]  # larger sizes would be refused
+    make_tiny(app, "denoise", iterations=150, side=96)
     app.button(key="denoise.run").click().run()
-    refusals = [w.value for w in app.warning if "at most 64 px" in w.value]
-    assert refusals and "Choose a working size of 64 px or less" in refusals[0]
+    refusals = [w.value for w in app.warning if "this server allows 10 GFLOP per job" in w.value]
+    assert refusals and re.search(r"at most [\d,]+ iterations fit", refusals[0]), [w.value for w in app.warning]
     assert "job" not in app.query_params
 
 

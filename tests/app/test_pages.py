@@ -36,7 +36,9 @@ def test_tiny_run_reaches_done_and_shows_psnr(app, task, app_env):
     extra = ["Holes filled PNG"] if task == "inpaint" else []  # the user's pixels kept, only holes filled
     kept_caption = [c.value for c in app.caption if "with the observed pixels kept" in c.value]
     assert len(kept_caption) == (task == "inpaint"), kept_caption
-    assert labels == ["Result PNG", *extra, "EMA PNG", "History CSV", "Report (ZIP)"], labels
+    fits = ["Fit: image PNG", "Fit: image \\+ noise PNG", "Fit: shuffled pixels PNG", "Fit: noise PNG"]
+    expected = fits if task == "impedance" else ["Result PNG", *extra, "EMA PNG"]  # each target's fit, labelled
+    assert labels == [*expected, "History CSV", "Report (ZIP)"], labels
     if task != "impedance":  # Deep Image Prior beside the engine's classical methods
         table = app.dataframe[-1].value if app.dataframe else None
         assert table is not None and table["method"].str.startswith("Deep Image Prior").any()

@@ -64,13 +64,13 @@ def test_a_max_side_too_small_for_the_image_names_the_smallest_that_works():
     preset = get_preset("lab-denoise")
     wide = np.zeros((400, 600, 3), np.float32)
     with pytest.raises(DIPError, match=r"image is 600x400 px; downscaled to a longer side of 64 px it becomes 64x32 "
-                                       r"px, below the 33x33 px this network needs\. Use a longer side \(max_side\) "
+                                       r"px, below the 64x64 px this network needs\. Use a longer side \(max_side\) "
                                        r"of at least 96 px\."):
         prepare_image(wide, preset, max_side=64)
     assert prepare_image(wide, preset, max_side=96).shape == (64, 96, 3)
     assert smallest_max_side(400, 600, preset) == 96
     assert smallest_max_side(20, 30, preset) is None  # not even its full size: the plain message stays
-    with pytest.raises(DIPError, match=r"this network needs at least 32x32 px\. Use a larger image"):
+    with pytest.raises(DIPError, match=r"this network needs at least 64x64 px\. Use a larger image\.$"):
         prepare_image(np.zeros((20, 30, 3), np.float32), preset, max_side=16)
 
 
@@ -80,10 +80,19 @@ def test_a_low_resolution_input_is_cropped_only_as_far_as_its_output_needs(facto
     lr = prepare_low_resolution(np.zeros((54, 80, 3), np.float32), preset)
     assert lr.shape == (54 - 54 % multiple, 80, 3)  # not 32x64: the x4 output of 48x80 is 192x320, a multiple of 32
     assert (lr.shape[0] * factor) % 32 == 0 and (lr.shape[1] * factor) % 32 == 0
-    tiny = 32 // factor  # its output, 32x32 px, is one pixel short of what the 5-level network takes
-    with pytest.raises(DIPError, match=rf"its x{factor} output would be 32x32 px, below the 33x33 px this network "
+    tiny = 32 // factor  # its output, 32x32 px, is below the 33 px the 5-level network takes: 64 after a crop to 32
+    with pytest.raises(DIPError, match=rf"its x{factor} output would be 32x32 px, below the 64x64 px this network "
                                        r"needs"):
         prepare_low_resolution(np.zeros((tiny, tiny, 3), np.float32), preset)
+
+
+def test_one_minimum_image_side_is_named_everywhere():
+    """The 5-level nets take 33 px, and a crop to a multiple of 32 must leave 64: messages say 64, not 32 or 33."""
+    assert get_preset("lab-denoise").min_image_side == 64 and get_preset("lab-impedance").min_image_side == 64
+    assert get_preset("barbara").min_image_side == get_preset("barbara").net.min_side  # no crop: its own minimum
+    with pytest.raises(DIPError, match=r"image is 60x60 px; this network needs at least 64x64 px\. Use a larger "):
+        prepare_image(np.zeros((60, 60, 3), np.float32), get_preset("lab-denoise"))
+    assert prepare_image(np.zeros((64, 70, 3), np.float32), get_preset("lab-denoise")).shape == (64, 64, 3)
 
 
 def test_every_preset_survives_its_json_record():
