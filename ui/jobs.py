@@ -57,6 +57,7 @@ class JobView:
     position: Optional[int] = None  # jobs ahead of this one (0: running or next); None when finished
     note: Optional[str] = None  # what a running job does after its iterations, e.g. "comparing with ..."
     owner: str = ""  # the owner's key (never the browser's secret itself)
+    recent: tuple = ()  # (iterations done, time.monotonic()) of the latest steps, for a smoothed rate
     stop_reason: Optional[str] = None  # why the worker stopped it early, e.g. the wall-clock limit
     resumed: bool = False  # queued again after a server restart, continuing from its checkpoint
 
@@ -66,6 +67,11 @@ class JobView:
 
     @property
     def iterations_per_second(self) -> Optional[float]:
+        """The recent rate (over the last ``RATE_WINDOW`` iterations, the first two left out: the first iteration
+        also builds and warms up the network), else the average since the start."""
+        if len(self.recent) >= 3:
+            (n0, t0), (n1, t1) = self.recent[0], self.recent[-1]
+            return (n1 - n0) / (t1 - t0) if t1 > t0 else None
         if not self.started or not self.iteration:
             return None
         elapsed = (self.finished or time.time()) - self.started
@@ -73,8 +79,14 @@ class JobView:
 
     @property
     def eta_seconds(self) -> Optional[float]:
+        """Seconds left, from the recent rate; None until three iterations after the warm-up have been timed."""
+        if self.status != "running" or len(self.recent) < 3:
+            return None
         rate = self.iterations_per_second
-        return (self.total - self.iteration) / rate if rate and self.status == "running" else None
+        return (self.total - self.iteration) / rate if rate else None
+
+
+RATE_WINDOW = 30  # iterations the progress rate and ETA are measured over
 
 
 class Job:
@@ -96,6 +108,8 @@ class Job:
         self.stop_reason: Optional[str] = None
         self.created, self.started, self.finished = created or time.time(), None, None
         self.cancel_event = threading.Event()
+        self._recent: deque = deque(maxlen=RATE_WINDOW)
+        self._fresh = 0  # iterations run (not restored) in this process
         self._lock = threading.Lock()
 
     # -- called by the runner (worker thread) --
@@ -111,6 +125,15 @@ class Job:
         return False
 
     def add_step(self, record, series: str = "") -> None:
+        with self._lock:
+            self.history.setdefault(series, []).append(record)
+            self.iteration += 1
+            self._fresh += 1
+            if self._fresh > 2:  # past this process's warm-up (the first iteration also builds the network)
+                self._recent.append((self.iteration, time.monotonic()))
+
+    def restore_step(self, record, series: str = "") -> None:
+        """An iteration done before a restart (from the checkpoint): counted, but not timed."""
         with self._lock:
             self.history.setdefault(series, []).append(record)
             self.iteration += 1
@@ -139,7 +162,7 @@ class Job:
                            {k: list(v) for k, v in self.history.items()},
                            {k: list(v) for k, v in self.snapshots.items()}, dict(self.info), self.outcome,
                            self.error, self.created, self.started, self.finished, position, self.note, self.owner,
-                           self.stop_reason, self.resumed)
+                           tuple(self._recent), self.stop_reason, self.resumed)
 
 
 class JobRegistry:
@@ -155,7 +178,7 @@ class JobRegistry:
     max_seconds : wall-clock limit of one job; the worker stops it there (None: no limit).
     keep_finished, finished_ttl : finished jobs stay in memory (for polling pages) up to this many / seconds;
         their run folders stay on disk.
-    initializer, after_job : called in the worker thread once at start, and after every job.
+    initializer, after_job : called in the worker thread once at start, and ``after_job(job)`` after every job.
     accept, discard : ``accept(job)`` is called as a job is queued (e.g. to write it to disk, so that a restarted
         server can queue it again; if it raises, the job is refused), ``discard(job)`` when a queued job is
         cancelled before it started (the runner, which cleans up after a job, never sees it).
@@ -165,7 +188,7 @@ class JobRegistry:
                  accept: Optional[Callable[[Job], None]] = None, discard: Optional[Callable[[Job], None]] = None,
                  max_queue: int = 5, max_per_owner: int = 1, max_seconds: Optional[float] = None,
                  keep_finished: int = 20, finished_ttl: float = 1800.0, max_snapshots: int = 60,
-                 initializer: Optional[Callable[[], None]] = None, after_job: Optional[Callable[[], None]] = None):
+                 initializer: Optional[Callable[[], None]] = None, after_job: Optional[Callable[[Job], None]] = None):
         self._runner, self._admit, self._initializer, self._after_job = runner, admit, initializer, after_job
         self._accept, self._discard = accept, discard
         self.max_queue, self.max_per_owner, self.max_seconds = max_queue, max_per_owner, max_seconds
@@ -320,7 +343,7 @@ class JobRegistry:
         finally:
             if self._after_job is not None:
                 try:
-                    self._after_job()
+                    self._after_job(job)
                 except Exception:
                     log.exception("after_job hook failed")
 

@@ -68,7 +68,7 @@ def status(v: JobView) -> None:
         if v.note:
             text += f" · {v.note}…"
         elif rate:
-            text += f" · {rate:.2f} it/s · ETA {duration(eta or 0)}"
+            text += f" · {rate:.2f} it/s · " + (f"ETA {duration(eta)}" if eta is not None else "ETA: measuring…")
         if v.resumed:
             text += " · resumed after a server restart"
         st.progress(min(1.0, v.iteration / max(1, v.total)), text=text)

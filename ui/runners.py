@@ -37,7 +37,7 @@ from dip.models import make_input_code
 from dip.operators import Identity
 from dip.presets import Preset, preset_from_dict
 from dip.runio import preset_as_dict, write_baselines, write_json, write_run, write_snapshots
-from dip.tasks import Problem, build_net, load_problem, save_problem, solve, summarize
+from dip.tasks import Problem, build_net, load_problem, make_problem, save_problem, solve, summarize
 from ui.access import Access, write_access
 from ui.config import SNAPSHOT_SIDE
 from ui.imaging import preview
@@ -204,7 +204,7 @@ def _resume_progress(job: Job, folder: Path, checkpoint: Path, series: str = "")
         return
     iteration, rows = saved
     for row in rows:
-        job.add_step(StepRecord(*row), series)
+        job.restore_step(StepRecord(*row), series)
     snaps = sorted((folder / "snapshots").glob("*.png")) if (folder / "snapshots").is_dir() else []
     for path in snaps:
         if path.stem.isdigit() and int(path.stem) <= iteration:
@@ -317,16 +317,38 @@ def reference_size(preset: Preset, height: int, width: int, *, side: int = 128) 
     return max(preset.net.min_side, int(height * scale)), max(preset.net.min_side, int(width * scale))
 
 
+@dataclass(frozen=True)
+class Timing:
+    """A short measurement at a reference size: seconds per iteration once warm, the extra seconds of the start
+    (building the network, the first iteration's warm-up), and the classical baselines' seconds there."""
+
+    per_iteration: float
+    startup: float
+    baselines: float
+
+
 def measure_iteration(preset: Preset, height: int, width: int, channels: int, *,
-                      device: Optional[str] = None) -> float:
-    """Seconds of one iteration of the preset's network at this size: the second of two (the first warms up)."""
+                      device: Optional[str] = None) -> Timing:
+    """Time three iterations of the preset's network at this size (the last two give the steady rate, the first the
+    start-up) and the task's classical baselines on an image of this size."""
+    start = time.perf_counter()
     net = build_net(preset, channels)
     z = make_input_code(preset.input, height, width, generator=torch.Generator().manual_seed(0))
     y = torch.rand(1, channels, height, width, generator=torch.Generator().manual_seed(1))
     stamps = []
-    config = replace(preset.fit, iterations=2, early_stop="none", backtrack=False, snapshot_every=10**6)
+    config = replace(preset.fit, iterations=3, early_stop="none", backtrack=False, snapshot_every=10**6)
     fit(net, z, y, Identity(), config, on_step=lambda rec: stamps.append(time.perf_counter()), device=device)
-    return stamps[-1] - stamps[-2]
+    per_iteration = (stamps[-1] - stamps[0]) / 2
+    baselines = 0.0
+    if preset.task != "impedance":
+        image = np.random.default_rng(0).random((height, width, channels), dtype=np.float32)
+        t0 = time.perf_counter()
+        try:
+            classical_baselines(preset, make_problem(preset, image, seed=0))
+        except DIPError:  # a size a baseline cannot take: the fit's estimate stands alone
+            pass
+        baselines = time.perf_counter() - t0
+    return Timing(per_iteration, max(0.0, stamps[0] - start - per_iteration), baselines)
 
 
 def scale_time(seconds: float, measured: tuple[int, int], target: tuple[int, int]) -> float:

@@ -16,8 +16,10 @@ import hashlib
 import logging
 import re
 import secrets
+import statistics
 import threading
-from dataclasses import replace
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -64,14 +66,15 @@ def get_registry() -> JobRegistry:
                                     accept=persist, discard=discard,
                                     max_queue=config.max_queue(), max_per_owner=config.max_jobs_per_owner(),
                                     max_seconds=limits().max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
-                                    initializer=configure_torch, after_job=lambda: _after_job(_registry))
+                                    initializer=configure_torch, after_job=lambda job: _after_job(_registry, job))
             recover(_registry, config.runs_dir())
             _tidy_runs(_registry)
         return _registry
 
 
-def _after_job(registry: Optional[JobRegistry]) -> None:
+def _after_job(registry: Optional[JobRegistry], job) -> None:
     release_memory()
+    record_actual(job)
     if registry is not None:
         _tidy_runs(registry)
 
@@ -247,21 +250,50 @@ def _adopt(wanted: str, task: Optional[str]) -> bool:
     return False
 
 
-def estimate_seconds(preset: Preset, shape: tuple) -> Optional[float]:
-    """Seconds per iteration at ``shape`` on this device, from a short measurement cached per network.
+@dataclass(frozen=True)
+class Estimate:
+    """Expected seconds of a run: its iterations at the measured rate, the start-up, the classical baselines, times
+    how much longer the last runs here took than predicted (page watching, snapshots, a busy machine)."""
 
-    None while a job runs: measuring then would compete with it and mislead.
+    total: float
+    per_iteration: float
+    correction: float  # 1.0 until a run has finished here
+    busy: bool  # another job was running: this one waits for it, and the measurement is older
+
+
+_measuring = threading.Lock()  # one measurement at a time: visitors arriving together wait for the first one
+_corrections: deque = deque(maxlen=5)  # actual / predicted seconds of the last finished runs
+
+
+def estimate_run(preset: Preset, shape: tuple, *, fits: int = 1) -> Optional[Estimate]:
+    """The expected run time on this device from a short measurement (cached per network and reference size).
+
+    None when no measurement is cached and a job is running: measuring then would compete with it and mislead.
     """
     h, w, c = shape
     rh, rw = reference_size(preset, h, w)
-    key = (repr(preset.net), repr(preset.input), preset.fit.precision, rh, rw, c)
+    key = (repr(preset.net), repr(preset.input), preset.fit.precision, preset.task, rh, rw, c)
     cache = _timings()
+    busy = bool(get_registry().active_jobs())
     if key not in cache:
-        if get_registry().active_jobs():
+        if busy:
             return None
-        with st.spinner("Measuring the speed of this network on this machine…"):
-            cache[key] = measure_iteration(preset, rh, rw, c, device=device()[0])
-    return scale_time(cache[key], (rh, rw), (h, w))
+        with _measuring, st.spinner("Measuring the speed of this network on this machine…"):
+            if key not in cache:  # measured meanwhile by another visitor
+                cache[key] = measure_iteration(preset, rh, rw, c, device=device()[0])
+    timing = cache[key]
+    per_iteration = scale_time(timing.per_iteration, (rh, rw), (h, w))
+    scale = (h * w) / (rh * rw)
+    raw = fits * (per_iteration * preset.fit.iterations + timing.startup) + timing.baselines * scale
+    correction = min(5.0, max(0.5, statistics.median(_corrections))) if _corrections else 1.0
+    return Estimate(raw * correction, per_iteration, correction, busy)
+
+
+def record_actual(job) -> None:
+    """After a finished run: how its real duration compares with the estimate it was queued with."""
+    predicted = job.info.get("estimate_seconds")
+    if job.status == "done" and predicted and job.started and job.finished and not job.resumed:
+        _corrections.append((job.finished - job.started) / predicted * job.info.get("estimate_correction", 1.0))
 
 
 def sidebar(pages: dict) -> None:

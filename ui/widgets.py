@@ -195,25 +195,29 @@ def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[n
         return None
 
 
-def time_estimate(task: str, s: Settings, shape: tuple) -> None:
-    """On a CPU: the expected run time from a short measurement, and a smaller working size if it is long."""
+def time_estimate(task: str, s: Settings, shape: tuple) -> Optional["state.Estimate"]:
+    """On a CPU: the expected run time (start-up, iterations, baselines, measured here), and a smaller working size
+    if it is long. Returns the estimate, which the job keeps to compare with its real time."""
     dev, _ = state.device()
     if not dev.startswith("cpu"):
-        return
+        return None
     h, w, c = shape
-    per_iteration = state.estimate_seconds(s.preset, shape)
-    if per_iteration is None:
-        st.caption("The time estimate appears when the worker is idle.")
-        return
-    total = per_iteration * s.preset.fit.iterations * (4 if task == "impedance" else 1)
-    st.caption(f"Expected time on this CPU: ≈ {duration(total)} ({per_iteration:.2f} s per iteration at "
-               f"{w}x{h} px, measured).")
-    budget = config.cpu_budget_minutes() * 60
+    est = state.estimate_run(s.preset, shape, fits=4 if task == "impedance" else 1)
+    if est is None:
+        st.caption("The time estimate appears when the worker is idle (measuring now would slow the running job).")
+        return None
+    how = (f"{est.per_iteration:.2f} s per iteration at {w}x{h} px measured here, plus start-up"
+           + (" and the classical baselines" if task != "impedance" else "")
+           + (f", ×{est.correction:.2f} from how long the last runs here took" if est.correction != 1.0 else ""))
+    busy = (" It waits for the job(s) ahead of it, and the machine is busy: expect it to take longer."
+            if est.busy else "")
+    st.caption(f"Expected time on this CPU: ≈ {duration(est.total)} ({how}).{busy}")
+    total, budget = est.total, config.cpu_budget_minutes() * 60
     side = max(h, w)
     usable = (lambda x: min(prepared_shape(h, w, s.preset, max_side=x)) >= s.preset.net.min_side)  # big enough
     smaller = [x for x in config.WORKING_SIZES if x < side and usable(x)]
     if total <= budget or not smaller:
-        return
+        return est
     estimate = (lambda x: total * (x / side) ** 2.2)  # time ~ pixels^1.1 ~ side^2.2
     within = [x for x in smaller if estimate(x) <= budget]
     offers = sorted({within[-1] if within else smaller[0], smaller[-1]}, reverse=True)
@@ -221,6 +225,7 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> None:
     for col, new in zip(st.columns(3), offers):
         col.button(f"Use {new} px (≈ {duration(estimate(new))})", key=f"{task}.smaller.{new}",
                    on_click=lambda n=new: st.session_state.update({f"{task}.max_side": n}))
+    return est
 
 
 def duration(seconds: float) -> str:
@@ -337,8 +342,10 @@ def _db(value: Optional[float]) -> str:
 def run_area(task: str, s: Settings, info: dict, *, problem=None, image: Optional[np.ndarray] = None) -> None:
     """Time estimate (CPU), then Run. The job gets the problem (or, for impedance, the prepared image)."""
     shape = problem.shape if problem is not None else image.shape
-    time_estimate(task, s, shape)
+    est = time_estimate(task, s, shape)
     info = {**info, "summary": summary(task, s, shape, info.get("source", "?"), blind=info.get("blind", False))}
+    if est is not None:  # kept by the job: its real time corrects the next estimates
+        info.update(estimate_seconds=est.total, estimate_correction=est.correction)
 
     def make_spec() -> TaskSpec:
         # A bundled sample image is nobody's private photo: its runs may be shown to every visitor.

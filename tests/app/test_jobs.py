@@ -218,3 +218,25 @@ def test_the_worker_never_keeps_the_process_alive(registry):
     """A server that exits must not wait for a fit (app jobs resume from checkpoints in the next process)."""
     workers = [t for t in threading.enumerate() if t.name == "dip-worker"]
     assert workers and all(t.daemon for t in workers)
+
+
+def test_the_eta_comes_from_recent_iterations_not_the_warm_up():
+    """The first iteration also builds the network: an average since the start read minutes for a seconds-long job."""
+    from ui.jobs import JobView
+
+    def running(iteration, recent, started_ago=60.0):
+        return JobView("j", "denoise", "running", iteration, 1000, {}, {}, {}, started=time.time() - started_ago,
+                       recent=tuple(recent))
+
+    early = running(2, [])
+    assert early.eta_seconds is None and early.iterations_per_second is not None  # measuring: no ETA yet
+    warm = running(50, [(n, 100.0 + 0.1 * n) for n in range(21, 51)])  # 10 it/s lately, 50 it in a minute
+    assert warm.iterations_per_second == pytest.approx(10.0)
+    assert warm.eta_seconds == pytest.approx(95.0)  # 950 left at 10 it/s, not at 50/60 it/s (19 min)
+
+
+def test_jobs_time_only_fresh_iterations(registry):
+    job = submit(registry, "x", steps=40)
+    wait(lambda: job.status == "done")
+    recent = job.view().recent
+    assert [n for n, _ in recent] == list(range(3, 41))[-len(recent):]  # the first two (warm-up) are not timed

@@ -184,3 +184,15 @@ def test_a_long_run_offers_only_smaller_working_sizes_the_network_can_take(app, 
         next(b for b in app.button if b.label.startswith(f"Use {side} px")).click().run()
         assert not app.exception and app.selectbox(key="denoise.max_side").value == side
         assert not [e for e in app.error if "smaller than" in e.value], [e.value for e in app.error]
+
+
+def test_the_time_estimate_counts_start_up_and_baselines_and_learns_from_finished_runs(app):
+    open_page(app, "denoise")
+    make_tiny(app, "denoise", iterations=5)
+    first = next(c.value for c in app.caption if c.value.startswith("Expected time on this CPU"))
+    assert "plus start-up and the classical baselines" in first and "from how long the last runs" not in first
+    app.button(key="denoise.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    app.number_input(key="denoise.lab-denoise.iterations").set_value(6).run()
+    again = next(c.value for c in app.caption if c.value.startswith("Expected time on this CPU"))
+    assert re.search(r"×\d+\.\d\d from how long the last runs here took", again), again
