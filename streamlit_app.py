@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ui import state
+from ui import config, state
 
-st.set_page_config(page_title="Deep Image Prior Studio", page_icon=":material/auto_fix_high:", layout="wide")
+st.set_page_config(page_title="Deep Image Prior Studio", page_icon=config.app_icon(), layout="wide")
 
 pages = {key: st.Page(path, title=title, icon=icon, default=key == "home")
          for key, (path, title, icon) in state.PAGES.items()}

@@ -25,6 +25,7 @@ DIP_RUNS_MAX_MB        the runs folder is kept under this size, oldest runs dele
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -101,3 +102,13 @@ def runs_max_age_days() -> float:
 
 def runs_max_mb() -> float:
     return _env("DIP_RUNS_MAX_MB", 2048.0)
+
+
+@functools.lru_cache(maxsize=1)
+def app_icon():
+    """The favicon: a 64 px crop of a bundled sample image. A ``:material/...:`` page icon made every visitor's
+    browser fetch it from a third-party font server."""
+    from PIL import Image
+
+    with Image.open(SAMPLES_DIR / "chelsea.png") as im:  # the cat's face (scikit-image sample, public domain)
+        return im.convert("RGB").crop((120, 30, 280, 190)).resize((64, 64), Image.Resampling.LANCZOS)

@@ -256,7 +256,8 @@ class Estimate:
     how much longer the last runs here took than predicted (page watching, snapshots, a busy machine)."""
 
     total: float
-    per_iteration: float
+    per_iteration: float  # measured, before the correction
+    overhead: float  # start-up and baselines, corrected
     correction: float  # 1.0 until a run has finished here
     busy: bool  # another job was running: this one waits for it, and the measurement is older
 
@@ -284,9 +285,10 @@ def estimate_run(preset: Preset, shape: tuple, *, fits: int = 1) -> Optional[Est
     timing = cache[key]
     per_iteration = scale_time(timing.per_iteration, (rh, rw), (h, w))
     scale = (h * w) / (rh * rw)
-    raw = fits * (per_iteration * preset.fit.iterations + timing.startup) + timing.baselines * scale
+    overhead = fits * timing.startup + timing.baselines * scale
     correction = min(5.0, max(0.5, statistics.median(_corrections))) if _corrections else 1.0
-    return Estimate(raw * correction, per_iteration, correction, busy)
+    total = (fits * per_iteration * preset.fit.iterations + overhead) * correction
+    return Estimate(total, per_iteration, overhead * correction, correction, busy)
 
 
 def record_actual(job) -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 from dip.baselines import estimate_sigma, sr_baselines
 from dip.errors import DIPError
 from dip.impedance import make_targets
-from dip.presets import DEFAULT_PRESET, Preset, get_preset, presets_for
+from dip.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset, presets_for
 from dip.tasks import make_problem, prepare_image, prepare_low_resolution, prepared_shape
 from ui import config, state
 from ui.imaging import mask_overlay, preview
@@ -27,7 +27,39 @@ class Settings:
 
 
 def preset_label(task: str) -> Callable[[str], str]:
-    return lambda name: "Lab preset" if name == DEFAULT_PRESET[task] else f"{name} (official notebook)"
+    def label(name: str) -> str:
+        if name == DEFAULT_PRESET[task]:
+            return "Lab preset"
+        return "Quick look" if name == f"quick-{task}" else f"{name} (official notebook)"
+    return label
+
+
+QUICK_SECONDS = 60  # what a quick look aims at, start-up and baselines included
+
+
+def _mode_changed(task: str) -> None:
+    """The Lab / Quick look choice selects the matching preset and working size (Advanced shows both)."""
+    quick = st.session_state.get(f"{task}.mode") == "quick"
+    st.session_state[f"{task}.preset"] = f"quick-{task}" if quick else DEFAULT_PRESET[task]
+    st.session_state[f"{task}.max_side"] = QUICK_SIDE if quick else config.default_max_side()
+
+
+def _quick_iterations(task: str, base: Preset, picked: Optional[Picked]) -> None:
+    """Set the quick look's iterations to what fits in about a minute on this machine (measured), never fewer than
+    the preset's own number (the fewest that clearly restore the image), unless the user has changed them since."""
+    key, auto = f"{task}.{base.name}.iterations", f"{task}.quick.auto"
+    if picked is None or st.session_state.get(key, st.session_state.get(auto)) != st.session_state.get(auto):
+        return  # the user's own number stays
+    h, w = prepared_shape(*picked.image.shape[:2], base, max_side=st.session_state.get(f"{task}.max_side", QUICK_SIDE))
+    if min(h, w) < base.net.min_side:
+        return
+    est = state.estimate_run(base.with_overrides(fit={"iterations": 1}), (h, w, 3),
+                             fits=4 if task == "impedance" else 1)
+    if est is None:  # busy: keep the preset's own number
+        return
+    per_fit = (QUICK_SECONDS / est.correction - est.overhead) / (4 if task == "impedance" else 1)
+    iterations = int(max(base.fit.iterations, min(3000, per_fit / est.per_iteration)) // 10 * 10)
+    st.session_state[key] = st.session_state[auto] = iterations
 
 
 def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callable[[Preset], dict]] = None
@@ -37,6 +69,12 @@ def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callabl
     ``extra(preset) -> dict`` draws the task's own widgets (noise level, factor) above the expander and returns
     their preset overrides. Widget keys include the preset name, so another preset shows its own values.
     """
+    st.radio("Run", ["lab", "quick"], horizontal=True, key=f"{task}.mode", persist_state="session",
+             format_func={"lab": "Lab preset (the defaults)",
+                          "quick": f"Quick look (about a minute: {QUICK_SIDE} px, a narrower net)"}.get,
+             on_change=_mode_changed, args=(task,),
+             help="The lab preset reproduces the course's settings and takes a while on a CPU. A quick look shows "
+                  "the method working in about a minute, at a lower resolution and quality.")
     head, task_area = st.container(), st.container()
     with st.expander("Advanced: presets and hyper-parameters"):
         names = [p.name for p in presets_for(task)]
@@ -44,6 +82,8 @@ def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callabl
                             persist_state="session")
         base = get_preset(name, task)
         st.caption(f"Source: {base.source}.")
+        if name == f"quick-{task}":
+            _quick_iterations(task, base, picked)
         fit, net, max_side = _advanced(task, base, picked)
     with task_area:
         task_overrides = extra(base) if extra else {}
@@ -71,8 +111,10 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
     k = f"{task}.{p.name}"
     c1, c2, c3 = st.columns(3)
     fit = {
-        "iterations": c1.number_input("Iterations", 1, 100_000, p.fit.iterations, key=f"{k}.iterations",
-                                      persist_state="session"),
+        # "min" when the quick look has already set the value: a default as well would be a Streamlit warning.
+        "iterations": c1.number_input("Iterations", 1, 100_000,
+                                      "min" if f"{k}.iterations" in st.session_state else p.fit.iterations,
+                                      key=f"{k}.iterations", persist_state="session"),
         "lr": c2.number_input("Learning rate", 1e-5, 1.0, p.fit.lr, format="%.4f", step=0.001, key=f"{k}.lr",
                               persist_state="session"),
         "reg_noise_std": c3.number_input("σ_p (input noise)", 0.0, 1.0, float(p.fit.reg_noise_std), format="%.4f",

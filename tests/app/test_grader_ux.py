@@ -1,0 +1,86 @@
+"""What a grader trips over (issue 22): a quick look, labels that say which run they describe, blind cases,
+a free slider on finished runs, a live sidebar."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from apphelpers import make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+
+
+def metric(at, label: str) -> float:
+    return float(next(m.value for m in at.metric if m.label == label).split()[0])
+
+
+def test_a_quick_look_is_one_click_and_still_restores_the_image(app):
+    open_page(app, "denoise")
+    app.selectbox(key="denoise.sample").set_value("coffee.png").run()
+    app.radio(key="denoise.mode").set_value("quick").run()
+    assert app.selectbox(key="denoise.preset").value == "quick-denoise"
+    assert app.selectbox(key="denoise.max_side").value == 128
+    iterations = app.number_input(key="denoise.quick-denoise.iterations").value
+    assert 600 <= iterations <= 3000  # at least what restores, more when this machine is fast enough
+    assert any(m.value.startswith("**Settings for the next run: Quick look**") for m in app.markdown)
+    app.button(key="denoise.run").click().run()
+    assert wait_until_finished(app, timeout=900).startswith("Done")
+    assert metric(app, "PSNR EMA output") > metric(app, "PSNR degraded input") + 3  # clearly denoised
+    app.radio(key="denoise.mode").set_value("lab").run()  # and back to the course's settings
+    assert app.selectbox(key="denoise.preset").value == "lab-denoise"
+    assert app.selectbox(key="denoise.max_side").value == 256
+
+
+def test_after_a_run_the_page_tells_the_next_runs_settings_from_the_finished_runs(app):
+    open_page(app, "denoise")
+    make_tiny(app, "denoise", iterations=5)
+    app.button(key="denoise.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    app.slider(key="denoise.lab-denoise.sigma").set_value(50).run()
+    app.number_input(key="denoise.lab-denoise.iterations").set_value(7).run()
+    header = next(m.value for m in app.markdown if m.value.startswith("**Settings for the next run"))
+    assert "noise σ 50 · 7 iterations" in header  # the values the next run will use, not the preset's text
+    captions = [c.value for c in app.caption]
+    assert any(c.startswith("For the next run") for c in captions)  # above: the observation of the next run
+    this_run = next(c for c in captions if c.startswith("This run:"))
+    assert "noise σ 25" in this_run and "5 iterations" in this_run  # below: the finished run's own settings
+    # the finished run has no detector pick (5 < its window of 100 iterations) and says why, on the page
+    assert any("no pick" in c and "this run had 5" in c for c in captions), captions
+
+
+def test_a_finished_runs_snapshot_slider_is_free_and_has_nothing_to_follow(app):
+    open_page(app, "denoise")
+    make_tiny(app, "denoise", iterations=4)
+    app.button(key="denoise.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    app.radio(key=f"{app.query_params['job']}.shown.final").set_value("snapshot").run()
+    assert not [t for t in app.toggle if t.label == "Follow the latest snapshot"]
+    slider = app.select_slider[0]
+    assert not slider.disabled and slider.value == 4
+    slider.set_value(2).run()
+    assert app.select_slider[0].value == 2 and not app.exception
+
+
+def test_a_running_job_is_shown_live_in_the_sidebar(app):
+    open_page(app, "denoise")
+    make_tiny(app, "denoise", iterations=3000)
+    app.number_input(key="denoise.lab-denoise.snapshot_every").set_value(100).run()
+    app.button(key="denoise.run").click().run()
+    label = next(p.label for p in app.get("page_link") if p.label.startswith("Your denoising job"))
+    assert re.fullmatch(r"Your denoising job: (running · iteration \d+/3000|queued · next)", label), label
+    app.button(key=f"cancel.{app.query_params['job']}").click().run()
+    assert wait_until_finished(app).startswith("Cancelled")
+
+
+def test_holes_from_the_images_transparency_make_a_blind_run(app):
+    rgba = np.dstack([natural(96), np.full((96, 96), 255, np.uint8)])
+    rgba[30:60, 30:60, 3] = 0  # the hole: transparent pixels, shown on white
+    open_page(app, "inpaint")
+    upload(app, "inpaint", "hole.png", png_bytes(rgba))
+    app.radio(key="inpaint.mask_kind").set_value("alpha").run()
+    assert any("the run is blind" in c.value for c in app.caption)
+    make_tiny(app, "inpaint", iterations=3, side=96)
+    app.button(key="inpaint.run").click().run()
+    assert wait_until_finished(app).startswith("Done")
+    labels = [m.label for m in app.metric]
+    assert "PSNR vs observation" in labels and "PSNR output" not in labels  # no white patch as ground truth
