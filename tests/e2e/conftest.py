@@ -56,6 +56,25 @@ def page(browser):
 
 
 @pytest.fixture
+def new_browser(browser):
+    """new_browser() -> a page in a new browser context: its own cookies, so another owner (another visitor).
+
+    A second tab of the same browser (same cookies, same owner) is ``page.context.new_page()``. Every context is
+    closed after the test.
+    """
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        return context.new_page()
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
 def screenshot():
     """screenshot(page, name): the whole page to docs/screenshots/<name>.png when DIP_SCREENSHOTS=1.
 

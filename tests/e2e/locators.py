@@ -22,3 +22,15 @@ PLOTLY = "stPlotlyChart"
 SELECTBOX = "stSelectbox"
 
 PAGES = ["Home", "Noise impedance", "Denoising", "Super-resolution", "Inpainting", "Runs"]
+
+# Several browsers on one server (test_shared_server.py)
+SIDEBAR = "stSidebar"
+TOAST = "stToast"
+CODE = "stCode"
+WARNING = "stAlertContentWarning"
+INFO = "stAlertContentInfo"
+CAPTION = "stCaptionContainer"
+WEBSOCKET = "**/_stcore/stream"  # Streamlit's one websocket per tab (page.route_web_socket pattern)
+OWNER_COOKIE = "dip_owner"  # ui.state.OWNER_COOKIE
+FOREIGN_URL = "[href*='evil.example'], [src*='evil.example']"  # any link, image or frame to the test's evil host
+SKELETON = "stSkeleton"  # an element whose code (a lazily loaded chunk) has not arrived yet
