@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pandas  # noqa: F401  imported whole before any figure: see below
 import plotly.graph_objects as go
+
+# Plotly's validators look pandas up in sys.modules without importing it. Streamlit imports pandas lazily inside
+# element calls, so on a fresh server one session's first widget could be importing it while another session's
+# thread builds a chart: plotly then met the half-initialised module and the page failed with "partially
+# initialized module 'pandas' has no attribute 'Series'". Importing it here, before any figure is built, closes that.
 
 MAX_POINTS = 1500
 COLORS = {"image": "#3b6ee8", "image + noise": "#2ca02c", "shuffled pixels": "#ff7f0e", "noise": "#d62728"}
