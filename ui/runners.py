@@ -185,14 +185,15 @@ def run_job(job: Job) -> dict:
 
 
 def _publish(folder: Path, spec: TaskSpec, job: Job) -> Path:
-    """Move a finished run from its pending folder to ``runs/<id>/`` (one rename: never half there)."""
-    for name in (SPEC_FILE, INPUTS_FILE, CHECKPOINT_FILE):
-        (folder / name).unlink(missing_ok=True)
+    """Move a finished run from its pending folder to ``runs/<id>/`` (one rename: never half there), then drop what
+    only a restart needed (a death in between leaves harmless extra files in a complete run, never a lost run)."""
     write_access(folder, Access(owner=job.owner, public=spec.public))
     final = Path(spec.runs_dir) / job.id
     if final.exists():  # left by a process that died between writing and renaming: this one is newer
         shutil.rmtree(final)
     os.replace(folder, final)
+    for name in (SPEC_FILE, INPUTS_FILE, CHECKPOINT_FILE):
+        (final / name).unlink(missing_ok=True)
     return final
 
 
