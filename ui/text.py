@@ -2,15 +2,19 @@
 
 No Streamlit here. ``st.markdown``, ``st.caption``, ``st.toast``, the alert boxes and widget labels all render
 Markdown: a file named ``[x](https://evil.example).png`` would become a live link, ``![p](https://…)`` a remote
-image, ``:red[…]`` coloured text and ``$…$`` LaTeX. CommonMark lets a backslash escape any ASCII punctuation, and an
-escaped character also breaks GFM's bare-URL autolinks, so escaping all of it keeps every such string literal.
+image, ``:red[…]`` coloured text and ``$…$`` LaTeX. CommonMark lets a backslash escape any ASCII punctuation, which
+keeps all of that literal. Streamlit's renderer still turns bare URLs, ``www.`` names and e-mail addresses into live
+links even when their punctuation is escaped (seen in Chromium), so a zero-width word joiner (U+2060) goes after each
+``:`` and inside each ``www`` and before each ``@``: the text reads the same and no longer matches a link.
 """
 
 from __future__ import annotations
 
+import re
 import string
 
-_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
+JOINER = "\u2060"  # word joiner: invisible, breaks the renderer's URL, www. and e-mail autolinks
+_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation} | {":": "\\:" + JOINER, "@": JOINER + "\\@"})
 MAX_SHOWN = 120  # characters of one user string shown; longer ones are cut with an ellipsis
 
 
@@ -19,4 +23,4 @@ def plain(value: object, *, limit: int = MAX_SHOWN) -> str:
     text = " ".join(str(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return text.translate(_ESCAPES)
+    return re.sub("(?i)(w)(ww)", "\\1" + JOINER + "\\2", text.translate(_ESCAPES))

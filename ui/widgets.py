@@ -137,7 +137,7 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
                                persist_state="session", help="Scales the channels of every level of the network.")
     sizes = _fitting_sizes(p, picked)
     key, default = f"{task}.max_side", config.default_max_side()
-    current = st.session_state.get(key, default)
+    current = st.session_state.get(key) or default
     if current not in sizes:  # this image is too wide for it: the nearest larger size that works
         st.session_state[key] = next((x for x in sizes if x >= current), sizes[-1])
         if current in _working_sizes():

@@ -34,3 +34,16 @@ def test_a_damaged_access_record_makes_the_run_private(tmp_path):
         (tmp_path / "access.json").write_text(text)
         access = read_access(tmp_path)
         assert access.public is False and access.share is None
+
+
+def test_user_text_renders_literally_with_no_link_left_to_match():
+    """plain() escapes Markdown, and a word joiner breaks the bare-URL, www. and e-mail autolinks that Streamlit's
+    renderer makes even of escaped text (the browser test shows no link is left)."""
+    from ui.text import JOINER, plain
+
+    shown = plain("[x](https://evil.example/a) www.evil.example me@evil.example :red[boom] $x$")
+    assert shown.replace("\\", "").replace(JOINER, "") == \
+        "[x](https://evil.example/a) www.evil.example me@evil.example :red[boom] $x$"
+    assert "](" not in shown and "://" not in shown and "www" not in shown and ":red[" not in shown
+    assert "me@" not in shown.replace("\\", "")  # the joiner stands between the name and the @
+    assert plain("a" * 300).endswith("…") and len(plain("a" * 300)) == 120

@@ -41,8 +41,8 @@ def truncate(path: Path) -> None:
 
 
 def text(markdown: str) -> str:
-    """What a ``plain()``-escaped string reads as."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """What a ``plain()``-escaped string reads as (backslash escapes and word joiners are not seen)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 # ui.runs without Streamlit ------------------------------------------------------------------------------------
