@@ -96,6 +96,7 @@ def reset_registry() -> None:
     global _registry
     with _registry_lock:
         registry, _registry = _registry, None
+    _corrections.clear()  # a new process has not seen any run finish
     if registry is not None:
         registry.shutdown(wait=True)
 

@@ -4,8 +4,8 @@ No Streamlit here. ``st.markdown``, ``st.caption``, ``st.toast``, the alert boxe
 Markdown: a file named ``[x](https://evil.example).png`` would become a live link, ``![p](https://…)`` a remote
 image, ``:red[…]`` coloured text and ``$…$`` LaTeX. CommonMark lets a backslash escape any ASCII punctuation, which
 keeps all of that literal. Streamlit's renderer still turns bare URLs, ``www.`` names and e-mail addresses into live
-links even when their punctuation is escaped (seen in Chromium), so a zero-width word joiner (U+2060) goes after each
-``:`` and inside each ``www`` and before each ``@``: the text reads the same and no longer matches a link.
+links even when their punctuation is escaped (seen in Chromium), so a zero-width word joiner (U+2060) goes inside each
+``://`` and ``www`` and before each ``@``: the text reads the same and no longer matches a link.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import re
 import string
 
 JOINER = "\u2060"  # word joiner: invisible, breaks the renderer's URL, www. and e-mail autolinks
-_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation} | {":": "\\:" + JOINER, "@": JOINER + "\\@"})
+_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation} | {"@": JOINER + "\\@"})
+_LINK_STARTS = re.compile(r"(?i)(\\:)(\\/\\/)|(w)(ww)")  # "://" of a URL (escaped), and "www"
 MAX_SHOWN = 120  # characters of one user string shown; longer ones are cut with an ellipsis
 
 
@@ -23,4 +24,4 @@ def plain(value: object, *, limit: int = MAX_SHOWN) -> str:
     text = " ".join(str(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return re.sub("(?i)(w)(ww)", "\\1" + JOINER + "\\2", text.translate(_ESCAPES))
+    return _LINK_STARTS.sub(lambda m: JOINER.join(g for g in m.groups() if g), text.translate(_ESCAPES))
