@@ -12,27 +12,12 @@ import pytest
 
 from apphelpers import APP, PAGES
 from dip.errors import RunFolderError
-from dip.fit import FitResult, Snapshot, StepRecord
-from dip.runio import write_run
+from fakes import fake_run
 
 GOOD = "20260101-000000-denoise-cccccc"
 BAD_IMAGE = "20260102-000000-denoise-bbbbbb"  # listed (its metrics.json is fine), fails when opened
 BAD_METRICS = "20260103-000000-denoise-aaaaaa"  # metrics.json holds [] : not listed
 PARTIAL = ".20260104-000000-denoise-dddddd.partial-0a1b2c3d"  # a writer's temporary: neither listed nor noted
-
-
-def tiny_run(folder: Path, *, iters: int = 3, side: int = 16) -> Path:
-    """A complete denoising run folder from a fake FitResult (no fit)."""
-    rng = np.random.default_rng(0)
-    image = rng.random((side, side, 3), dtype=np.float32)
-    history = [StepRecord(i, 0.1 / i, 20.0 + i, 21.0 + i, 21.5, False) for i in range(1, iters + 1)]
-    result = FitResult(output=image, ema=image, history=history, best=image, best_iteration=2,
-                       iterations_done=iters)
-    metrics = {"task": "denoise", "preset": "lab-denoise", "iterations": iters, "psnr_observed": 20.0,
-               "psnr_final": 24.0, "psnr_ema": 24.5, "psnr_best": 25.0, "best_iteration": 2, "seconds": 1.5,
-               "device": "cpu", "source": "cat.png", "status": "done"}
-    return write_run(folder, metrics=metrics, config={"task": "denoise"}, result=result, degraded=image,
-                     x_true=image, snapshots=[Snapshot(i, image, image) for i in (1, 2)])
 
 
 def truncate(path: Path) -> None:
@@ -54,7 +39,7 @@ def test_run_folder_refuses_ids_that_are_not_plain_folder_names(tmp_path, run_id
     from ui.runs import run_folder
 
     (tmp_path / "runs").mkdir()
-    tiny_run(tmp_path / "x")  # what "../x" would reach
+    fake_run(tmp_path / "x")  # what "../x" would reach
     assert run_folder(tmp_path / "runs", run_id) is None
 
 
@@ -62,15 +47,15 @@ def test_run_folder_accepts_a_plain_id_up_to_100_characters(tmp_path):
     from ui.runs import run_folder
 
     for run_id in (GOOD, "a" * 100, "A.b_c-9"):
-        tiny_run(tmp_path / run_id)
+        fake_run(tmp_path / run_id)
         assert run_folder(tmp_path, run_id) == tmp_path / run_id
 
 
 def make_runs_dir(root: Path) -> Path:
-    tiny_run(root / GOOD)
-    truncate(tiny_run(root / BAD_IMAGE) / "result.png")
-    (tiny_run(root / BAD_METRICS) / "metrics.json").write_text("[]")
-    tiny_run(root / PARTIAL)
+    fake_run(root / GOOD)
+    truncate(fake_run(root / BAD_IMAGE) / "result.png")
+    (fake_run(root / BAD_METRICS) / "metrics.json").write_text("[]")
+    fake_run(root / PARTIAL)
     return root
 
 
@@ -79,8 +64,8 @@ def test_scan_runs_lists_readable_runs_and_says_which_folders_it_left_out(tmp_pa
 
     root = make_runs_dir(tmp_path)
     for name, damage in (("20260105-trunc-metrics", "truncate"), ("20260106-no-metrics", "unlink")):
-        getattr(tiny_run(root / name) / "metrics.json", damage)() if damage == "unlink" else \
-            truncate(tiny_run(root / name) / "metrics.json")
+        getattr(fake_run(root / name) / "metrics.json", damage)() if damage == "unlink" else \
+            truncate(fake_run(root / name) / "metrics.json")
     (root / "bad name").mkdir()
     (root / "stray.txt").write_text("x")
     listing = scan_runs(root)
@@ -122,8 +107,8 @@ def test_an_impedance_target_name_cannot_lead_out_of_the_folder(tmp_path):
 
     from ui.runs import load_view
 
-    run = tiny_run(tmp_path / "runs" / "imp")
-    tiny_run(tmp_path / "secret")
+    run = fake_run(tmp_path / "runs" / "imp")
+    fake_run(tmp_path / "secret")
     metrics = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").write_text(json.dumps({**metrics, "task": "impedance", "targets": {"../../secret": {}}}))
     with pytest.raises(RunFolderError, match="names a target '../../secret' that is not a folder name"):
@@ -234,7 +219,7 @@ def test_a_truncated_history_opens_with_a_warning(runs):
 
 def test_only_damaged_folders_is_not_a_crash(app_env, monkeypatch):
     monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")  # an ownerless folder is listed (and named when damaged) only there
-    (tiny_run(app_env / BAD_METRICS) / "metrics.json").write_text("[]")
+    (fake_run(app_env / BAD_METRICS) / "metrics.json").write_text("[]")
     at = open_runs()
     assert SKIPPED in messages(at) and "No runs yet: start one from an experiment page." in messages(at)
 
@@ -244,7 +229,7 @@ def test_only_damaged_folders_is_not_a_crash(app_env, monkeypatch):
 
 def settings_run(folder: Path, task: str, config: dict, **metrics) -> Path:
     """A run folder of ``task`` written as the app writes it, with its config.json settings."""
-    run = tiny_run(folder)
+    run = fake_run(folder)
     base = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").write_text(json.dumps({**base, "task": task, "preset": f"lab-{task}", **metrics}))
     (run / "config.json").write_text(json.dumps({"task": task, "sigma_255": 25.0, "factor": 4, "mask_kind": "text",

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-import numpy as np
 import pytest
 from PIL import Image
 
 import locators as sel
+from fakes import fake_run
 from appserver import app_server
 
 pytest.importorskip("playwright")
@@ -513,30 +513,15 @@ TRUNC_HISTORY = "20260104-000000-denoise-dddddd"
 TRUNC_PNG = "20260105-000000-denoise-eeeeee"
 
 
-def fake_run(folder: Path, *, iters: int = 12, side: int = 32) -> Path:
-    """A complete denoising run folder from a made-up fit (no training)."""
-    from dip.fit import FitResult, Snapshot, StepRecord
-    from dip.runio import write_run
-
-    image = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
-    history = [StepRecord(i, 0.1 / i, 20.0 + i / 10, 21.0 + i / 10, 21.5, False) for i in range(1, iters + 1)]
-    result = FitResult(output=image, ema=image, history=history, best=image, best_iteration=2, iterations_done=iters)
-    metrics = {"task": "denoise", "preset": "lab-denoise", "iterations": iters, "psnr_observed": 20.0,
-               "psnr_final": 24.0, "psnr_ema": 24.5, "psnr_best": 25.0, "best_iteration": 2, "seconds": 1.5,
-               "device": "cpu", "source": "cat.png", "status": "done"}
-    return write_run(folder, metrics=metrics, config={"task": "denoise"}, result=result, degraded=image,
-                     x_true=image, snapshots=[Snapshot(i, image, image) for i in (1, 2)])
-
-
 def damaged_runs(runs: Path) -> None:
-    fake_run(runs / GOOD)
-    path = fake_run(runs / TRUNC_METRICS) / "metrics.json"
+    fake_run(runs / GOOD, iters=12, side=32)
+    path = fake_run(runs / TRUNC_METRICS, iters=12, side=32) / "metrics.json"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    (fake_run(runs / LIST_METRICS) / "metrics.json").write_text("[]")
-    path = fake_run(runs / TRUNC_HISTORY) / "history.csv"
+    (fake_run(runs / LIST_METRICS, iters=12, side=32) / "metrics.json").write_text("[]")
+    path = fake_run(runs / TRUNC_HISTORY, iters=12, side=32) / "history.csv"
     data = path.read_bytes()
     path.write_bytes(data[: data.index(b",", len(data) // 2) + 1])  # cut off mid-row, as a killed writer leaves it
-    path = fake_run(runs / TRUNC_PNG) / "result.png"
+    path = fake_run(runs / TRUNC_PNG, iters=12, side=32) / "result.png"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 

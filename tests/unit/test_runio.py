@@ -6,31 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dip.errors import DIPError, RunFolderError
-from dip.fit import FitResult, Snapshot, StepRecord
+from fakes import fake_run
 from dip.runio import (atomic_folder, holds_only_run_output, read_baselines, read_history, read_run,
-                       write_baselines, write_run)
-
-
-def tiny_run(folder: Path, *, iters: int = 3, side: int = 8) -> Path:
-    """A complete run folder from a fake FitResult: no fit, a few milliseconds."""
-    rng = np.random.default_rng(0)
-    image = rng.random((side, side, 3), dtype=np.float32)
-    history = [StepRecord(i, 0.1 / i, 20.0 + i, 21.0 + i, 21.5, False) for i in range(1, iters + 1)]
-    result = FitResult(output=image, ema=image, history=history, best=image, best_iteration=2,
-                       iterations_done=iters)
-    metrics = {"task": "denoise", "preset": "lab-denoise", "iterations": iters, "psnr_observed": 20.0,
-               "psnr_final": 24.0, "seconds": 1.5, "device": "cpu", "source": "cat.png", "status": "done"}
-    return write_run(folder, metrics=metrics, config={"task": "denoise"}, result=result, degraded=image,
-                     x_true=image, snapshots=[Snapshot(i, image, image) for i in (1, 2)])
+                       write_baselines)
 
 
 @pytest.fixture
 def run(tmp_path) -> Path:
-    return tiny_run(tmp_path / "20260101-120000-denoise-abc123")
+    return fake_run(tmp_path / "20260101-120000-denoise-abc123")
 
 
 def _error(folder: Path) -> RunFolderError:
@@ -196,17 +182,17 @@ def test_atomic_folder_leaves_nothing_when_the_writer_fails(tmp_path):
 
 
 def test_atomic_folder_replaces_an_existing_folder_whole(tmp_path):
-    final = tiny_run(tmp_path / "r1")
+    final = fake_run(tmp_path / "r1")
     (final / "snapshots" / "00099.png").write_bytes(b"stale")
     with atomic_folder(final) as tmp:
-        tiny_run(tmp)
+        fake_run(tmp)
     assert sorted(p.name for p in (final / "snapshots").iterdir()) == ["00001.png", "00002.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["r1"]
     assert read_run(final)["metrics"]["task"] == "denoise"
 
 
 def test_atomic_folder_keeps_the_existing_folder_when_the_writer_fails(tmp_path):
-    final = tiny_run(tmp_path / "r1")
+    final = fake_run(tmp_path / "r1")
     before = sorted(p.name for p in final.rglob("*"))
     with pytest.raises(KeyboardInterrupt):
         with atomic_folder(final):
@@ -217,7 +203,7 @@ def test_atomic_folder_keeps_the_existing_folder_when_the_writer_fails(tmp_path)
 
 def test_holds_only_run_output(tmp_path):
     assert holds_only_run_output(tmp_path / "new")
-    run = tiny_run(tmp_path / "r1")
+    run = fake_run(tmp_path / "r1")
     (run / "checkpoint.pt").write_bytes(b"x")
     assert holds_only_run_output(run)
     (run / "image").mkdir()
@@ -231,7 +217,7 @@ def test_the_command_line_replaces_its_own_earlier_run_but_not_a_folder_holding_
 
     sample = str(Path(__file__).resolve().parents[2] / "sample_images" / "coffee.png")
     args = ["denoise", "--image", sample, "--max-side", "96", "--iters", "2", "--snapshot-every", "1"]
-    out = tiny_run(tmp_path / "out")
+    out = fake_run(tmp_path / "out")
     (out / "snapshots" / "00099.png").write_bytes(b"stale")  # from an earlier run with other settings
     assert main(args + ["--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["00001.png", "00002.png"]
