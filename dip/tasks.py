@@ -126,11 +126,16 @@ def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optiona
     return height, width
 
 
+def fits_network(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> bool:
+    """Whether an image of this size, prepared at ``max_side``, is still big enough for the preset's network."""
+    return min(prepared_shape(height, width, preset, max_side=max_side)) >= preset.net.min_side
+
+
 def smallest_max_side(height: int, width: int, preset: Preset, *, above: int = 0) -> Optional[int]:
     """The smallest longer side above ``above`` at which an image of this size is still big enough for the
     preset's network after preparation, or None when not even its full size is."""
     for side in range(above + 1, max(height, width) + 1):
-        if min(prepared_shape(height, width, preset, max_side=side)) >= preset.net.min_side:
+        if fits_network(height, width, preset, max_side=side):
             return side
     return None
 

@@ -29,7 +29,6 @@ from dip.checkpoint import Checkpoint, saved_progress
 from dip.device import available_cpus
 from dip.errors import DIPError
 from dip.fit import Snapshot, StepRecord, fit
-from dip.images import load_image
 from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints, target_slug,
                            write_impedance_run)
 from dip.limits import Limits, check_job
@@ -42,6 +41,7 @@ from ui.access import Access, write_access
 from ui.config import SNAPSHOT_SIDE
 from ui.imaging import preview
 from ui.jobs import Job, JobRegistry
+from ui.runs import snapshot_previews
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class TaskSpec:
 
     @property
     def fits(self) -> int:
-        return len(TARGETS) if self.task == "impedance" else 1
+        return fits_per_job(self.task)
 
     @property
     def total(self) -> int:
@@ -81,6 +81,11 @@ class TaskSpec:
     @property
     def shape(self) -> tuple:
         return self.problem.shape if self.problem is not None else self.image.shape
+
+
+def fits_per_job(task: str) -> int:
+    """Fits one job of ``task`` runs: noise impedance fits each of its targets, every other task one image."""
+    return len(TARGETS) if task == "impedance" else 1
 
 
 def admit(limits: Callable[[], Limits]):
@@ -141,11 +146,12 @@ def recover(registry: JobRegistry, runs_dir: Path) -> list[str]:
             log.warning("not resuming %s: %s: %s", folder.name, type(err).__name__, err)
             if time.time() - folder.stat().st_mtime > STALE_SECONDS:
                 shutil.rmtree(folder, ignore_errors=True)
-    for created, job_id, record, spec in sorted(records, key=lambda r: r[0]):
+    records.sort(key=lambda r: r[0])
+    for created, job_id, record, spec in records:
         registry.restore(spec, job_id=job_id, task=spec.task, owner=str(record.get("owner") or ""),
                          total=spec.total, info=record.get("info") or {}, created=created)
         log.info("resuming job %s from its checkpoint", job_id)
-    return [r[1] for r in sorted(records, key=lambda r: r[0])]
+    return [job_id for _, job_id, _, _ in records]
 
 
 def configure_torch() -> None:
@@ -206,10 +212,9 @@ def _resume_progress(job: Job, folder: Path, checkpoint: Path, series: str = "")
     iteration, rows = saved
     for row in rows:
         job.restore_step(StepRecord(*row), series)
-    snaps = sorted((folder / "snapshots").glob("*.png")) if (folder / "snapshots").is_dir() else []
-    for path in snaps:
-        if path.stem.isdigit() and int(path.stem) <= iteration:
-            job.add_snapshot(int(path.stem), preview(load_image(path, mode="rgb"), SNAPSHOT_SIDE), series)
+    for it, image in snapshot_previews(folder)[0]:
+        if it <= iteration:
+            job.add_snapshot(it, image, series)
 
 
 def _snapshot_writer(job: Job, folder: Path, series: str = ""):

@@ -203,7 +203,7 @@ def _records(rows: list[dict]) -> dict[str, list]:
     return series
 
 
-def _snapshots(folder: Path, prefix: str = "") -> tuple[list, list[str]]:
+def snapshot_previews(folder: Path, prefix: str = "") -> tuple[list, list[str]]:
     """(iteration, preview) of ``folder``'s snapshots/, and a note when some did not decode (they are left out)."""
     paths = sorted((folder / "snapshots").glob("*.png")) if (folder / "snapshots").is_dir() else []
     out, bad = [], []
@@ -238,7 +238,7 @@ def load_view(folder: Path) -> JobView:
     notes = list(run["notes"])
     snapshots = {}
     if metrics.get("task") != "impedance":
-        snapshots[""], more = _snapshots(folder)
+        snapshots[""], more = snapshot_previews(folder)
         notes += more
     for name in (metrics.get("targets") or {}):
         slug = target_slug(name)
@@ -246,7 +246,7 @@ def load_view(folder: Path) -> JobView:
             raise RunFolderError(f"metrics.json names a target {name[:40]!r} that is not a folder name.",
                                  run_id=folder.name)
         sub = folder / slug
-        snapshots[name], more = _snapshots(sub, f"{slug}/")
+        snapshots[name], more = snapshot_previews(sub, f"{slug}/")
         notes += more
         for kind in ("target", "result"):
             if (sub / f"{kind}.png").is_file():

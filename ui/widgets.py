@@ -12,12 +12,12 @@ from dip.baselines import estimate_sigma, sr_baselines
 from dip.errors import DIPError
 from dip.impedance import make_targets
 from dip.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset, presets_for
-from dip.tasks import make_problem, prepare_image, prepare_low_resolution, prepared_shape
+from dip.tasks import fits_network, make_problem, prepare_image, prepare_low_resolution, prepared_shape
 from ui import config, state
 from ui.imaging import mask_overlay, preview
 from ui.inputs import Picked
 from ui.jobs import JobRefused
-from ui.runners import TaskSpec
+from ui.runners import TaskSpec, fits_per_job
 
 
 @dataclass
@@ -50,14 +50,15 @@ def _quick_iterations(task: str, base: Preset, picked: Optional[Picked]) -> None
     key, auto = f"{task}.{base.name}.iterations", f"{task}.quick.auto"
     if picked is None or st.session_state.get(key, st.session_state.get(auto)) != st.session_state.get(auto):
         return  # the user's own number stays
-    h, w = prepared_shape(*picked.image.shape[:2], base, max_side=st.session_state.get(f"{task}.max_side", QUICK_SIDE))
-    if min(h, w) < base.net.min_side:
+    side = st.session_state.get(f"{task}.max_side", QUICK_SIDE)
+    if not fits_network(*picked.image.shape[:2], base, max_side=side):
         return
-    est = state.estimate_run(base.with_overrides(fit={"iterations": 1}), (h, w, 3),
-                             fits=4 if task == "impedance" else 1)
+    h, w = prepared_shape(*picked.image.shape[:2], base, max_side=side)
+    fits = fits_per_job(task)
+    est = state.estimate_run(base.with_overrides(fit={"iterations": 1}), (h, w, 3), fits=fits)
     if est is None:  # busy: keep the preset's own number
         return
-    per_fit = (QUICK_SECONDS / est.correction - est.overhead) / (4 if task == "impedance" else 1)
+    per_fit = (QUICK_SECONDS / est.correction - est.overhead) / fits
     iterations = int(max(base.fit.iterations, min(3000, per_fit / est.per_iteration)) // 10 * 10)
     st.session_state[key] = st.session_state[auto] = iterations
 
@@ -94,7 +95,8 @@ def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callabl
         return None
     changed = _changes(base, preset)
     head.markdown(f"**Settings for the next run: {preset_label(task)(name)}** (`{name}`): "
-                  f"{uses(preset, max_side, blind=bool(picked and picked.blind))}." + (f"  \n:orange[Changed from the preset: {changed}.]" if changed else ""))
+                  f"{uses(preset, max_side, blind=bool(picked and picked.blind))}."
+                  + (f"  \n:orange[Changed from the preset: {changed}.]" if changed else ""))
     return Settings(preset, max_side)
 
 
@@ -164,7 +166,7 @@ def _fitting_sizes(p: Preset, picked: Optional[Picked]) -> list[int]:
     if picked is None or (picked.blind and p.task == "sr"):
         return sizes
     h, w = picked.image.shape[:2]
-    fits = [x for x in sizes if min(prepared_shape(h, w, p, max_side=x)) >= p.net.min_side]
+    fits = [x for x in sizes if fits_network(h, w, p, max_side=x)]
     return fits or sizes  # none fits: prepared() then says why (the image itself is too small)
 
 
@@ -217,7 +219,7 @@ def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
     h0, w0 = picked.image.shape[:2]
     need = s.preset.min_image_side
     h, w = prepared_shape(h0, w0, s.preset, max_side=s.max_side)
-    fits = [x for x in _working_sizes() if x > s.max_side and min(prepared_shape(h0, w0, s.preset, max_side=x)) >= need]
+    fits = [x for x in _working_sizes() if x > s.max_side and fits_network(h0, w0, s.preset, max_side=x)]
     if min(h, w) >= need or not fits:
         return False
     st.error(f"At a working size of {s.max_side} px this {w0}x{h0} px image becomes {w}x{h} px, smaller than the "
@@ -244,7 +246,7 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> Optional["state.Estim
     if not dev.startswith("cpu"):
         return None
     h, w, c = shape
-    est = state.estimate_run(s.preset, shape, fits=4 if task == "impedance" else 1)
+    est = state.estimate_run(s.preset, shape, fits=fits_per_job(task))
     if est is None:
         st.caption("The time estimate appears when the worker is idle (measuring now would slow the running job).")
         return None
@@ -256,8 +258,7 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> Optional["state.Estim
     st.caption(f"Expected time on this CPU: ≈ {duration(est.total)} ({how}).{busy}")
     total, budget = est.total, config.cpu_budget_minutes() * 60
     side = max(h, w)
-    usable = (lambda x: min(prepared_shape(h, w, s.preset, max_side=x)) >= s.preset.net.min_side)  # big enough
-    smaller = [x for x in config.WORKING_SIZES if x < side and usable(x)]
+    smaller = [x for x in config.WORKING_SIZES if x < side and fits_network(h, w, s.preset, max_side=x)]
     if total <= budget or not smaller:
         return est
     estimate = (lambda x: total * (x / side) ** 2.2)  # time ~ pixels^1.1 ~ side^2.2
