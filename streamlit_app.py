@@ -6,8 +6,10 @@ from ui import config, state
 
 st.set_page_config(page_title="Deep Image Prior Studio", page_icon=config.app_icon(), layout="wide")
 
-pages = {key: st.Page(path, title=title, icon=icon, default=key == "home")
-         for key, (path, title, icon) in state.PAGES.items()}
+pages = {
+    key: st.Page(path, title=title, icon=icon, default=key == "home")
+    for key, (path, title, icon) in state.PAGES.items()
+}
 current = st.navigation(list(pages.values()))
 task = next(key for key, page in pages.items() if page.url_path == current.url_path)
 state.sync_url(task)

@@ -4,7 +4,6 @@ import streamlit as st
 
 from ui import inputs, panels, widgets
 
-
 TASK = "denoise"
 st.title("Denoising")
 st.caption("The network is fitted to the noisy image; it reproduces the image long before it reproduces the noise.")

@@ -4,7 +4,6 @@ import streamlit as st
 
 from ui import inputs, panels, widgets
 
-
 TASK = "inpaint"
 st.title("Inpainting")
 st.caption("The loss only sees the known pixels; the network's structure decides what goes into the holes.")
@@ -13,8 +12,9 @@ picked = inputs.image_picker(TASK)
 s = widgets.settings(TASK, picked)
 image = widgets.prepared(picked, s) if picked and s else None
 mask = inputs.mask_picker(picked, s, image) if image is not None else None
-problem = (widgets.problem_for(picked, s, image, mask, blind=inputs.holes_are_transparency())
-           if mask is not None else None)
+problem = (
+    widgets.problem_for(picked, s, image, mask, blind=inputs.holes_are_transparency()) if mask is not None else None
+)
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
     info["mask"] = inputs.mask_kind()  # recorded in metrics.json (ui.runners._base_metrics)

@@ -4,11 +4,12 @@ import streamlit as st
 
 from ui import inputs, panels, widgets
 
-
 TASK = "impedance"
 st.title("Noise impedance")
-st.caption("Four targets, one network: the image, the image plus noise, its pixels shuffled, and pure noise. "
-           "The loss curves show which ones the network resists.")
+st.caption(
+    "Four targets, one network: the image, the image plus noise, its pixels shuffled, and pure noise. "
+    "The loss curves show which ones the network resists."
+)
 
 picked = inputs.image_picker(TASK)
 s = widgets.settings(TASK, picked, extra=widgets.noise_level)

@@ -4,7 +4,6 @@ import streamlit as st
 
 from ui import panels
 
-
 st.title("Runs")
 st.caption("Every finished, cancelled or failed run is saved on the server, so nothing is lost when a tab closes.")
 panels.runs_browser()

@@ -4,7 +4,6 @@ import streamlit as st
 
 from ui import inputs, panels, widgets
 
-
 TASK = "sr"
 st.title("Super-resolution")
 st.caption("The network's output, downsampled, must match the low-resolution image; the prior fills in the detail.")

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -50,8 +51,13 @@ class Baseline:
 
     def as_record(self) -> dict:
         """JSON-ready fields (everything but the image)."""
-        return {"name": self.name, "label": self.label, "psnr": self.psnr, "seconds": round(self.seconds, 4),
-                "settings": self.settings}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "psnr": self.psnr,
+            "seconds": round(self.seconds, 4),
+            "settings": self.settings,
+        }
 
 
 def _has_module(module: str) -> bool:
@@ -73,12 +79,15 @@ def _check_image(x: np.ndarray, what: str) -> None:
         got = getattr(x, "shape", type(x).__name__)
         raise ImageError(f"{what} must be a float (H, W, C) array with C = 1 or 3; got {got}.")
     if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1):
-        raise ImageError(f"{what} has values outside [0, 1] ({float(x.min()):.3g} .. {float(x.max()):.3g}); "
-                         "convert it with dip.images first.")
+        raise ImageError(
+            f"{what} has values outside [0, 1] ({float(x.min()):.3g} .. {float(x.max()):.3g}); "
+            "convert it with dip.images first."
+        )
 
 
-def _run(name: str, label: str, settings: str, fn: Callable[[], np.ndarray],
-         x_true: Optional[np.ndarray], shape: tuple) -> Baseline:
+def _run(
+    name: str, label: str, settings: str, fn: Callable[[], np.ndarray], x_true: Optional[np.ndarray], shape: tuple
+) -> Baseline:
     start = time.perf_counter()
     out = np.asarray(fn(), dtype=np.float32)
     seconds = time.perf_counter() - start
@@ -100,8 +109,9 @@ def estimate_sigma(noisy: np.ndarray) -> float:
     return float(np.mean([np.median(np.abs(hh[..., c])) / 0.6745 for c in range(x.shape[2])]))
 
 
-def denoise_baselines(noisy: np.ndarray, sigma_255: Optional[float], *, x_true: Optional[np.ndarray] = None
-                      ) -> list[Baseline]:
+def denoise_baselines(
+    noisy: np.ndarray, sigma_255: Optional[float], *, x_true: Optional[np.ndarray] = None
+) -> list[Baseline]:
     """Non-local means, total variation, wavelet (if PyWavelets) and BM3D (if installed) on a noisy image.
 
     Parameters
@@ -120,6 +130,7 @@ def denoise_baselines(noisy: np.ndarray, sigma_255: Optional[float], *, x_true: 
     ImageError for a malformed image; ConfigError for a non-positive ``sigma_255``.
     """
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
+
     _check_image(noisy, "noisy")
     if sigma_255 is not None and not sigma_255 > 0:
         raise ConfigError(f"sigma_255={sigma_255}; give the noise level in 0-255 units (e.g. 25) or None.")
@@ -128,17 +139,45 @@ def denoise_baselines(noisy: np.ndarray, sigma_255: Optional[float], *, x_true: 
     rgb = noisy.shape[2] == 3
     y = noisy.astype(np.float64)
     out = [
-        _run("nlm", "Non-local means", f"h = 0.6 sigma, patch 5, distance 6, fast mode, {known}",
-             lambda: denoise_nl_means(y, h=0.6 * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True,
-                                      channel_axis=-1), x_true, noisy.shape),
-        _run("tv", "Total variation", "Chambolle, weight 0.1",
-             lambda: denoise_tv_chambolle(y, weight=0.1, channel_axis=-1), x_true, noisy.shape),
+        _run(
+            "nlm",
+            "Non-local means",
+            f"h = 0.6 sigma, patch 5, distance 6, fast mode, {known}",
+            lambda: denoise_nl_means(
+                y, h=0.6 * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1
+            ),
+            x_true,
+            noisy.shape,
+        ),
+        _run(
+            "tv",
+            "Total variation",
+            "Chambolle, weight 0.1",
+            lambda: denoise_tv_chambolle(y, weight=0.1, channel_axis=-1),
+            x_true,
+            noisy.shape,
+        ),
     ]
     if _has_module("pywt"):
-        out.append(_run("wavelet", "Wavelet (BayesShrink)", f"db1, soft, {'YCbCr, ' if rgb else ''}{known}",
-                        lambda: denoise_wavelet(y, sigma=s, wavelet="db1", mode="soft", method="BayesShrink",
-                                                convert2ycbcr=rgb, rescale_sigma=True, channel_axis=-1),
-                        x_true, noisy.shape))
+        out.append(
+            _run(
+                "wavelet",
+                "Wavelet (BayesShrink)",
+                f"db1, soft, {'YCbCr, ' if rgb else ''}{known}",
+                lambda: denoise_wavelet(
+                    y,
+                    sigma=s,
+                    wavelet="db1",
+                    mode="soft",
+                    method="BayesShrink",
+                    convert2ycbcr=rgb,
+                    rescale_sigma=True,
+                    channel_axis=-1,
+                ),
+                x_true,
+                noisy.shape,
+            )
+        )
     if _has_module("bm3d"):
         out.append(_bm3d(noisy, s, known, x_true))
     return out
@@ -146,20 +185,29 @@ def denoise_baselines(noisy: np.ndarray, sigma_255: Optional[float], *, x_true: 
 
 def _bm3d(noisy: np.ndarray, s: float, known: str, x_true: Optional[np.ndarray]) -> Baseline:
     import bm3d
+
     if noisy.shape[2] == 3:
-        return _run("bm3d", "CBM3D", f"bm3d_rgb, sigma_psd {known}",
-                    lambda: bm3d.bm3d_rgb(noisy, sigma_psd=s), x_true, noisy.shape)
-    return _run("bm3d", "BM3D", f"bm3d, sigma_psd {known}",
-                lambda: bm3d.bm3d(noisy[..., 0], sigma_psd=s), x_true, noisy.shape)
+        return _run(
+            "bm3d",
+            "CBM3D",
+            f"bm3d_rgb, sigma_psd {known}",
+            lambda: bm3d.bm3d_rgb(noisy, sigma_psd=s),
+            x_true,
+            noisy.shape,
+        )
+    return _run(
+        "bm3d", "BM3D", f"bm3d, sigma_psd {known}", lambda: bm3d.bm3d(noisy[..., 0], sigma_psd=s), x_true, noisy.shape
+    )
 
 
-_UPSAMPLERS = {"nearest": ("Nearest neighbour", Image.Resampling.NEAREST),
-               "bicubic": ("Bicubic", Image.Resampling.BICUBIC),
-               "lanczos": ("Lanczos", Image.Resampling.LANCZOS)}
+_UPSAMPLERS = {
+    "nearest": ("Nearest neighbour", Image.Resampling.NEAREST),
+    "bicubic": ("Bicubic", Image.Resampling.BICUBIC),
+    "lanczos": ("Lanczos", Image.Resampling.LANCZOS),
+}
 
 
-def sr_baselines(lr: np.ndarray, factor: int, shape: tuple, *, x_true: Optional[np.ndarray] = None
-                 ) -> list[Baseline]:
+def sr_baselines(lr: np.ndarray, factor: int, shape: tuple, *, x_true: Optional[np.ndarray] = None) -> list[Baseline]:
     """Nearest, bicubic and Lanczos upsampling (PIL, in float precision) of a low-resolution image.
 
     Parameters
@@ -172,12 +220,21 @@ def sr_baselines(lr: np.ndarray, factor: int, shape: tuple, *, x_true: Optional[
     _check_image(lr, "lr")
     h, w = int(shape[0]), int(shape[1])
     if h < lr.shape[0] or w < lr.shape[1]:
-        raise ImageError(f"target size {w}x{h} px is smaller than the low-resolution image "
-                         f"{lr.shape[1]}x{lr.shape[0]} px.")
+        raise ImageError(
+            f"target size {w}x{h} px is smaller than the low-resolution image {lr.shape[1]}x{lr.shape[0]} px."
+        )
     out_shape = (h, w, lr.shape[2])
-    return [_run(name, label, f"PIL {name} resize x{factor} to {w}x{h}",
-                 lambda r=resample: resize(lr, h, w, resample=r), x_true, out_shape)
-            for name, (label, resample) in _UPSAMPLERS.items()]
+    return [
+        _run(
+            name,
+            label,
+            f"PIL {name} resize x{factor} to {w}x{h}",
+            lambda r=resample: resize(lr, h, w, resample=r),
+            x_true,
+            out_shape,
+        )
+        for name, (label, resample) in _UPSAMPLERS.items()
+    ]
 
 
 def inpaint_baselines(y: np.ndarray, mask: np.ndarray, *, x_true: Optional[np.ndarray] = None) -> list[Baseline]:
@@ -190,16 +247,27 @@ def inpaint_baselines(y: np.ndarray, mask: np.ndarray, *, x_true: Optional[np.nd
     x_true : optional ground truth.
     """
     from skimage.restoration import inpaint_biharmonic
+
     _check_image(y, "y")
     mask = np.asarray(mask)
     if mask.shape != y.shape[:2]:
-        raise ImageError(f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is "
-                         f"{y.shape[1]}x{y.shape[0]} px; use a mask of the same size.")
+        raise ImageError(
+            f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is "
+            f"{y.shape[1]}x{y.shape[0]} px; use a mask of the same size."
+        )
     holes = mask < 0.5
     if not holes.any():
         return [_run("biharmonic", "Biharmonic", "nothing to fill", lambda: y, x_true, y.shape)]
-    return [_run("biharmonic", "Biharmonic", f"scikit-image inpaint_biharmonic, {holes.mean():.1%} holes",
-                 lambda: inpaint_biharmonic(y.astype(np.float64), holes, channel_axis=-1), x_true, y.shape)]
+    return [
+        _run(
+            "biharmonic",
+            "Biharmonic",
+            f"scikit-image inpaint_biharmonic, {holes.mean():.1%} holes",
+            lambda: inpaint_biharmonic(y.astype(np.float64), holes, channel_axis=-1),
+            x_true,
+            y.shape,
+        )
+    ]
 
 
 def baseline_records(baselines: list[Baseline]) -> list[dict]:

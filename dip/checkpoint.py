@@ -53,8 +53,10 @@ class Checkpoint:
 def fingerprint(config, parameters: int, z: torch.Tensor, y: torch.Tensor) -> dict:
     """What identifies a trajectory: the fit settings, the network size and the input and observation."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_TRAJECTORY}
-    data = {name: [list(t.shape), float(t.double().sum()), float(t.double().square().sum())]
-            for name, t in (("z", z), ("y", y))}
+    data = {
+        name: [list(t.shape), float(t.double().sum()), float(t.double().square().sum())]
+        for name, t in (("z", z), ("y", y))
+    }
     return {"version": FORMAT_VERSION, "settings": settings, "parameters": parameters, **data}
 
 
@@ -77,16 +79,22 @@ def load(path: Path, expected: dict, device: torch.device) -> Optional[dict]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # a truncated or foreign file; torch's own message is pages of pickle advice
-        raise ConfigError(f"{path} is not a readable fit checkpoint ({type(err).__name__}); delete it to start "
-                          "again.") from None
+        raise ConfigError(
+            f"{path} is not a readable fit checkpoint ({type(err).__name__}); delete it to start again."
+        ) from None
     saved = state.get("fingerprint", {})
     if saved != expected:
         keys = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
         if "settings" in keys:
-            keys += [f"settings.{k}" for k in sorted(expected["settings"])
-                     if saved.get("settings", {}).get(k) != expected["settings"][k]]
-        raise ConfigError(f"{path} was written by a different run ({', '.join(keys)} differ); delete it to start "
-                          "again, or write this run elsewhere.")
+            keys += [
+                f"settings.{k}"
+                for k in sorted(expected["settings"])
+                if saved.get("settings", {}).get(k) != expected["settings"][k]
+            ]
+        raise ConfigError(
+            f"{path} was written by a different run ({', '.join(keys)} differ); delete it to start "
+            "again, or write this run elsewhere."
+        )
     return state
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from dip import degrade
 from dip.checkpoint import Checkpoint
@@ -24,8 +25,11 @@ from dip.tasks import load_for, make_problem, prepare_image, prepare_low_resolut
 
 def _common(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--image", required=True, help="clean image (ground truth), or with --observed the degraded one")
-    p.add_argument("--preset", default=DEFAULT_PRESET[task],
-                   help=f"one of {', '.join(n for n, q in PRESETS.items() if q.task == task)} (default: %(default)s)")
+    p.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET[task],
+        help=f"one of {', '.join(n for n, q in PRESETS.items() if q.task == task)} (default: %(default)s)",
+    )
     p.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     p.add_argument("--seed", type=int, help="seed of weights, input code and degradation (default: the preset's, 0)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
@@ -69,15 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions():
     """register(subparsers) functions of modules that add subcommands (each sets ``handler=fn(args) -> int``)."""
     from dip import bench, compare, reproduce
+
     return [bench.register, reproduce.register, compare.register]
 
 
 def preset_from_args(args: argparse.Namespace) -> Preset:
     """The preset named by --preset with the command-line overrides applied."""
     preset = get_preset(args.preset, args.command)
-    fit = {k: v for k, v in {"iterations": args.iters, "seed": args.seed, "lr": args.lr,
-                             "snapshot_every": args.snapshot_every, "precision": args.precision}.items()
-           if v is not None}
+    fit = {
+        k: v
+        for k, v in {
+            "iterations": args.iters,
+            "seed": args.seed,
+            "lr": args.lr,
+            "snapshot_every": args.snapshot_every,
+            "precision": args.precision,
+        }.items()
+        if v is not None
+    }
     task = {}
     if args.command in ("denoise", "impedance"):
         task["sigma_255"] = args.sigma
@@ -104,19 +117,34 @@ def run_task(args: argparse.Namespace) -> dict:
         mask = degrade.load_mask(args.mask, height=image.shape[0], width=image.shape[1])
     problem = make_problem(preset, image, observed=observed, mask=mask, seed=preset.fit.seed)
     progress = FitProgress(preset.fit.iterations, preset.task)
-    checkpoint = (Checkpoint(args.out / "checkpoint.pt", args.checkpoint_every, extra=progress)
-                  if args.checkpoint_every else None)
+    checkpoint = (
+        Checkpoint(args.out / "checkpoint.pt", args.checkpoint_every, extra=progress) if args.checkpoint_every else None
+    )
     try:
-        result = solve(preset, problem, device=args.device, on_step=progress.step,
-                       on_snapshot=progress.snapshots.append, checkpoint=checkpoint)
+        result = solve(
+            preset,
+            problem,
+            device=args.device,
+            on_step=progress.step,
+            on_snapshot=progress.snapshots.append,
+            checkpoint=checkpoint,
+        )
     finally:
         progress.close()
     metrics = {**summarize(preset, problem, result), "image": Path(args.image).name}
     if result.resumed_from:
         metrics["resumed_from"] = result.resumed_from
     with _output_folder(args.out) as folder:
-        write_run(folder, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
-                  x_true=problem.x_true, mask=problem.mask, snapshots=progress.snapshots)
+        write_run(
+            folder,
+            metrics=metrics,
+            config=preset_as_dict(preset),
+            result=result,
+            degraded=problem.degraded,
+            x_true=problem.x_true,
+            mask=problem.mask,
+            snapshots=progress.snapshots,
+        )
     if checkpoint is not None:
         checkpoint.path.unlink(missing_ok=True)
     return metrics
@@ -124,23 +152,39 @@ def run_task(args: argparse.Namespace) -> dict:
 
 def run_impedance_cmd(args: argparse.Namespace) -> dict:
     """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
-    from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints, target_slug,
-                               write_impedance_run)
+    from dip.impedance import (
+        TARGETS,
+        remove_checkpoints,
+        run_impedance,
+        target_checkpoints,
+        target_slug,
+        write_impedance_run,
+    )
+
     preset = preset_from_args(args)
     image = load_for(preset, args.image, max_side=args.max_side)
     bars = {name: FitProgress(preset.fit.iterations, name) for name in TARGETS}
-    checkpoints = (target_checkpoints(args.out, args.checkpoint_every, extras=bars)
-                   if args.checkpoint_every else {})
+    checkpoints = target_checkpoints(args.out, args.checkpoint_every, extras=bars) if args.checkpoint_every else {}
     try:
-        res = run_impedance(preset, image, device=args.device, on_step=lambda name, rec: bars[name].step(rec),
-                            on_snapshot=lambda name, snap: bars[name].snapshots.append(snap),
-                            checkpoints=checkpoints)
+        res = run_impedance(
+            preset,
+            image,
+            device=args.device,
+            on_step=lambda name, rec: bars[name].step(rec),
+            on_snapshot=lambda name, snap: bars[name].snapshots.append(snap),
+            checkpoints=checkpoints,
+        )
     finally:
         for b in bars.values():
             b.close()
     with _output_folder(args.out, also=[target_slug(name) for name in TARGETS]) as folder:
-        metrics = write_impedance_run(folder, preset, res, snapshots={n: b.snapshots for n, b in bars.items()},
-                                      extra={"image": Path(args.image).name})
+        metrics = write_impedance_run(
+            folder,
+            preset,
+            res,
+            snapshots={n: b.snapshots for n, b in bars.items()},
+            extra={"image": Path(args.image).name},
+        )
     remove_checkpoints(checkpoints)
     return metrics
 

@@ -33,21 +33,30 @@ def compare_histories(a: list[dict], b: list[dict], every: int = 100) -> dict:
     by_it = [{r["iteration"]: r for r in rows if r.get("psnr_true") is not None} for rows in (a, b)]
     common = sorted(set(by_it[0]) & set(by_it[1]))
     if not common:
-        raise DIPError("the two runs have no iteration with a PSNR in common: both need a ground truth "
-                       "(history.csv column psnr_true) and at least one iteration.")
+        raise DIPError(
+            "the two runs have no iteration with a PSNR in common: both need a ground truth "
+            "(history.csv column psnr_true) and at least one iteration."
+        )
     picked = [i for i in common if i % every == 0]
     if picked[-1:] != common[-1:]:
         picked.append(common[-1])
-    rows = [{"iteration": i, **{f"{k}_{side}": by_it[n][i].get(k) for k in MEASURES for n, side in enumerate("ab")}}
-            for i in picked]
+    rows = [
+        {"iteration": i, **{f"{k}_{side}": by_it[n][i].get(k) for k in MEASURES for n, side in enumerate("ab")}}
+        for i in picked
+    ]
 
     def diff(i, k):
         va, vb = by_it[0][i].get(k), by_it[1][i].get(k)
         return None if va is None or vb is None else vb - va
-    max_abs = {k: max((abs(d) for d in (diff(i, k) for i in common) if d is not None), default=None)
-               for k in MEASURES}
-    return {"rows": rows, "last_common": common[-1], "at_last": {k: diff(common[-1], k) for k in MEASURES},
-            "max_abs_difference": max_abs, "common_iterations": len(common)}
+
+    max_abs = {k: max((abs(d) for d in (diff(i, k) for i in common) if d is not None), default=None) for k in MEASURES}
+    return {
+        "rows": rows,
+        "last_common": common[-1],
+        "at_last": {k: diff(common[-1], k) for k in MEASURES},
+        "max_abs_difference": max_abs,
+        "common_iterations": len(common),
+    }
 
 
 def run_label(folder: Path) -> str:
@@ -64,8 +73,10 @@ def compare_runs(folder_a: str | Path, folder_b: str | Path, every: int = 100) -
     folders = [Path(folder_a), Path(folder_b)]
     for f in folders:
         if not (f / "history.csv").is_file():
-            raise DIPError(f"{f} is not a run folder (no history.csv): pass folders written by a run, "
-                           "e.g. OUT/runs/lab-denoise-F16_GT of `python -m dip reproduce`.")
+            raise DIPError(
+                f"{f} is not a run folder (no history.csv): pass folders written by a run, "
+                "e.g. OUT/runs/lab-denoise-F16_GT of `python -m dip reproduce`."
+            )
     out = compare_histories(read_history(folders[0] / "history.csv"), read_history(folders[1] / "history.csv"), every)
     out["a"], out["b"] = (run_label(f) for f in folders)
     return out
@@ -73,8 +84,10 @@ def compare_runs(folder_a: str | Path, folder_b: str | Path, every: int = 100) -
 
 def comparison_markdown(c: dict) -> str:
     """The comparison as a markdown table plus two summary lines."""
+
     def db(v, sign=False):
         return "–" if v is None else (f"{v:+.2f}" if sign else f"{v:.2f}")
+
     headers = ["iteration"] + [f"{label} {side}" for label in MEASURES.values() for side in ("A", "B", "B - A")]
     rows = []
     for r in c["rows"]:
@@ -83,12 +96,15 @@ def comparison_markdown(c: dict) -> str:
             va, vb = r[f"{k}_a"], r[f"{k}_b"]
             row += [db(va), db(vb), db(None if va is None or vb is None else vb - va, sign=True)]
         rows.append(row)
-    lines = [f"A = {c['a']}, B = {c['b']}; PSNR in dB (RGB, data range 1, full image).", "",
-             markdown_table(headers, rows),
-             f"Largest |B - A| over all {c['common_iterations']} common iterations: "
-             + ", ".join(f"{label} {db(c['max_abs_difference'][k])} dB" for k, label in MEASURES.items()),
-             f"At the last common iteration ({c['last_common']}): "
-             + ", ".join(f"{label} {db(c['at_last'][k], sign=True)} dB" for k, label in MEASURES.items())]
+    lines = [
+        f"A = {c['a']}, B = {c['b']}; PSNR in dB (RGB, data range 1, full image).",
+        "",
+        markdown_table(headers, rows),
+        f"Largest |B - A| over all {c['common_iterations']} common iterations: "
+        + ", ".join(f"{label} {db(c['max_abs_difference'][k])} dB" for k, label in MEASURES.items()),
+        f"At the last common iteration ({c['last_common']}): "
+        + ", ".join(f"{label} {db(c['at_last'][k], sign=True)} dB" for k, label in MEASURES.items()),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -31,8 +31,11 @@ def downscale(x: np.ndarray, factor: int) -> np.ndarray:
 
 def upscale(x: np.ndarray, factor: int, method: str = "bicubic") -> np.ndarray:
     """Classical upsampling baseline by PIL: "bicubic", "lanczos" or "nearest"."""
-    modes = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
-             "nearest": Image.Resampling.NEAREST}
+    modes = {
+        "bicubic": Image.Resampling.BICUBIC,
+        "lanczos": Image.Resampling.LANCZOS,
+        "nearest": Image.Resampling.NEAREST,
+    }
     if method not in modes:
         raise ValueError(f"method={method!r}; choose one of {', '.join(modes)}.")
     h, w = x.shape[:2]
@@ -53,7 +56,7 @@ def box_mask(height: int, width: int, *, fraction: float = 0.25) -> np.ndarray:
     bh, bw = max(1, round(height * side)), max(1, round(width * side))
     m = np.ones((height, width), np.float32)
     top, left = (height - bh) // 2, (width - bw) // 2
-    m[top:top + bh, left:left + bw] = 0.0
+    m[top : top + bh, left : left + bw] = 0.0
     return m
 
 
@@ -78,8 +81,10 @@ def load_mask(source: ImageSource, *, height: int, width: int, max_side: int | N
     """
     d = read_image(source, mode="grey", max_side=max_side)
     if (d.height, d.width) != (height, width):
-        raise ImageError(f"mask is {d.width}x{d.height} px but the image is {width}x{height} px; "
-                         "use a mask of the same size as the image.")
+        raise ImageError(
+            f"mask is {d.width}x{d.height} px but the image is {width}x{height} px; "
+            "use a mask of the same size as the image."
+        )
     m = (d.pixels[..., 0] > 0.5).astype(np.float32)
     if m.min() == 1.0:
         raise ImageError("mask has no holes (it is all white); paint the missing region black.")
@@ -105,8 +110,7 @@ def keep_known(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> 
     return np.where(known, observed, restored).astype(np.float32)
 
 
-def make_mask(kind: str, height: int, width: int, *, keep_fraction: float = 0.5, seed: int | None = 0
-              ) -> np.ndarray:
+def make_mask(kind: str, height: int, width: int, *, keep_fraction: float = 0.5, seed: int | None = 0) -> np.ndarray:
     """Mask by name: "text", "bernoulli" (keeps ``keep_fraction``) or "box"."""
     if kind == "text":
         return text_mask(height, width, seed=seed)

@@ -98,8 +98,10 @@ def slow_precision_note(precision: str, dev: torch.device) -> Optional[str]:
     """
     if dev.type != "cpu" or precision not in ("bf16", "fp16") or cpu_supports_bf16():
         return None
-    return (f"precision {precision!r} on a CPU without native bf16/fp16 arithmetic (no AVX512-BF16 or AMX) is "
-            f"emulated and many times slower than float32; use 'auto' or 'fp32' here.")
+    return (
+        f"precision {precision!r} on a CPU without native bf16/fp16 arithmetic (no AVX512-BF16 or AMX) is "
+        f"emulated and many times slower than float32; use 'auto' or 'fp32' here."
+    )
 
 
 def precision_name(precision: str, dev: torch.device) -> str:

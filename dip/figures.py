@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -39,8 +40,9 @@ def pick_evenly(items: Sequence, count: int) -> list:
     return [items[i] for i in sorted(set(idx))]
 
 
-def progress_strip(frames: Sequence[tuple[str, np.ndarray]], *, height: int = 128, max_frames: int = 8,
-                   gap: int = 4) -> Image.Image:
+def progress_strip(
+    frames: Sequence[tuple[str, np.ndarray]], *, height: int = 128, max_frames: int = 8, gap: int = 4
+) -> Image.Image:
     """Snapshots side by side, each scaled to ``height`` px with its label (e.g. "it 500") underneath.
 
     Parameters
@@ -72,8 +74,12 @@ def progress_strip(frames: Sequence[tuple[str, np.ndarray]], *, height: int = 12
 def _ticks(lo: float, hi: float, log: bool) -> list[float]:
     if log:  # decades, or 1-2-5 steps when the range spans less than two decades
         for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
-            ticks = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in mantissas
-                     if lo - 1e-9 <= math.log10(m * 10.0 ** e) <= hi + 1e-9]
+            ticks = [
+                m * 10.0**e
+                for e in range(math.floor(lo), math.ceil(hi) + 1)
+                for m in mantissas
+                if lo - 1e-9 <= math.log10(m * 10.0**e) <= hi + 1e-9
+            ]
             if len(ticks) >= 3:
                 break
         return ticks
@@ -93,9 +99,16 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "",
-              xlabel: str = "iteration", ylabel: str = "", log_y: bool = False,
-              markers: Optional[dict[str, float]] = None, size: tuple[int, int] = (640, 360)) -> Image.Image:
+def line_plot(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str = "",
+    xlabel: str = "iteration",
+    ylabel: str = "",
+    log_y: bool = False,
+    markers: Optional[dict[str, float]] = None,
+    size: tuple[int, int] = (640, 360),
+) -> Image.Image:
     """A simple line chart: one line per series (x values, y values), axes with ticks, a legend.
 
     ``log_y`` plots log10(y) (non-positive values are dropped); ``markers`` draws labelled vertical lines
@@ -105,8 +118,11 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, tit
     left, right, top, bottom = 64, 16, 28 if title else 12, 40
     pts = {}
     for name, (xs, ys) in series.items():
-        xy = [(float(x), float(y)) for x, y in zip(xs, ys)
-              if y is not None and math.isfinite(float(y)) and (not log_y or float(y) > 0)]
+        xy = [
+            (float(x), float(y))
+            for x, y in zip(xs, ys)
+            if y is not None and math.isfinite(float(y)) and (not log_y or float(y) > 0)
+        ]
         if xy:
             pts[name] = [(x, math.log10(y) if log_y else y) for x, y in xy]
     canvas = Image.new("RGB", size, "white")
@@ -144,7 +160,7 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, tit
     shown = [(name, to_px(x, y0)[0]) for name, x in (markers or {}).items() if x is not None and x0 <= x <= x1]
     for _, px in shown:
         draw.line([px, top, px, h - bottom], fill="#999999", width=1)
-    for k, (name, xy) in enumerate(pts.items()):
+    for k, xy in enumerate(pts.values()):
         colour = COLOURS[k % len(COLOURS)]
         if len(xy) > 1:
             draw.line([to_px(x, y) for x, y in xy], fill=colour, width=2)
@@ -157,13 +173,19 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, tit
         ty = h - bottom - 16 - 14 * k
         draw.rectangle([tx - 1, ty + 1, tx + tw + 1, ty + 14], fill="white")
         draw.text((tx, ty), name, fill="#555555", font=font)
-    _legend(draw, font, list(pts), [to_px(x, y) for xy in pts.values() for x, y in xy],
-            (left, top, w - right, h - bottom))
+    _legend(
+        draw, font, list(pts), [to_px(x, y) for xy in pts.values() for x, y in xy], (left, top, w - right, h - bottom)
+    )
     return canvas
 
 
-def _legend(draw: ImageDraw.ImageDraw, font, names: list[str], points: list[tuple[float, float]],
-            frame: tuple[float, float, float, float]) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw,
+    font,
+    names: list[str],
+    points: list[tuple[float, float]],
+    frame: tuple[float, float, float, float],
+) -> None:
     """The legend on a white box in the corner of ``frame`` that covers the fewest plotted points."""
     bw = 34 + max(draw.textlength(n, font=font) for n in names)
     bh = 6 + 16 * len(names)
@@ -193,8 +215,7 @@ def side_by_side(*images: Image.Image, gap: int = 8) -> Image.Image:
     return canvas
 
 
-def history_curves(rows: Sequence[dict], *, markers: Optional[dict[str, float]] = None,
-                   title: str = "") -> Image.Image:
+def history_curves(rows: Sequence[dict], *, markers: Optional[dict[str, float]] = None, title: str = "") -> Image.Image:
     """Loss (log scale) and, when ground truth was known, PSNR against iteration, from history rows
     (``dip.runio.read_history`` or StepRecord dicts). Rows with a ``target`` column give one line per target."""
     groups: dict[str, list[dict]] = {}
@@ -204,8 +225,10 @@ def history_curves(rows: Sequence[dict], *, markers: Optional[dict[str, float]] 
     left = line_plot(loss, title=title or "loss", ylabel="MSE", log_y=True, markers=markers)
     if "target" in (rows[0] if rows else {}) and rows[0].get("target") is not None:
         return left
-    psnr = {label: ([r["iteration"] for r in rows], [r.get(key) for r in rows])
-            for key, label in (("psnr_true", "output"), ("psnr_ema_true", "EMA"), ("psnr_observed", "vs observation"))}
+    psnr = {
+        label: ([r["iteration"] for r in rows], [r.get(key) for r in rows])
+        for key, label in (("psnr_true", "output"), ("psnr_ema_true", "EMA"), ("psnr_observed", "vs observation"))
+    }
     psnr = {k: v for k, v in psnr.items() if any(y is not None for y in v[1])}
     if not psnr:
         return left

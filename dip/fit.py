@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -21,8 +22,15 @@ from torch import nn
 
 from dip import checkpoint as ckpt
 from dip.checkpoint import Checkpoint
-from dip.device import (PRECISION_NAMES, autocast_dtype, pick_device, prefers_channels_last, slow_precision_note,
-                        tune_allocator, tune_threads)
+from dip.device import (
+    PRECISION_NAMES,
+    autocast_dtype,
+    pick_device,
+    prefers_channels_last,
+    slow_precision_note,
+    tune_allocator,
+    tune_threads,
+)
 from dip.errors import ConfigError
 from dip.metrics import psnr_from_mse
 from dip.models import count_parameters
@@ -108,7 +116,7 @@ class Snapshot:
         return [self.iteration, torch.from_numpy(self.image), torch.from_numpy(self.ema)]
 
     @classmethod
-    def from_state(cls, state: list) -> "Snapshot":
+    def from_state(cls, state: list) -> Snapshot:
         iteration, image, ema = state
         return cls(iteration, image.cpu().numpy(), ema.cpu().numpy())
 
@@ -175,8 +183,13 @@ class _Tracker:
         return [mse, mse_ema]
 
     def state_dict(self) -> dict:
-        return {"ema": self.ema, "best": self.best, "best_mse": self.best_mse, "best_iter": self.best_iter,
-                "detector": self.detector.state_dict() if self.detector is not None else None}
+        return {
+            "ema": self.ema,
+            "best": self.best,
+            "best_mse": self.best_mse,
+            "best_iter": self.best_iter,
+            "detector": self.detector.state_dict() if self.detector is not None else None,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.ema, self.best = state["ema"], state["best"]
@@ -209,8 +222,16 @@ class FitStep:
     ``channels_last`` says so) and its weights are optimised in place.
     """
 
-    def __init__(self, net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config: FitConfig,
-                 dev: torch.device, continues: Optional[dict] = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        op: nn.Module,
+        config: FitConfig,
+        dev: torch.device,
+        continues: Optional[dict] = None,
+    ):
         """``continues``: the saved state of the step this one goes on with (a checkpoint's ``"step"``)."""
         self.config, self.dev = config, dev
         note = slow_precision_note(config.precision, dev)
@@ -262,10 +283,15 @@ class FitStep:
         return x.detach(), loss.detach()
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "z_in": self.z_in, "precision": self.precision,
-                "channels_last": self.channels_last,
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "z_in": self.z_in,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])  # copies in place: aliases of the weights stay valid
@@ -319,13 +345,20 @@ class _Backtracker:
         self.last_psnr = state["last_psnr"]
 
 
-def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config: FitConfig = FitConfig(), *,
-        x_true: Optional[torch.Tensor] = None,
-        on_step: Optional[Callable[[StepRecord], None]] = None,
-        on_snapshot: Optional[Callable[[Snapshot], None]] = None,
-        should_stop: Optional[Callable[[], bool]] = None,
-        device: torch.device | str | None = None,
-        checkpoint: Optional[Checkpoint] = None) -> FitResult:
+def fit(
+    net: nn.Module,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    op: nn.Module,
+    config: FitConfig = FitConfig(),
+    *,
+    x_true: Optional[torch.Tensor] = None,
+    on_step: Optional[Callable[[StepRecord], None]] = None,
+    on_snapshot: Optional[Callable[[Snapshot], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    device: torch.device | str | None = None,
+    checkpoint: Optional[Checkpoint] = None,
+) -> FitResult:
     """Minimise mean((op(net(z + sigma_p * n_t)) - y)^2) over the weights of ``net`` with Adam.
 
     Parameters
@@ -358,8 +391,12 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
     backtracker = _Backtracker(step.net, cfg.backtrack_threshold_db) if cfg.backtrack else None
     result = FitResult(output=np.zeros(0), ema=np.zeros(0), device=str(dev), parameters=count_parameters(net))
     pending: list[tuple[int, list[torch.Tensor]]] = []
-    parts = {"step": step, "tracker": tracker, "backtracker": backtracker,
-             "extra": checkpoint.extra if checkpoint is not None else None}
+    parts = {
+        "step": step,
+        "tracker": tracker,
+        "backtracker": backtracker,
+        "extra": checkpoint.extra if checkpoint is not None else None,
+    }
     if saved is not None:
         _resume(saved, parts, result)
     result.precision = step.precision  # after a resume: the arithmetic the run began in
@@ -394,9 +431,16 @@ def fit(net: nn.Module, z: torch.Tensor, y: torch.Tensor, op: nn.Module, config:
 
 def _save(checkpoint: Checkpoint, identity: dict, parts: dict, result: FitResult) -> None:
     state = {name: part.state_dict() for name, part in parts.items() if part is not None}
-    ckpt.save(checkpoint.path, {"fingerprint": identity, "iteration": result.iterations_done,
-                                "seconds": result.seconds, **state,
-                                "history": [dataclasses.astuple(r) for r in result.history]})
+    ckpt.save(
+        checkpoint.path,
+        {
+            "fingerprint": identity,
+            "iteration": result.iterations_done,
+            "seconds": result.seconds,
+            **state,
+            "history": [dataclasses.astuple(r) for r in result.history],
+        },
+    )
 
 
 def _resume(state: dict, parts: dict, result: FitResult) -> None:
@@ -412,9 +456,14 @@ def _flush(pending, result, on_step):
     """Read the buffered metrics (loss, rolled back, mse, mse of the EMA) in one transfer and emit records."""
     values = torch.stack([torch.stack(v) for _, v in pending]).cpu().numpy().astype(np.float64)
     for (i, _), row in zip(pending, values):
-        rec = StepRecord(i, float(row[0]), psnr_from_mse(row[0]),
-                         psnr_from_mse(row[2]) if len(row) > 2 else None,
-                         psnr_from_mse(row[3]) if len(row) > 3 else None, bool(row[1]))
+        rec = StepRecord(
+            i,
+            float(row[0]),
+            psnr_from_mse(row[0]),
+            psnr_from_mse(row[2]) if len(row) > 2 else None,
+            psnr_from_mse(row[3]) if len(row) > 3 else None,
+            bool(row[1]),
+        )
         result.history.append(rec)
         if on_step is not None:
             on_step(rec)

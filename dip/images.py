@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable, NamedTuple, Optional, Union
+from typing import BinaryIO, NamedTuple, Optional, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -29,15 +30,28 @@ write with a second picture inside (PIL opens it through its JPEG opener). Any o
 which PIL hands to Ghostscript, ...) is refused by its content, whatever its name."""
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or WebP"
 
-_MAGIC = ((b"GIF8", "GIF"), (b"%PDF", "PDF"), (b"%!PS", "PostScript (EPS)"), (b"\xc5\xd0\xd3\xc6", "EPS"),
-          (b"8BPS", "Photoshop (PSD)"), (b"\x01\xda", "SGI"), (b"\x00\x00\x01\x00", "ICO"))
+_MAGIC = (
+    (b"GIF8", "GIF"),
+    (b"%PDF", "PDF"),
+    (b"%!PS", "PostScript (EPS)"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"8BPS", "Photoshop (PSD)"),
+    (b"\x01\xda", "SGI"),
+    (b"\x00\x00\x01\x00", "ICO"),
+)
 _FTYP = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
 
 ORIENTATION = 0x0112
 """EXIF tag of the orientation; ``_TRANSPOSE`` turns such an image upright, as ``ImageOps.exif_transpose``."""
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _STRIP_PIXELS = 1 << 20  # a reduced decode converts and reduces the full image in strips of about this many pixels
 
 
@@ -93,10 +107,13 @@ def _open(source: ImageSource) -> tuple[Image.Image, str]:
     except UnidentifiedImageError:
         kind = _refused_kind(_head(source))
         if kind:
-            raise ImageError(f"{name} is a {kind} file, not a {FORMAT_NAMES} file; save it as one of those "
-                             "(PNG keeps every pixel) and upload that.") from None
-        raise ImageError(f"{name} is not an image PIL can read as a {FORMAT_NAMES} file; upload one of those "
-                         "formats.") from None
+            raise ImageError(
+                f"{name} is a {kind} file, not a {FORMAT_NAMES} file; save it as one of those "
+                "(PNG keeps every pixel) and upload that."
+            ) from None
+        raise ImageError(
+            f"{name} is not an image PIL can read as a {FORMAT_NAMES} file; upload one of those formats."
+        ) from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS:,}. Downscale it first.") from None
     except (OSError, SyntaxError, ValueError) as err:
@@ -149,8 +166,9 @@ def reduced_size(width: int, height: int, max_side: Optional[int]) -> tuple[int,
     return max(1, round(width * s)), max(1, round(height * s))
 
 
-def shrink(im: Image.Image, max_side: Optional[int], *,
-           convert: Callable[[Image.Image], Image.Image] = flatten) -> Image.Image:
+def shrink(
+    im: Image.Image, max_side: Optional[int], *, convert: Callable[[Image.Image], Image.Image] = flatten
+) -> Image.Image:
     """Decode an opened image at most ``max_side`` px on its longer side, upright, in the mode ``convert`` makes.
 
     The full-resolution ``float32`` array is never made: a JPEG is decoded at 1/2, 1/4 or 1/8 scale
@@ -209,8 +227,14 @@ class Decoded(NamedTuple):
     """Width of the full image in px, EXIF orientation applied."""
 
 
-def read_image(source: ImageSource, *, mode: str = "rgb", max_pixels: int = MAX_PIXELS,
-               max_side: Optional[int] = None, uint8: bool = False) -> Decoded:
+def read_image(
+    source: ImageSource,
+    *,
+    mode: str = "rgb",
+    max_pixels: int = MAX_PIXELS,
+    max_side: Optional[int] = None,
+    uint8: bool = False,
+) -> Decoded:
     """Read an image file, optionally at a reduced size, with the size of its full image.
 
     Parameters
@@ -249,8 +273,10 @@ def read_image(source: ImageSource, *, mode: str = "rgb", max_pixels: int = MAX_
     im, name = _open(source)
     w, h = im.size
     if w * h > max_pixels:
-        raise ImageError(f"{name} is {w}x{h} px ({w * h / 1e6:.1f} MP); the limit is {max_pixels / 1e6:.0f} MP. "
-                         "Downscale it first (the app offers to do it, the CLI has --max-side).")
+        raise ImageError(
+            f"{name} is {w}x{h} px ({w * h / 1e6:.1f} MP); the limit is {max_pixels / 1e6:.0f} MP. "
+            "Downscale it first (the app offers to do it, the CLI has --max-side)."
+        )
     try:
         im.seek(0)
         if im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):
@@ -267,8 +293,9 @@ def read_image(source: ImageSource, *, mode: str = "rgb", max_pixels: int = MAX_
     return Decoded(to_uint8(a) if uint8 else a, h, w)
 
 
-def load_image(source: ImageSource, *, mode: str = "rgb", max_pixels: int = MAX_PIXELS,
-               max_side: Optional[int] = None) -> np.ndarray:
+def load_image(
+    source: ImageSource, *, mode: str = "rgb", max_pixels: int = MAX_PIXELS, max_side: Optional[int] = None
+) -> np.ndarray:
     """Read an image file (path, bytes or file object) as float32 (H, W, C) in [0, 1].
 
     Parameters
@@ -326,10 +353,12 @@ def center_crop_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     h, w = x.shape[:2]
     nh, nw = h - h % multiple, w - w % multiple
     if nh == 0 or nw == 0:
-        raise ImageError(f"image is {w}x{h} px; cropping to a multiple of {multiple} would leave nothing. "
-                         f"Use an image of at least {multiple}x{multiple} px.")
+        raise ImageError(
+            f"image is {w}x{h} px; cropping to a multiple of {multiple} would leave nothing. "
+            f"Use an image of at least {multiple}x{multiple} px."
+        )
     top, left = (h - nh) // 2, (w - nw) // 2
-    return x[top:top + nh, left:left + nw]
+    return x[top : top + nh, left : left + nw]
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
@@ -339,11 +368,14 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else x
 
 
-def resize(x: np.ndarray, height: int, width: int, *, resample: Image.Resampling = Image.Resampling.LANCZOS
-           ) -> np.ndarray:
+def resize(
+    x: np.ndarray, height: int, width: int, *, resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> np.ndarray:
     """Resize a float (H, W, C) image with PIL per channel in float precision (no 8-bit rounding)."""
-    channels = [Image.fromarray(x[..., c].astype(np.float32), mode="F").resize((width, height), resample)
-                for c in range(x.shape[2])]
+    channels = [
+        Image.fromarray(x[..., c].astype(np.float32), mode="F").resize((width, height), resample)
+        for c in range(x.shape[2])
+    ]
     return np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=2)
 
 
@@ -360,5 +392,6 @@ def check_min_size(x: np.ndarray, min_side: int, *, what: str = "image") -> None
     """Raise ImageError when either side of ``x`` is below ``min_side`` pixels."""
     h, w = x.shape[:2]
     if min(h, w) < min_side:
-        raise ImageError(f"{what} is {w}x{h} px; this network needs at least {min_side}x{min_side} px. "
-                         "Use a larger image.")
+        raise ImageError(
+            f"{what} is {w}x{h} px; this network needs at least {min_side}x{min_side} px. Use a larger image."
+        )

@@ -6,9 +6,10 @@ its pixels shuffled, and U(0, 1) noise. The loss of every iteration is recorded 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class ImpedanceResult:
 
     def loss_at(self, iteration: int) -> dict[str, float]:
         """Each target's loss at ``iteration`` (1-based), or its last loss if it stopped earlier."""
-        return {name: l[min(iteration, len(l)) - 1] for name, l in self.losses.items() if l}
+        return {name: ls[min(iteration, len(ls)) - 1] for name, ls in self.losses.items() if ls}
 
     def relative_loss_at(self, iteration: int) -> dict[str, float]:
         """Loss divided by the target's variance: the fraction of it still unexplained (1 = nothing fitted)."""
@@ -63,7 +64,7 @@ class ImpedanceResult:
 
     def iterations_to_reach(self, loss: float) -> dict[str, Optional[int]]:
         """First iteration at which each target's loss is at or below ``loss`` (None if never)."""
-        return {name: next((i + 1 for i, v in enumerate(l) if v <= loss), None) for name, l in self.losses.items()}
+        return {name: next((i + 1 for i, v in enumerate(ls) if v <= loss), None) for name, ls in self.losses.items()}
 
 
 def fig2_ordering(losses: dict[str, list[float]], variances: dict[str, float], checkpoints) -> dict:
@@ -78,21 +79,32 @@ def fig2_ordering(losses: dict[str, list[float]], variances: dict[str, float], c
     """
     out = {}
     for measure, scale in (("mse", {n: 1.0 for n in losses}), ("relative", variances)):
-        at = {c: {n: l[min(c, len(l)) - 1] / scale[n] for n, l in losses.items() if l} for c in checkpoints}
+        at = {c: {n: ls[min(c, len(ls)) - 1] / scale[n] for n, ls in losses.items() if ls} for c in checkpoints}
         order_at = {c: sorted(v, key=v.get) for c, v in at.items()}
-        mean = {n: float(np.mean(l)) / scale[n] for n, l in losses.items() if l}
+        mean = {n: float(np.mean(ls)) / scale[n] for n, ls in losses.items() if ls}
         speed_order = sorted(mean, key=mean.get)
         holds = all(o[0] == "image" and o[-1] == "noise" for o in (speed_order, order_at[max(checkpoints)]))
-        out[measure] = {"loss_at": at, "order_at": order_at, "mean_loss": mean, "speed_order": speed_order,
-                        "holds": holds}
+        out[measure] = {
+            "loss_at": at,
+            "order_at": order_at,
+            "mean_loss": mean,
+            "speed_order": speed_order,
+            "holds": holds,
+        }
     return out
 
 
-def run_impedance(preset: Preset, x: np.ndarray, *, targets: tuple = TARGETS, device: Optional[str] = None,
-                  on_step: Optional[Callable[[str, StepRecord], None]] = None,
-                  on_snapshot: Optional[Callable[[str, Snapshot], None]] = None,
-                  should_stop: Optional[Callable[[], bool]] = None,
-                  checkpoints: Optional[dict[str, Checkpoint]] = None) -> ImpedanceResult:
+def run_impedance(
+    preset: Preset,
+    x: np.ndarray,
+    *,
+    targets: tuple = TARGETS,
+    device: Optional[str] = None,
+    on_step: Optional[Callable[[str, StepRecord], None]] = None,
+    on_snapshot: Optional[Callable[[str, Snapshot], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    checkpoints: Optional[dict[str, Checkpoint]] = None,
+) -> ImpedanceResult:
     """Fit each target in turn with the preset's network and fit settings (lab: 2400 iterations each).
 
     checkpoints : per target name, where its fit saves its state and continues from (``target_checkpoints``).
@@ -105,9 +117,14 @@ def run_impedance(preset: Preset, x: np.ndarray, *, targets: tuple = TARGETS, de
     for name, target in out.targets.items():
         problem = Problem("impedance", target, Identity(), target.shape, x_true=target, degraded=target)
         out.results[name] = solve(
-            preset, problem, device=device, should_stop=should_stop, checkpoint=checkpoints.get(name),
+            preset,
+            problem,
+            device=device,
+            should_stop=should_stop,
+            checkpoint=checkpoints.get(name),
             on_step=(lambda r, n=name: on_step(n, r)) if on_step else None,
-            on_snapshot=(lambda s, n=name: on_snapshot(n, s)) if on_snapshot else None)
+            on_snapshot=(lambda s, n=name: on_snapshot(n, s)) if on_snapshot else None,
+        )
         if out.results[name].cancelled:
             break
     return out
@@ -118,13 +135,16 @@ def target_slug(name: str) -> str:
     return name.replace(" + ", "_plus_").replace(" ", "_")
 
 
-def target_checkpoints(folder, every: int, extras: Optional[dict[str, Stateful]] = None,
-                       targets: tuple = TARGETS) -> dict[str, Checkpoint]:
+def target_checkpoints(
+    folder, every: int, extras: Optional[dict[str, Stateful]] = None, targets: tuple = TARGETS
+) -> dict[str, Checkpoint]:
     """One checkpoint file per target in ``folder`` (``checkpoint-image_plus_noise.pt``...), each saved every
     ``every`` iterations with the caller's state ``extras[name]`` (e.g. its progress bar and snapshots)."""
     extras = extras or {}
-    return {name: Checkpoint(Path(folder) / f"checkpoint-{target_slug(name)}.pt", every, extra=extras.get(name))
-            for name in targets}
+    return {
+        name: Checkpoint(Path(folder) / f"checkpoint-{target_slug(name)}.pt", every, extra=extras.get(name))
+        for name in targets
+    }
 
 
 def remove_checkpoints(checkpoints: dict[str, Checkpoint]) -> None:
@@ -133,8 +153,14 @@ def remove_checkpoints(checkpoints: dict[str, Checkpoint]) -> None:
         c.path.unlink(missing_ok=True)
 
 
-def write_impedance_run(folder, preset: Preset, res: ImpedanceResult, *,
-                        snapshots: Optional[dict[str, list[Snapshot]]] = None, extra: Optional[dict] = None) -> dict:
+def write_impedance_run(
+    folder,
+    preset: Preset,
+    res: ImpedanceResult,
+    *,
+    snapshots: Optional[dict[str, list[Snapshot]]] = None,
+    extra: Optional[dict] = None,
+) -> dict:
     """Write an impedance run: per-target folders (target, result, snapshots), a combined history.csv with a
     ``target`` column, result.png / result_ema.png of the natural image, observed.png (the four targets side by
     side), metrics.json and config.json. Returns the metrics."""
@@ -149,20 +175,35 @@ def write_impedance_run(folder, preset: Preset, res: ImpedanceResult, *,
         save_image(r.output, sub / "result.png")
         write_snapshots(snapshots.get(name, []), sub / "snapshots")
         losses = [h.loss for h in r.history] or [float("nan")]
-        targets[name] = {"final_loss": losses[-1], "min_loss": min(losses), "iterations": r.iterations_done,
-                         "seconds": round(r.seconds, 3), "psnr_fit": psnr(res.targets[name], r.output)}
+        targets[name] = {
+            "final_loss": losses[-1],
+            "min_loss": min(losses),
+            "iterations": r.iterations_done,
+            "seconds": round(r.seconds, 3),
+            "psnr_fit": psnr(res.targets[name], r.output),
+        }
         if r.resumed_from:
             targets[name]["resumed_from"] = r.resumed_from
     natural = res.results.get("image")
     cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
-    metrics = {**(extra or {}), "task": "impedance", "preset": preset.name, "iterations": preset.fit.iterations,
-               "parameters": natural.parameters if natural else None,
-               "seconds": round(sum(r.seconds for r in res.results.values()), 3),
-               "device": natural.device if natural else None, "seed": preset.fit.seed, "cancelled": cancelled,
-               "shape": list(next(iter(res.targets.values())).shape), "psnr_observed": None,
-               "psnr_final": targets["image"]["psnr_fit"] if natural else None,
-               "psnr_ema": psnr(res.targets["image"], natural.ema) if natural else None,
-               "psnr_best": None, "best_iteration": None, "targets": targets}
+    metrics = {
+        **(extra or {}),
+        "task": "impedance",
+        "preset": preset.name,
+        "iterations": preset.fit.iterations,
+        "parameters": natural.parameters if natural else None,
+        "seconds": round(sum(r.seconds for r in res.results.values()), 3),
+        "device": natural.device if natural else None,
+        "seed": preset.fit.seed,
+        "cancelled": cancelled,
+        "shape": list(next(iter(res.targets.values())).shape),
+        "psnr_observed": None,
+        "psnr_final": targets["image"]["psnr_fit"] if natural else None,
+        "psnr_ema": psnr(res.targets["image"], natural.ema) if natural else None,
+        "psnr_best": None,
+        "best_iteration": None,
+        "targets": targets,
+    }
     if natural is not None:
         save_image(natural.output, folder / "result.png")
         save_image(natural.ema, folder / "result_ema.png")

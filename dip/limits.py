@@ -42,7 +42,7 @@ class Limits:
     max_minutes: float
 
     @classmethod
-    def for_device(cls, device_type: str) -> "Limits":
+    def for_device(cls, device_type: str) -> Limits:
         """Defaults for a 2-core CPU (the lab denoising and inpainting presets at 256 px fit; 512 px does not) and
         for one GPU (the paper's largest case, Barbara at 514 px x 11000 iterations, fits)."""
         if device_type == "cpu":
@@ -88,26 +88,34 @@ def check_job(preset: Preset, shape: tuple, limits: Limits, *, fits: int = 1) ->
     """
     h, w = shape[:2]
     if max(h, w) > limits.max_side:
-        raise LimitExceeded(f"the working image is {w}x{h} px; this server allows at most {limits.max_side} px on "
-                            f"the longer side. Choose a working size of {limits.max_side} px or less.")
+        raise LimitExceeded(
+            f"the working image is {w}x{h} px; this server allows at most {limits.max_side} px on "
+            f"the longer side. Choose a working size of {limits.max_side} px or less."
+        )
     widest = max(max(preset.net.down), max(preset.net.up))
     if widest > limits.max_channels:
-        raise LimitExceeded(f"the network's widest layer has {widest} channels; this server allows at most "
-                            f"{limits.max_channels}. Choose {limits.max_channels} channels or fewer.")
+        raise LimitExceeded(
+            f"the network's widest layer has {widest} channels; this server allows at most "
+            f"{limits.max_channels}. Choose {limits.max_channels} channels or fewer."
+        )
     snaps = stored_snapshots(preset)
     if snaps > limits.max_snapshots:
         every = math.ceil(preset.fit.iterations / (limits.max_snapshots - 1))
-        raise LimitExceeded(f"a snapshot every {preset.fit.snapshot_every} iterations stores {snaps} snapshots; "
-                            f"this server keeps at most {limits.max_snapshots} per fit. Take one every {every} "
-                            "iterations or more.")
+        raise LimitExceeded(
+            f"a snapshot every {preset.fit.snapshot_every} iterations stores {snaps} snapshots; "
+            f"this server keeps at most {limits.max_snapshots} per fit. Take one every {every} "
+            "iterations or more."
+        )
     cost = job_tflop(preset, shape, fits=fits)
     if cost > limits.max_tflop:
         fitting = int(preset.fit.iterations * limits.max_tflop / cost)
-        raise LimitExceeded(f"this job needs {_amount(cost)} of compute ({fits * preset.fit.iterations:,} iterations "
-                            f"at {w}x{h} px with {widest} channels); this server allows {_amount(limits.max_tflop)} "
-                            f"per job. At this size and width at most {fitting:,} iterations fit"
-                            f"{' per target' if fits > 1 else ''}; a smaller working size or fewer channels allow "
-                            "more.")
+        raise LimitExceeded(
+            f"this job needs {_amount(cost)} of compute ({fits * preset.fit.iterations:,} iterations "
+            f"at {w}x{h} px with {widest} channels); this server allows {_amount(limits.max_tflop)} "
+            f"per job. At this size and width at most {fitting:,} iterations fit"
+            f"{' per target' if fits > 1 else ''}; a smaller working size or fewer channels allow "
+            "more."
+        )
     return cost
 
 
@@ -115,4 +123,3 @@ def _amount(tflop: float) -> str:
     if tflop >= 1000:
         return f"{tflop / 1000:.1f} PFLOP"
     return f"{tflop:.0f} TFLOP" if tflop >= 1 else f"{tflop * 1000:.3g} GFLOP"
-

@@ -23,8 +23,9 @@ def psnr(x_true: np.ndarray, x: np.ndarray, *, border: int = 0) -> float:
 
 def ssim(x_true: np.ndarray, x: np.ndarray) -> float:
     """Structural similarity of (H, W, C) images, data range 1, computed per channel (skimage)."""
-    return float(structural_similarity(np.asarray(x_true, np.float64), np.asarray(x, np.float64),
-                                       data_range=1.0, channel_axis=2))
+    return float(
+        structural_similarity(np.asarray(x_true, np.float64), np.asarray(x, np.float64), data_range=1.0, channel_axis=2)
+    )
 
 
 def psnr_from_mse(mse: float) -> float:

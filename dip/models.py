@@ -8,8 +8,8 @@ sigmoid map to the output channels. Parameter counts equal the official ones (se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,10 @@ def per_level(value: int | str | Sequence, levels: int, name: str) -> tuple:
         return (value,) * levels
     value = tuple(value)
     if len(value) != levels:
-        raise ConfigError(f"{name} has {len(value)} entries but channels_down has {levels} levels; "
-                          f"give one value per level or a single value for all.")
+        raise ConfigError(
+            f"{name} has {len(value)} entries but channels_down has {levels} levels; "
+            f"give one value per level or a single value for all."
+        )
     return value
 
 
@@ -115,8 +117,8 @@ class SkipNetConfig:
         """
         deepest = max(2, max(self.k_down) // 2 + 1)
         if "avg" in self.down_mode:  # pooling floors odd sizes, strided convs round them up
-            return 2 ** self.levels * deepest
-        return 2 ** self.levels * (deepest - 1) + 1
+            return 2**self.levels * deepest
+        return 2**self.levels * (deepest - 1) + 1
 
 
 def _conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1) -> nn.Module:
@@ -131,7 +133,7 @@ def _conv_bn_act(cin: int, cout: int, kernel: int, padding: str, stride: int = 1
 
 def _center_crop_to(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
     top, left = (t.shape[-2] - height) // 2, (t.shape[-1] - width) // 2
-    return t[..., top:top + height, left:left + width]
+    return t[..., top : top + height, left : left + width]
 
 
 class _Level(nn.Module):
@@ -212,8 +214,9 @@ class InputConfig:
             raise ConfigError(f"a meshgrid input has 2 channels, not {self.channels}.")
 
 
-def make_input_code(cfg: InputConfig, height: int, width: int, *, generator: torch.Generator | None = None
-                    ) -> torch.Tensor:
+def make_input_code(
+    cfg: InputConfig, height: int, width: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Build z of shape (1, channels, height, width), float32 on the CPU."""
     if cfg.kind == "meshgrid":
         xs = torch.linspace(0, 1, width).expand(height, width)

@@ -6,7 +6,6 @@ moves them with the network. Inputs are (N, C, H, W) tensors.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -91,5 +90,5 @@ def observed_fraction(op: nn.Module) -> float:
     if isinstance(op, PixelMask):
         return float(op.mask.mean())
     if isinstance(op, Lanczos2Downsampler):
-        return 1.0 / op.factor ** 2
+        return 1.0 / op.factor**2
     return 1.0

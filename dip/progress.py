@@ -33,9 +33,14 @@ def non_negative_int(text: str) -> int:
 
 def add_checkpoint_flag(p: argparse.ArgumentParser, where: str) -> None:
     """``--checkpoint-every N`` (default 100, 0: never); ``where`` says where the checkpoint file goes."""
-    p.add_argument("--checkpoint-every", type=non_negative_int, default=100, metavar="N",
-                   help=f"save the fit's state to {where} every N iterations (0: never); the same command again "
-                        "continues an interrupted run from it (default %(default)s)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=100,
+        metavar="N",
+        help=f"save the fit's state to {where} every N iterations (0: never); the same command again "
+        "continues an interrupted run from it (default %(default)s)",
+    )
 
 
 class FitProgress:
@@ -73,5 +78,6 @@ class FitProgress:
 
     def load_state_dict(self, state: dict) -> None:
         self.snapshots[:] = [Snapshot.from_state(s) for s in state["snapshots"]]  # fit appends to this list
-        continue_bar(self.bar, state["steps"], f"{self.bar.desc}: continuing from the checkpoint at iteration "
-                                               f"{state['steps']}")
+        continue_bar(
+            self.bar, state["steps"], f"{self.bar.desc}: continuing from the checkpoint at iteration {state['steps']}"
+        )

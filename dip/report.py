@@ -23,8 +23,9 @@ import json
 import math
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from dip.errors import DIPError
 from dip.figures import history_curves, png_bytes, progress_strip
@@ -35,12 +36,14 @@ from dip.runio import read_baselines, read_history
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A GitHub markdown table; floats get 2 decimals, None becomes an en dash."""
+
     def cell(v):
         if v is None:
             return "–"
         if isinstance(v, float):
             return f"{v:.2f}"
         return str(v).replace("|", "\\|")
+
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -50,10 +53,19 @@ def baseline_rows(records: list[dict], metrics: Optional[dict] = None) -> list[l
     """Rows (method, PSNR, seconds, settings) with DIP's final output first when ``metrics`` is given."""
     rows = []
     if metrics is not None:
-        rows.append(["Deep Image Prior (final)", metrics.get("psnr_final"), metrics.get("seconds"),
-                     f"{metrics.get('iterations')} iterations, preset {metrics.get('preset')}"])
-        for key, label in (("psnr_ema", "EMA of outputs"), ("psnr_final_known_kept", "final, observed pixels kept"),
-                           ("psnr_ema_known_kept", "EMA, observed pixels kept")):
+        rows.append(
+            [
+                "Deep Image Prior (final)",
+                metrics.get("psnr_final"),
+                metrics.get("seconds"),
+                f"{metrics.get('iterations')} iterations, preset {metrics.get('preset')}",
+            ]
+        )
+        for key, label in (
+            ("psnr_ema", "EMA of outputs"),
+            ("psnr_final_known_kept", "final, observed pixels kept"),
+            ("psnr_ema_known_kept", "EMA, observed pixels kept"),
+        ):
             if metrics.get(key) is not None:
                 rows.append([f"Deep Image Prior ({label})", metrics[key], metrics.get("seconds"), ""])
     rows += [[r.get("label", r["name"]), r.get("psnr"), r.get("seconds"), r.get("settings", "")] for r in records]
@@ -83,10 +95,16 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 # Whether the ES-WMV pick was confirmed: the run went on for the detector's patience with no lower variance after it.
 PICK_STATE = {True: ", confirmed", False: ", provisional: the run ended before the detector's patience ran out"}
 
-TASK_NAMES = {"impedance": "Noise impedance", "denoise": "Denoising", "sr": "Super-resolution",
-              "inpaint": "Inpainting"}
-MASK_KINDS = {"text": "text mask", "box": "box mask", "bernoulli": "random pixels", "upload": "uploaded mask",
-              "draw": "drawn mask", "alpha": "transparency mask", "file": "mask file"}
+TASK_NAMES = {"impedance": "Noise impedance", "denoise": "Denoising", "sr": "Super-resolution", "inpaint": "Inpainting"}
+MASK_KINDS = {
+    "text": "text mask",
+    "box": "box mask",
+    "bernoulli": "random pixels",
+    "upload": "uploaded mask",
+    "draw": "drawn mask",
+    "alpha": "transparency mask",
+    "file": "mask file",
+}
 """An inpainting mask's kind, as the app records it (metrics.json ``mask``) or a preset names it (``mask_kind``)."""
 TASK_KEYS = ("name", "task", "description", "source", "sample", "sigma_255", "factor", "mask_kind", "keep_fraction")
 """config.json keys that are not hyper-parameters of the fit: the preset's names, and the task settings that
@@ -114,8 +132,11 @@ def kept_fraction(metrics: dict, config: dict) -> Optional[float]:
     kept = metrics.get("kept_fraction")
     if isinstance(kept, (int, float)):
         return float(kept)
-    if mask_kind(metrics, config) == "bernoulli" and "job_id" not in metrics \
-            and isinstance(config.get("keep_fraction"), (int, float)):
+    if (
+        mask_kind(metrics, config) == "bernoulli"
+        and "job_id" not in metrics
+        and isinstance(config.get("keep_fraction"), (int, float))
+    ):
         return float(config["keep_fraction"])
     return None
 
@@ -176,49 +197,82 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$:])")  # a file name in summar
 
 def summary_markdown(metrics: dict, config: dict, baselines: list[dict]) -> str:
     """The bundle's summary.md: PSNRs, run facts, the task's settings, hyper-parameters, baselines."""
+
     def db(v):
         if v is None:
             return "–"
         return f"{v:.2f} dB" if math.isfinite(v) else "∞ (identical to the ground truth)"
+
     task = metrics.get("task") or config.get("task")
     lines = [f"# Deep Image Prior run: {TASK_NAMES.get(task, task or '?')}, preset {metrics.get('preset', '?')}", ""]
-    rows = [["final image", db(metrics.get("psnr_final")), metrics.get("iterations")],
-            ["moving average (EMA)", db(metrics.get("psnr_ema")), None],
-            ["best iterate (needs ground truth)", db(metrics.get("psnr_best")), metrics.get("best_iteration")],
-            ["best, no ground truth (ES-WMV)" + PICK_STATE.get(metrics.get("blind_confirmed"), ""),
-             db(metrics.get("psnr_blind")), metrics.get("blind_iteration")],
-            ["bicubic-upsampled input" if task == "sr" else "degraded input", db(metrics.get("psnr_observed")),
-             None]]
-    for key, label in (("psnr_final_border_excluded", "final, 1-px border excluded"),
-                       ("psnr_ema_border_excluded", "EMA, 1-px border excluded"),
-                       ("psnr_final_known_kept", "final, observed pixels kept (only holes filled)"),
-                       ("psnr_ema_known_kept", "EMA, observed pixels kept (only holes filled)")):
+    rows = [
+        ["final image", db(metrics.get("psnr_final")), metrics.get("iterations")],
+        ["moving average (EMA)", db(metrics.get("psnr_ema")), None],
+        ["best iterate (needs ground truth)", db(metrics.get("psnr_best")), metrics.get("best_iteration")],
+        [
+            "best, no ground truth (ES-WMV)" + PICK_STATE.get(metrics.get("blind_confirmed"), ""),
+            db(metrics.get("psnr_blind")),
+            metrics.get("blind_iteration"),
+        ],
+        ["bicubic-upsampled input" if task == "sr" else "degraded input", db(metrics.get("psnr_observed")), None],
+    ]
+    for key, label in (
+        ("psnr_final_border_excluded", "final, 1-px border excluded"),
+        ("psnr_ema_border_excluded", "EMA, 1-px border excluded"),
+        ("psnr_final_known_kept", "final, observed pixels kept (only holes filled)"),
+        ("psnr_ema_known_kept", "EMA, observed pixels kept (only holes filled)"),
+    ):
         if metrics.get(key) is not None:
             rows.append([label, db(metrics[key]), None])
-    lines += ["PSNR against the ground truth (RGB, data range 1, skimage, full image):", "",
-              markdown_table(["image", "PSNR", "iteration"], rows)]
+    lines += [
+        "PSNR against the ground truth (RGB, data range 1, skimage, full image):",
+        "",
+        markdown_table(["image", "PSNR", "iteration"], rows),
+    ]
     if isinstance(metrics.get("targets"), dict):  # noise impedance: one fit per target
-        sci = (lambda v: None if v is None else f"{v:.3e}")
-        rows = [[name, sci(t.get("final_loss")), sci(t.get("min_loss")), t.get("psnr_fit"), t.get("iterations"),
-                 f"fit_{target_slug(name)}.png"] for name, t in metrics["targets"].items() if isinstance(t, dict)]
-        lines += ["Noise impedance, one fit per target:", "",
-                  markdown_table(["target", "final loss", "min loss", "PSNR of fit", "iterations", "final fit"],
-                                 rows)]
+        sci = lambda v: None if v is None else f"{v:.3e}"
+        rows = [
+            [
+                name,
+                sci(t.get("final_loss")),
+                sci(t.get("min_loss")),
+                t.get("psnr_fit"),
+                t.get("iterations"),
+                f"fit_{target_slug(name)}.png",
+            ]
+            for name, t in metrics["targets"].items()
+            if isinstance(t, dict)
+        ]
+        lines += [
+            "Noise impedance, one fit per target:",
+            "",
+            markdown_table(["target", "final loss", "min loss", "PSNR of fit", "iterations", "final fit"], rows),
+        ]
     image = metrics.get("source") or metrics.get("image")
-    settings = [("image", None if image is None else _MD_SPECIAL.sub(r"\\\1", str(image))),
-                ("task", TASK_NAMES.get(task, task or "?")), ("preset", metrics.get("preset") or config.get("name")),
-                *task_settings(metrics, config), ("working size", working_size(metrics)),
-                ("iterations", iterations_text(metrics, config))]
+    settings = [
+        ("image", None if image is None else _MD_SPECIAL.sub(r"\\\1", str(image))),
+        ("task", TASK_NAMES.get(task, task or "?")),
+        ("preset", metrics.get("preset") or config.get("name")),
+        *task_settings(metrics, config),
+        ("working size", working_size(metrics)),
+        ("iterations", iterations_text(metrics, config)),
+    ]
     lines += ["## Settings", "", *[f"- {k}: {v}" for k, v in settings if v is not None], ""]
     facts = [(k, metrics.get(k)) for k in ("seconds", "device", "seed", "parameters") if metrics.get(k) is not None]
     lines += ["## Run", "", *[f"- {k}: {v}" for k, v in facts], ""]
     fit_iterations = iterations_text(metrics, config)
-    hyper = [(k, fit_iterations if k == "fit.iterations" else v) for k, v in _flatten(config)
-             if k not in TASK_KEYS and not (k == "fit.iterations" and fit_iterations is None)]
+    hyper = [
+        (k, fit_iterations if k == "fit.iterations" else v)
+        for k, v in _flatten(config)
+        if k not in TASK_KEYS and not (k == "fit.iterations" and fit_iterations is None)
+    ]
     lines += ["## Hyper-parameters", "", *[f"- {k}: {v}" for k, v in hyper], ""]
     if baselines:
-        lines += ["## Baselines", "", markdown_table(["method", "PSNR (dB)", "seconds", "settings"],
-                                                     baseline_rows(baselines, metrics))]
+        lines += [
+            "## Baselines",
+            "",
+            markdown_table(["method", "PSNR (dB)", "seconds", "settings"], baseline_rows(baselines, metrics)),
+        ]
     return "\n".join(lines)
 
 
@@ -274,7 +328,7 @@ def report_zip(folder: str | Path) -> bytes:
                 z.write(folder / name, name)
         for p in sorted(folder.glob("*.png")):
             z.write(p, p.name)
-        for name, sub in impedance_fits(folder, metrics).items():
+        for sub in impedance_fits(folder, metrics).values():
             for kind in ("fit", "target"):
                 path = sub / ("result.png" if kind == "fit" else "target.png")
                 if path.is_file():
@@ -289,8 +343,10 @@ def report_zip(folder: str | Path) -> bytes:
             z.writestr("progress_strip.png", png_bytes(progress_strip(frames)))
         if baselines:
             z.writestr("baselines.csv", _baselines_csv(baselines))
-            z.writestr("baselines.md", markdown_table(["method", "PSNR (dB)", "seconds", "settings"],
-                                                      baseline_rows(baselines, metrics)))
+            z.writestr(
+                "baselines.md",
+                markdown_table(["method", "PSNR (dB)", "seconds", "settings"], baseline_rows(baselines, metrics)),
+            )
             for p in sorted((folder / "baselines").glob("*.png")) if (folder / "baselines").is_dir() else []:
                 z.write(p, f"baselines/{p.name}")
     return buf.getvalue()

@@ -19,9 +19,10 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case
     "lab-denoise-chelsea"): that case runs on its own, paper preset or not. Naming cases lets a multi-hour
     study go on with the cases it has not finished, without running the finished ones again.
     """
-    named = (lambda c: c.preset in only or c.slug in only)
+    named = lambda c: c.preset in only or c.slug in only
     chosen = [c for c in LAB_CASES if c.group in only or named(c)]
     chosen += [c for c in PAPER_CASES if (paper and c.group in only) or named(c)]
     return chosen + [c for c in sample_cases(samples) if "stopping" in only or named(c)]
@@ -120,8 +121,11 @@ def scale_preset(preset: Preset, scale: float, seed: int, precision: str = "auto
         fit["precision"] = precision
     if scale != 1.0:
         window = min(preset.fit.es_window, max(2, iterations // 4))
-        fit.update(snapshot_every=max(1, round(preset.fit.snapshot_every * scale)), es_window=window,
-                   es_patience=max(window, round(preset.fit.es_patience * scale)))
+        fit.update(
+            snapshot_every=max(1, round(preset.fit.snapshot_every * scale)),
+            es_window=window,
+            es_patience=max(window, round(preset.fit.es_patience * scale)),
+        )
     return adjust_preset(preset.with_overrides(fit=fit))
 
 
@@ -151,7 +155,7 @@ class _Watcher:
 
     def load_state_dict(self, state: dict) -> None:
         # the checkpoint is mapped to the fit's device; this side detector works on host arrays
-        on_host = (lambda t: t.cpu() if isinstance(t, torch.Tensor) else t)
+        on_host = lambda t: t.cpu() if isinstance(t, torch.Tensor) else t
         self.emv.load_state_dict({k: on_host(v) for k, v in state["emv"].items()})
         self.kept = [Snapshot.from_state(k) for k in state["kept"]]
         self.fed = state["fed"]
@@ -163,8 +167,10 @@ def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional
     m = prepare_image(load_image(path, mode="grey"), preset.with_overrides(grey=False), max_side=max_side)
     m = (m[..., 0] > 0.5).astype(np.float32)
     if m.shape != image.shape[:2]:
-        raise ImageError(f"{path.name} is {m.shape[1]}x{m.shape[0]} px after preparation but the image is "
-                         f"{image.shape[1]}x{image.shape[0]} px; the mask must match its image.")
+        raise ImageError(
+            f"{path.name} is {m.shape[1]}x{m.shape[0]} px after preparation but the image is "
+            f"{image.shape[1]}x{image.shape[0]} px; the mask must match its image."
+        )
     return m
 
 
@@ -194,44 +200,78 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     watch = _Watcher(preset, case.slug)
     run_preset = preset.with_overrides(fit={"snapshot_every": 1})  # every output goes to the EMV detector
     run_dir = out / "runs" / case.slug
-    checkpoint = (Checkpoint(run_dir / "checkpoint.pt", opts.checkpoint_every, extra=watch)
-                  if opts.checkpoint_every else None)
+    checkpoint = (
+        Checkpoint(run_dir / "checkpoint.pt", opts.checkpoint_every, extra=watch) if opts.checkpoint_every else None
+    )
     try:
-        result = solve(run_preset, problem, device=opts.device, on_step=watch.step, on_snapshot=watch.snapshot,
-                       checkpoint=checkpoint)
+        result = solve(
+            run_preset,
+            problem,
+            device=opts.device,
+            on_step=watch.step,
+            on_snapshot=watch.snapshot,
+            checkpoint=checkpoint,
+        )
     finally:
         watch.bar.close()
     metrics = summarize(preset, problem, result, border=case.border)
     gt = problem.x_true
     emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
-    metrics.update(psnr_blind_emv=psnr(gt, emv_image) if emv_image is not None else None,
-                   blind_iteration_emv=watch.emv.best_iteration, es_window=preset.fit.es_window,
-                   image=case.image, emv_side_detector=True)  # summarize records es_patience
+    metrics.update(
+        psnr_blind_emv=psnr(gt, emv_image) if emv_image is not None else None,
+        blind_iteration_emv=watch.emv.best_iteration,
+        es_window=preset.fit.es_window,
+        image=case.image,
+        emv_side_detector=True,
+    )  # summarize records es_patience
     border_psnr = {}
     if case.border:
         metrics["psnr_observed_border_excluded"] = psnr(gt, problem.degraded, border=case.border)
         for key, x in (("best", result.best), ("blind", result.blind), ("blind_emv", emv_image)):
             metrics[f"psnr_{key}_border_excluded"] = psnr(gt, x, border=case.border) if x is not None else None
         border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines}
-    write_run(run_dir, metrics=metrics, config=preset_as_dict(run_preset), result=result, degraded=problem.degraded,
-              x_true=gt, mask=problem.mask, snapshots=watch.kept)
+    write_run(
+        run_dir,
+        metrics=metrics,
+        config=preset_as_dict(run_preset),
+        result=result,
+        degraded=problem.degraded,
+        x_true=gt,
+        mask=problem.mask,
+        snapshots=watch.kept,
+    )
     if emv_image is not None:
         save_image(emv_image, run_dir / "blind_emv.png")
     write_baselines(run_dir, baselines, border_psnr=border_psnr)
-    frames = ([("input", problem.degraded)] + [(f"it {s.iteration}", s.image) for s in pick_evenly(watch.kept, 6)]
-              + [("ground truth", gt)])
-    markers = {"best": metrics["best_iteration"], "WMV": metrics["blind_iteration"],
-               "EMV": metrics["blind_iteration_emv"]}
+    frames = (
+        [("input", problem.degraded)]
+        + [(f"it {s.iteration}", s.image) for s in pick_evenly(watch.kept, 6)]
+        + [("ground truth", gt)]
+    )
+    markers = {
+        "best": metrics["best_iteration"],
+        "WMV": metrics["blind_iteration"],
+        "EMV": metrics["blind_iteration_emv"],
+    }
     figures = _figures(out, case.slug, frames, [r.__dict__ for r in result.history], markers)
-    record = {"group": case.group, "task": problem.task, "image": case.image, "preset": case.set,
-              "preset_name": preset.name, "precision": result.precision,
-              "factor": preset.factor if problem.task == "sr" else None,
-              "sigma_255": preset.sigma_255 if problem.task == "denoise" else None}
+    record = {
+        "group": case.group,
+        "task": problem.task,
+        "image": case.image,
+        "preset": case.set,
+        "preset_name": preset.name,
+        "precision": result.precision,
+        "factor": preset.factor if problem.task == "sr" else None,
+        "sigma_255": preset.sigma_255 if problem.task == "denoise" else None,
+    }
     record.update({k: v for k, v in metrics.items() if k not in ("task", "preset", "cancelled", "image")})
-    record.update(baselines={b.name: b.psnr for b in baselines},
-                  baseline_seconds={b.name: round(b.seconds, 3) for b in baselines},
-                  baseline_labels={b.name: b.label for b in baselines},
-                  folder=f"runs/{case.slug}", figures=figures)
+    record.update(
+        baselines={b.name: b.psnr for b in baselines},
+        baseline_seconds={b.name: round(b.seconds, 3) for b in baselines},
+        baseline_labels={b.name: b.label for b in baselines},
+        folder=f"runs/{case.slug}",
+        figures=figures,
+    )
     if border_psnr:
         record["baselines_border_excluded"] = border_psnr
     if result.resumed_from:
@@ -244,6 +284,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
 def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
     """Noise impedance (Fig. 2): loss of the four targets at a few iterations and their ordering."""
     from dip.impedance import TARGETS, remove_checkpoints, run_impedance, target_checkpoints, write_impedance_run
+
     preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
     n = preset.fit.iterations
@@ -251,16 +292,23 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     bars = {name: FitProgress(n, f"{case.slug}: {name}") for name in TARGETS}
     checkpoints = target_checkpoints(run_dir, opts.checkpoint_every, extras=bars) if opts.checkpoint_every else {}
     try:
-        res = run_impedance(preset, image, device=opts.device, on_step=lambda name, r: bars[name].step(r),
-                            on_snapshot=lambda name, s: bars[name].snapshots.append(s), checkpoints=checkpoints)
+        res = run_impedance(
+            preset,
+            image,
+            device=opts.device,
+            on_step=lambda name, r: bars[name].step(r),
+            on_snapshot=lambda name, s: bars[name].snapshots.append(s),
+            checkpoints=checkpoints,
+        )
     finally:
         for b in bars.values():
             b.close()
     metrics = write_impedance_run(run_dir, preset, res, snapshots={k: b.snapshots for k, b in bars.items()})
     at = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
     fig2 = res.ordering(at)
-    rows = [{"iteration": h.iteration, "loss": h.loss, "target": name}
-            for name, r in res.results.items() for h in r.history]
+    rows = [
+        {"iteration": h.iteration, "loss": h.loss, "target": name} for name, r in res.results.items() for h in r.history
+    ]
     (out / "figures").mkdir(parents=True, exist_ok=True)
     figures = {"curves": f"figures/{case.slug}_curves.png"}
     history_curves(rows, title="noise impedance: loss per target").save(out / figures["curves"])
@@ -268,24 +316,62 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     figures["progress"] = f"figures/{case.slug}_progress.png"
     progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
     remove_checkpoints(checkpoints)  # the case is written; a rerun starts it afresh
-    return {"group": case.group, "task": "impedance", "image": case.image, "preset": case.set,
-            "preset_name": preset.name, "precision": next(iter(res.results.values())).precision, "factor": None,
-            "iterations": n, "shape": metrics["shape"],
-            "psnr_observed": None, "psnr_final": None, "psnr_ema": None, "psnr_best": None, "best_iteration": None,
-            "psnr_blind": None, "blind_iteration": None, "baselines": {},
-            "loss_at": {str(c): res.loss_at(c) for c in at},
-            "relative_loss_at": {str(c): v for c, v in fig2["relative"]["loss_at"].items()},
-            "fig2": {m: {"order_at": {str(c): o for c, o in f["order_at"].items()}, "mean_loss": f["mean_loss"],
-                         "speed_order": f["speed_order"], "holds": f["holds"]} for m, f in fig2.items()},
-            "fig2_order_holds": fig2["mse"]["holds"], "fig2_order_holds_relative": fig2["relative"]["holds"],
-            "targets": metrics["targets"], "seconds": metrics["seconds"], "device": metrics["device"],
-            "seed": preset.fit.seed, "folder": f"runs/{case.slug}", "figures": figures}
+    return {
+        "group": case.group,
+        "task": "impedance",
+        "image": case.image,
+        "preset": case.set,
+        "preset_name": preset.name,
+        "precision": next(iter(res.results.values())).precision,
+        "factor": None,
+        "iterations": n,
+        "shape": metrics["shape"],
+        "psnr_observed": None,
+        "psnr_final": None,
+        "psnr_ema": None,
+        "psnr_best": None,
+        "best_iteration": None,
+        "psnr_blind": None,
+        "blind_iteration": None,
+        "baselines": {},
+        "loss_at": {str(c): res.loss_at(c) for c in at},
+        "relative_loss_at": {str(c): v for c, v in fig2["relative"]["loss_at"].items()},
+        "fig2": {
+            m: {
+                "order_at": {str(c): o for c, o in f["order_at"].items()},
+                "mean_loss": f["mean_loss"],
+                "speed_order": f["speed_order"],
+                "holds": f["holds"],
+            }
+            for m, f in fig2.items()
+        },
+        "fig2_order_holds": fig2["mse"]["holds"],
+        "fig2_order_holds_relative": fig2["relative"]["holds"],
+        "targets": metrics["targets"],
+        "seconds": metrics["seconds"],
+        "device": metrics["device"],
+        "seed": preset.fit.seed,
+        "folder": f"runs/{case.slug}",
+        "figures": figures,
+    }
 
 
-def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS, paper_presets: bool = False,
-              iters_scale: float = 1.0, max_side: Optional[int] = None, device: Optional[str] = None,
-              seed: int = 0, precision: str = "auto", samples: Path = SAMPLES, command: str = "",
-              checkpoint_every: int = 100, log: Callable[[str], None] = print) -> dict:
+def reproduce(
+    images: Path,
+    out: Path,
+    *,
+    only: tuple[str, ...] = DEFAULT_GROUPS,
+    paper_presets: bool = False,
+    iters_scale: float = 1.0,
+    max_side: Optional[int] = None,
+    device: Optional[str] = None,
+    seed: int = 0,
+    precision: str = "auto",
+    samples: Path = SAMPLES,
+    command: str = "",
+    checkpoint_every: int = 100,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
 
     Raises
@@ -298,8 +384,10 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     cases_known = case_names(Path(samples))
     unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES and g not in cases_known]
     if unknown:
-        raise ConfigError(f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}, or a "
-                          f"preset: {', '.join(sorted(PRESET_NAMES))}, or a case: {', '.join(sorted(cases_known))}.")
+        raise ConfigError(
+            f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}, or a "
+            f"preset: {', '.join(sorted(PRESET_NAMES))}, or a case: {', '.join(sorted(cases_known))}."
+        )
     if checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {checkpoint_every}; use 0 (no checkpoints) or a number of iterations.")
     if not iters_scale > 0:
@@ -309,27 +397,45 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
     needed = sorted({str(p) for p in paths.values()} | {str(paths[c].parent / c.mask) for c in cases if c.mask})
     missing = [p for p in needed if not Path(p).is_file()]
     if missing:
-        raise ImageError(f"missing image files: {', '.join(missing)}. --images must be the folder of the paper's "
-                         "images (shared/paper_images: F16_GT.png, zebra_GT.png, kate.png, kate_mask.png, "
-                         "barbara.png).")
+        raise ImageError(
+            f"missing image files: {', '.join(missing)}. --images must be the folder of the paper's "
+            "images (shared/paper_images: F16_GT.png, zebra_GT.png, kate.png, kate_mask.png, "
+            "barbara.png)."
+        )
     if not cases:
         raise ConfigError("no case selected; check --only (and --samples for the stopping group).")
     _preflight(cases, paths, iters_scale, max_side, seed, precision)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    opts = argparse.Namespace(iters_scale=iters_scale, max_side=max_side, device=device, seed=seed,
-                              precision=precision, checkpoint_every=checkpoint_every)
+    opts = argparse.Namespace(
+        iters_scale=iters_scale,
+        max_side=max_side,
+        device=device,
+        seed=seed,
+        precision=precision,
+        checkpoint_every=checkpoint_every,
+    )
     date = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    results = {"date": date, "command": command, "machine": machine_info(device),
-               "settings": {"images": str(images), "only": list(only), "paper_presets": paper_presets,
-                            "iters_scale": iters_scale, "max_side": max_side, "seed": seed,
-                            "precision": precision,
-                            "reduced": iters_scale != 1.0 or max_side is not None},
-               "cases": []}
+    results = {
+        "date": date,
+        "command": command,
+        "machine": machine_info(device),
+        "settings": {
+            "images": str(images),
+            "only": list(only),
+            "paper_presets": paper_presets,
+            "iters_scale": iters_scale,
+            "max_side": max_side,
+            "seed": seed,
+            "precision": precision,
+            "reduced": iters_scale != 1.0 or max_side is not None,
+        },
+        "cases": [],
+    }
     earlier = _earlier_results(out, results["settings"], log)
-    results["invocations"] = earlier.get("invocations", []) + [{"date": date, "command": command,
-                                                                "device": results["machine"]["device"],
-                                                                "cpu": results["machine"]["cpu"]}]
+    results["invocations"] = earlier.get("invocations", []) + [
+        {"date": date, "command": command, "device": results["machine"]["device"], "cpu": results["machine"]["cpu"]}
+    ]
     for k, case in enumerate(cases, start=1):
         log(f"[{k}/{len(cases)}] {case.slug}")
         run = run_impedance_case if case.group == "impedance" else run_restoration
@@ -340,7 +446,7 @@ def reproduce(images: Path, out: Path, *, only: tuple[str, ...] = DEFAULT_GROUPS
 
 def _merged(earlier_cases: list[dict], results: dict) -> dict:
     """``results`` with the earlier cases it did not run again in front (in their order)."""
-    key = (lambda c: (c["group"], c["preset_name"], c["image"]))
+    key = lambda c: (c["group"], c["preset_name"], c["image"])
     done = {key(c) for c in results["cases"]}
     return {**results, "cases": [c for c in earlier_cases if key(c) not in done] + results["cases"]}
 
@@ -356,20 +462,28 @@ def _earlier_results(out: Path, settings: dict, log: Callable[[str], None]) -> d
         return {}
     try:
         earlier = json.loads(path.read_text())
-        same = (all(earlier["settings"][k] == settings[k] for k in ("iters_scale", "max_side", "seed"))
-                and earlier["settings"].get("precision", "auto") == settings["precision"])
+        same = (
+            all(earlier["settings"][k] == settings[k] for k in ("iters_scale", "max_side", "seed"))
+            and earlier["settings"].get("precision", "auto") == settings["precision"]
+        )
     except (ValueError, KeyError, TypeError):
         same = False
     if not same:
         log(f"{path} was written with other settings (or is unreadable); it will be replaced.")
         return {}
-    invocations = earlier.get("invocations") or [{"date": earlier.get("date"), "command": earlier.get("command"),
-                                                  "device": earlier.get("machine", {}).get("device")}]
+    invocations = earlier.get("invocations") or [
+        {
+            "date": earlier.get("date"),
+            "command": earlier.get("command"),
+            "device": earlier.get("machine", {}).get("device"),
+        }
+    ]
     return {"cases": earlier.get("cases", []), "invocations": invocations}
 
 
-def _preflight(cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int,
-               precision: str) -> None:
+def _preflight(
+    cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int, precision: str
+) -> None:
     """Load and prepare every image (and mask) before the first fit, so a bad setting fails in seconds."""
     for case in cases:
         preset = scale_preset(get_preset(case.preset), iters_scale, seed, precision)
@@ -389,27 +503,44 @@ def _write(out: Path, results: dict) -> None:
 
 def register(subparsers) -> None:
     """Add the ``reproduce`` subcommand to the ``python -m dip`` parser."""
-    p = subparsers.add_parser("reproduce", help="run the lab experiments (and paper presets) on the paper's images",
-                              description="Run the lab experiments (and, with --paper-presets, the official "
-                                          "notebooks' presets) on the paper's images; write results.md, "
-                                          "results.json, figures and run folders.")
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run the lab experiments (and paper presets) on the paper's images",
+        description="Run the lab experiments (and, with --paper-presets, the official "
+        "notebooks' presets) on the paper's images; write results.md, "
+        "results.json, figures and run folders.",
+    )
     p.add_argument("--images", required=True, type=Path, help="folder with the paper's images (shared/paper_images)")
     p.add_argument("--out", required=True, type=Path, help="output folder for results.md/json, figures and runs")
-    p.add_argument("--only", default=",".join(DEFAULT_GROUPS),
-                   help=f"comma-separated groups among {','.join(GROUPS)}, preset names (e.g. barbara) or case "
-                        "names (run folders, e.g. lab-denoise-chelsea) to run just those cases "
-                        "(default: %(default)s)")
-    p.add_argument("--iters-scale", type=float, default=1.0,
-                   help="multiply every preset's iterations (and ES window/patience, snapshot spacing) by F")
-    p.add_argument("--paper-presets", action="store_true",
-                   help="also run the official notebooks' presets (f16, zebra-x4, zebra-x8, barbara)")
+    p.add_argument(
+        "--only",
+        default=",".join(DEFAULT_GROUPS),
+        help=f"comma-separated groups among {','.join(GROUPS)}, preset names (e.g. barbara) or case "
+        "names (run folders, e.g. lab-denoise-chelsea) to run just those cases "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--iters-scale",
+        type=float,
+        default=1.0,
+        help="multiply every preset's iterations (and ES window/patience, snapshot spacing) by F",
+    )
+    p.add_argument(
+        "--paper-presets",
+        action="store_true",
+        help="also run the official notebooks' presets (f16, zebra-x4, zebra-x8, barbara)",
+    )
     p.add_argument("--max-side", type=int, help="downscale images first so the longer side is at most PX (quick runs)")
     p.add_argument("--samples", type=Path, default=SAMPLES, help="folder of the stopping study's images")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, input code and degradation (default 0)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="arithmetic of the fits (default auto: bf16 autocast where the hardware has it); "
-                        "fp32 gives the float32 counterpart of a run")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="arithmetic of the fits (default auto: bf16 autocast where the hardware has it); "
+        "fp32 gives the float32 counterpart of a run",
+    )
     add_checkpoint_flag(p, "OUT/runs/CASE/checkpoint.pt (removed once the case is written)")
     p.set_defaults(handler=handle)
 
@@ -419,10 +550,20 @@ def handle(args: argparse.Namespace) -> int:
     only = tuple(g.strip() for g in args.only.split(",") if g.strip())
     argv = sys.argv[1:]
     command = "python -m dip " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["reproduce"] else ""
-    results = reproduce(args.images, args.out, only=only, paper_presets=args.paper_presets,
-                        iters_scale=args.iters_scale, max_side=args.max_side, device=args.device, seed=args.seed,
-                        precision=args.precision, checkpoint_every=args.checkpoint_every,
-                        samples=args.samples, command=command or _command_from_args(args))
+    results = reproduce(
+        args.images,
+        args.out,
+        only=only,
+        paper_presets=args.paper_presets,
+        iters_scale=args.iters_scale,
+        max_side=args.max_side,
+        device=args.device,
+        seed=args.seed,
+        precision=args.precision,
+        checkpoint_every=args.checkpoint_every,
+        samples=args.samples,
+        command=command or _command_from_args(args),
+    )
     print(f"wrote {args.out / 'results.md'} and results.json ({len(results['cases'])} cases)")
     return 0
 

@@ -11,8 +11,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Collection
 from pathlib import Path
-from typing import Collection, Optional
+from typing import Optional
 
 from dip.runio import PARTIAL_MARK
 
@@ -24,8 +25,14 @@ STALE_PARTIAL_SECONDS = 24 * 3600.0
 MB = 1024 * 1024
 
 
-def prune_runs(root: str | os.PathLike, *, max_age_days: float, max_total_mb: float,
-               protect: Collection[str] = (), now: Optional[float] = None) -> list[str]:
+def prune_runs(
+    root: str | os.PathLike,
+    *,
+    max_age_days: float,
+    max_total_mb: float,
+    protect: Collection[str] = (),
+    now: Optional[float] = None,
+) -> list[str]:
     """Remove run folders of ``root`` that are too old, then the oldest finished ones until the total size fits.
 
     Parameters
@@ -63,12 +70,17 @@ def prune_runs(root: str | os.PathLike, *, max_age_days: float, max_total_mb: fl
     now = time.time() if now is None else float(now)
     protect = set(protect)
     for entry in root.iterdir():
-        if (entry.name.startswith(".") and PARTIAL_MARK in entry.name and _is_real_dir(entry)
-                and now - last_change(entry) > STALE_PARTIAL_SECONDS):
+        if (
+            entry.name.startswith(".")
+            and PARTIAL_MARK in entry.name
+            and _is_real_dir(entry)
+            and now - last_change(entry) > STALE_PARTIAL_SECONDS
+        ):
             _remove(entry)
 
-    runs = {p.name: p for p in root.iterdir()
-            if not p.name.startswith(".") and p.name not in protect and _is_real_dir(p)}
+    runs = {
+        p.name: p for p in root.iterdir() if not p.name.startswith(".") and p.name not in protect and _is_real_dir(p)
+    }
     changed = {name: last_change(p) for name, p in runs.items()}
     removed = []
     for name in sorted(runs, key=lambda n: (changed[n], n)):
@@ -77,8 +89,11 @@ def prune_runs(root: str | os.PathLike, *, max_age_days: float, max_total_mb: fl
 
     total = tree_size(root)
     limit = max_total_mb * MB
-    finished = [n for n in sorted(runs, key=lambda n: (changed[n], n))
-                if n not in removed and (runs[n] / "metrics.json").is_file()]
+    finished = [
+        n
+        for n in sorted(runs, key=lambda n: (changed[n], n))
+        if n not in removed and (runs[n] / "metrics.json").is_file()
+    ]
     for name in finished:
         if total <= limit:
             break

@@ -21,9 +21,10 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -111,8 +112,7 @@ def _read_history(path: Path, *, run_id: str = "", name: str = "history.csv") ->
     if cut_off and not body:
         return [], f"{name} was cut off in its header line, so the run has no iteration history."
     if "iteration" not in header:
-        raise RunFolderError(f"{name} has no iteration column (its header is not a history.csv header).",
-                             run_id=run_id)
+        raise RunFolderError(f"{name} has no iteration column (its header is not a history.csv header).", run_id=run_id)
     rows, note = [], None
     for i, (line, cells) in enumerate(body):
         if not cells:
@@ -140,9 +140,17 @@ def write_snapshots(snapshots: Iterable[Snapshot], folder: Path) -> None:
         save_image(s.image, folder / f"{s.iteration:05d}.png")
 
 
-def write_run(folder: str | Path, *, metrics: dict, config: dict, result: FitResult, degraded: np.ndarray,
-              x_true: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None,
-              snapshots: Iterable[Snapshot] = ()) -> Path:
+def write_run(
+    folder: str | Path,
+    *,
+    metrics: dict,
+    config: dict,
+    result: FitResult,
+    degraded: np.ndarray,
+    x_true: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
+    snapshots: Iterable[Snapshot] = (),
+) -> Path:
     """Write everything a finished run produced; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,8 +159,12 @@ def write_run(folder: str | Path, *, metrics: dict, config: dict, result: FitRes
     save_image(degraded, folder / "observed.png")
     if mask is not None:  # inpainting: the user's image with only its holes filled in
         save_image(keep_known(result.output, degraded, mask), folder / "result_known_kept.png")
-    optional = {"ground_truth.png": x_true, "best.png": result.best, "blind.png": result.blind,
-                "mask.png": None if mask is None else mask[..., None]}
+    optional = {
+        "ground_truth.png": x_true,
+        "best.png": result.best,
+        "blind.png": result.blind,
+        "mask.png": None if mask is None else mask[..., None],
+    }
     for name, image in optional.items():
         if image is not None:
             save_image(image, folder / name)
@@ -203,10 +215,17 @@ def read_run(folder: str | Path) -> dict:
     metrics = read_json_object(folder / "metrics.json", run_id=run_id)
     check_metrics(metrics, run_id=run_id)
     config = read_json_object(folder / "config.json", run_id=run_id, required=False) or {}
-    history, note = _read_history(folder / "history.csv", run_id=run_id) if (folder / "history.csv").exists() \
-        else ([], None)
-    out = {"folder": folder, "metrics": metrics, "config": config, "history": history, "images": {},
-           "notes": [note] if note else []}
+    history, note = (
+        _read_history(folder / "history.csv", run_id=run_id) if (folder / "history.csv").exists() else ([], None)
+    )
+    out = {
+        "folder": folder,
+        "metrics": metrics,
+        "config": config,
+        "history": history,
+        "images": {},
+        "notes": [note] if note else [],
+    }
     for p in sorted(folder.glob("*.png")):
         if p.is_file():
             out["images"][p.stem] = read_run_image(folder, p.name, mode="keep")
@@ -224,16 +243,23 @@ def _read_text(path: Path, name: str, run_id: str) -> str:
     except IsADirectoryError:
         raise RunFolderError(f"{name} is a folder, not a file.", run_id=run_id) from None
     except OSError as err:
-        raise RunFolderError(f"{name} could not be read ({err.strerror or type(err).__name__}).",
-                             run_id=run_id) from None
+        raise RunFolderError(
+            f"{name} could not be read ({err.strerror or type(err).__name__}).", run_id=run_id
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise RunFolderError(f"{name} is not UTF-8 text (bad byte at offset {err.start}).", run_id=run_id) from None
 
 
-_JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false",
-               type(None): "null"}
+_JSON_KINDS = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
 
 
 def read_json_object(path: Path, *, run_id: str = "", required: bool = True) -> Optional[dict]:
@@ -252,14 +278,18 @@ def read_json_object(path: Path, *, run_id: str = "", required: bool = True) -> 
         data = json.loads(text)
     except json.JSONDecodeError as err:
         at_end = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")  # ran out of text
-        end = f"is truncated (it ends at line {err.lineno} before the JSON is complete)" if at_end else \
-            f"is not valid JSON ({err.msg}, line {err.lineno}, column {err.colno})"
+        end = (
+            f"is truncated (it ends at line {err.lineno} before the JSON is complete)"
+            if at_end
+            else f"is not valid JSON ({err.msg}, line {err.lineno}, column {err.colno})"
+        )
         raise RunFolderError(f"{name} {end}.", run_id=run_id) from None
     except RecursionError:
         raise RunFolderError(f"{name} nests too deeply to be read.", run_id=run_id) from None
     if not isinstance(data, dict):
-        raise RunFolderError(f"{name} is not a JSON object (it holds {_JSON_KINDS.get(type(data), 'something else')}).",
-                             run_id=run_id)
+        raise RunFolderError(
+            f"{name} is not a JSON object (it holds {_JSON_KINDS.get(type(data), 'something else')}).", run_id=run_id
+        )
     return data
 
 
@@ -273,8 +303,10 @@ def check_metrics(metrics: dict, *, run_id: str = "") -> None:
     PSNRs (``psnr_*``) and counts must be numbers or null, names strings or null, ``targets`` (impedance) an
     object of objects. Other keys are not checked.
     """
+
     def fail(key, value, expected):
         raise RunFolderError(f"metrics.json: {key} is {_shorten(value)}, not {expected}.", run_id=run_id)
+
     for key, value in metrics.items():
         if (key.startswith("psnr_") or key in _NUMBER_KEYS) and value is not None and not _is_number(value):
             fail(key, value, "a number")
@@ -301,8 +333,9 @@ def read_run_image(folder: str | Path, name: str, *, mode: str = "rgb") -> np.nd
     try:
         return load_image(path, mode=mode)
     except ImageError:  # its message holds the server path: say it again without
-        raise RunFolderError(f"{name} could not be decoded (a truncated, corrupt or oversized image file).",
-                             run_id=run_id) from None
+        raise RunFolderError(
+            f"{name} could not be decoded (a truncated, corrupt or oversized image file).", run_id=run_id
+        ) from None
 
 
 BASELINES_VERSION = 1
@@ -349,26 +382,49 @@ def read_baselines(folder: str | Path) -> list[dict]:
     if data is None:
         return []
     records = data.get("baselines", [])
-    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str)
-                                                for r in records):
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("name"), str) for r in records
+    ):
         raise RunFolderError("baselines.json: baselines is not a list of records with a name.", run_id=folder.name)
     for r in records:
         image = r.get("image")
         if image is not None and not (isinstance(image, str) and _inside(image, "baselines")):
-            raise RunFolderError(f"baselines.json: the image of {_shorten(r['name'])} is not in baselines/.",
-                                 run_id=folder.name)
+            raise RunFolderError(
+                f"baselines.json: the image of {_shorten(r['name'])} is not in baselines/.", run_id=folder.name
+            )
     return list(records)
 
 
 def _inside(name: str, top: str) -> bool:
     rel = PurePosixPath(name)
-    return (not rel.is_absolute() and "\\" not in name and ".." not in rel.parts and len(rel.parts) >= 2
-            and rel.parts[0] == top)
+    return (
+        not rel.is_absolute()
+        and "\\" not in name
+        and ".." not in rel.parts
+        and len(rel.parts) >= 2
+        and rel.parts[0] == top
+    )
 
 
-RUN_FILES = frozenset({"result.png", "result_ema.png", "observed.png", "ground_truth.png", "best.png", "blind.png",
-                       "mask.png", "result_known_kept.png", "blind_emv.png", "history.csv", "metrics.json",
-                       "config.json", "baselines.json", "snapshots", "baselines"})
+RUN_FILES = frozenset(
+    {
+        "result.png",
+        "result_ema.png",
+        "observed.png",
+        "ground_truth.png",
+        "best.png",
+        "blind.png",
+        "mask.png",
+        "result_known_kept.png",
+        "blind_emv.png",
+        "history.csv",
+        "metrics.json",
+        "config.json",
+        "baselines.json",
+        "snapshots",
+        "baselines",
+    }
+)
 """Names a run writes into its folder (``write_run``, ``write_baselines``, the impedance and reproduce writers)."""
 
 

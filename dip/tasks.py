@@ -7,8 +7,9 @@ code and runs the one fit loop. The command line and the app both go through the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,8 +19,7 @@ from dip import degrade
 from dip.checkpoint import Checkpoint
 from dip.errors import ImageError
 from dip.fit import FitResult, Snapshot, StepRecord, fit, to_tensor
-from dip.images import (ImageSource, center_crop_to_multiple, check_min_size, limit_side, load_image,
-                        pad_to_multiple)
+from dip.images import ImageSource, center_crop_to_multiple, check_min_size, limit_side, load_image, pad_to_multiple
 from dip.metrics import psnr
 from dip.models import SkipNet, make_input_code
 from dip.operators import Identity, Lanczos2Downsampler, PixelMask
@@ -56,8 +56,9 @@ class Problem:
         return degrade.keep_known(x, self.y, self.mask)
 
 
-def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None, min_side: Optional[int] = None
-                  ) -> np.ndarray:
+def prepare_image(
+    x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None, min_side: Optional[int] = None
+) -> np.ndarray:
     """Downscale (optional), pad or centre-crop to the preset's multiple, and check the network can take it.
 
     Raises ImageError when the result is too small for the network; when only ``max_side`` made it so, the
@@ -71,9 +72,11 @@ def prepare_image(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = No
         if enough is None or min_side:
             raise
         ph, pw = prepared_shape(h, w, preset, max_side=max_side)
-        raise ImageError(f"image is {w}x{h} px; downscaled to a longer side of {max_side} px it becomes {pw}x{ph} "
-                         f"px, below the {preset.min_image_side}x{preset.min_image_side} px this network needs. Use a "
-                         f"longer side (max_side) of at least {enough} px.") from err
+        raise ImageError(
+            f"image is {w}x{h} px; downscaled to a longer side of {max_side} px it becomes {pw}x{ph} "
+            f"px, below the {preset.min_image_side}x{preset.min_image_side} px this network needs. Use a "
+            f"longer side (max_side) of at least {enough} px."
+        ) from err
 
 
 def _prepare(x: np.ndarray, preset: Preset, max_side: Optional[int], min_side: Optional[int]) -> np.ndarray:
@@ -105,8 +108,10 @@ def prepare_low_resolution(x: np.ndarray, preset: Preset, *, max_side: Optional[
     h, w = lr.shape[:2]
     need = preset.min_image_side
     if min(h, w) * f < need:
-        raise ImageError(f"low-resolution image is {w}x{h} px after cropping, so its x{f} output would be "
-                         f"{w * f}x{h * f} px, below the {need}x{need} px this network needs. Use a larger image.")
+        raise ImageError(
+            f"low-resolution image is {w}x{h} px after cropping, so its x{f} output would be "
+            f"{w * f}x{h * f} px, below the {need}x{need} px this network needs. Use a larger image."
+        )
     return lr
 
 
@@ -145,8 +150,9 @@ def load_for(preset: Preset, source: ImageSource, *, max_side: Optional[int] = N
     return prepare_image(load_image(source, mode="grey" if preset.grey else "rgb"), preset, max_side=max_side)
 
 
-def make_problem(preset: Preset, image: np.ndarray, *, observed: bool = False, mask: Optional[np.ndarray] = None,
-                 seed: int = 0) -> Problem:
+def make_problem(
+    preset: Preset, image: np.ndarray, *, observed: bool = False, mask: Optional[np.ndarray] = None, seed: int = 0
+) -> Problem:
     """Build the Problem of ``preset.task`` from a prepared image.
 
     With ``observed=True`` the image is already degraded (a noisy photo, or a low-resolution image for SR)
@@ -169,8 +175,10 @@ def make_problem(preset: Preset, image: np.ndarray, *, observed: bool = False, m
                 raise ImageError(f"preset {preset.name!r} uses the mask that comes with its image; provide a mask.")
             mask = degrade.make_mask(preset.mask_kind, h, w, keep_fraction=preset.keep_fraction, seed=seed)
         if mask.shape != (h, w):
-            raise ImageError(f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {w}x{h} px; "
-                             "use a mask of the same size as the image.")
+            raise ImageError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {w}x{h} px; "
+                "use a mask of the same size as the image."
+            )
         y = degrade.apply_mask(image, mask)
         return Problem("inpaint", y, PixelMask(mask), image.shape, None if observed else image, y, mask)
     raise ValueError(f"unknown task {preset.task!r}")
@@ -199,7 +207,7 @@ def load_problem(path, preset: Preset) -> Problem:
 def _bicubic_view(y: np.ndarray, factor: int, shape: tuple) -> np.ndarray:
     up = degrade.upscale(y, factor, "bicubic")
     out = np.zeros(shape, np.float32)
-    out[:up.shape[0], :up.shape[1]] = up[:shape[0], :shape[1]]
+    out[: up.shape[0], : up.shape[1]] = up[: shape[0], : shape[1]]
     return out
 
 
@@ -209,36 +217,64 @@ def build_net(preset: Preset, channels: int) -> SkipNet:
     return SkipNet(replace(preset.net, input_channels=preset.input.channels, output_channels=channels))
 
 
-def solve(preset: Preset, problem: Problem, *, device: Optional[str] = None,
-          on_step: Optional[Callable[[StepRecord], None]] = None,
-          on_snapshot: Optional[Callable[[Snapshot], None]] = None,
-          should_stop: Optional[Callable[[], bool]] = None, checkpoint: Optional[Checkpoint] = None) -> FitResult:
+def solve(
+    preset: Preset,
+    problem: Problem,
+    *,
+    device: Optional[str] = None,
+    on_step: Optional[Callable[[StepRecord], None]] = None,
+    on_snapshot: Optional[Callable[[Snapshot], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    checkpoint: Optional[Checkpoint] = None,
+) -> FitResult:
     """Fit the preset's network to ``problem`` and return the FitResult (resumable with ``checkpoint``)."""
     h, w, c = problem.shape
     check_min_size(np.empty((h, w, 0)), preset.net.min_side)
     net = build_net(preset, c)
     z = make_input_code(preset.input, h, w, generator=torch.Generator().manual_seed(preset.fit.seed))
     x_true = to_tensor(problem.x_true) if problem.x_true is not None else None
-    return fit(net, z, to_tensor(problem.y), problem.op, preset.fit, x_true=x_true, on_step=on_step,
-               on_snapshot=on_snapshot, should_stop=should_stop, device=device, checkpoint=checkpoint)
+    return fit(
+        net,
+        z,
+        to_tensor(problem.y),
+        problem.op,
+        preset.fit,
+        x_true=x_true,
+        on_step=on_step,
+        on_snapshot=on_snapshot,
+        should_stop=should_stop,
+        device=device,
+        checkpoint=checkpoint,
+    )
 
 
 def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> dict:
     """The metrics.json record of a finished run (PSNR keys are None without ground truth)."""
     gt = problem.x_true
-    score = (lambda x: psnr(gt, x) if gt is not None and x is not None else None)
+    score = lambda x: psnr(gt, x) if gt is not None and x is not None else None
     best_psnr = score(result.best)
     out = {
-        "task": problem.task, "preset": preset.name, "iterations": result.iterations_done,
+        "task": problem.task,
+        "preset": preset.name,
+        "iterations": result.iterations_done,
         "parameters": result.parameters,
-        "seconds": round(result.seconds, 3), "device": result.device, "precision": result.precision,
+        "seconds": round(result.seconds, 3),
+        "device": result.device,
+        "precision": result.precision,
         "seed": preset.fit.seed,
-        "cancelled": result.cancelled, "shape": list(problem.shape),
-        "psnr_observed": problem.psnr_degraded, "psnr_final": score(result.output), "psnr_ema": score(result.ema),
-        "psnr_best": best_psnr, "best_iteration": result.best_iteration if best_psnr is not None else None,
-        "psnr_blind": score(result.blind), "blind_iteration": result.blind_iteration,
-        "blind_confirmed": result.blind_confirmed, "early_stop": preset.fit.early_stop,
-        "es_window": preset.fit.es_window, "es_patience": preset.fit.es_patience,
+        "cancelled": result.cancelled,
+        "shape": list(problem.shape),
+        "psnr_observed": problem.psnr_degraded,
+        "psnr_final": score(result.output),
+        "psnr_ema": score(result.ema),
+        "psnr_best": best_psnr,
+        "best_iteration": result.best_iteration if best_psnr is not None else None,
+        "psnr_blind": score(result.blind),
+        "blind_iteration": result.blind_iteration,
+        "blind_confirmed": result.blind_confirmed,
+        "early_stop": preset.fit.early_stop,
+        "es_window": preset.fit.es_window,
+        "es_patience": preset.fit.es_patience,
         "final_input": preset.fit.final_input,
     }
     if problem.mask is not None and gt is not None:  # inpainting: also the result that keeps the observed pixels

@@ -74,12 +74,27 @@ class Server:
 
     def start(self) -> None:
         port = _free_port()
-        cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
         with open(self.log_path, "w") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
         self.url = f"http://127.0.0.1:{port}"
         _wait_healthy(self.url, self.proc)
 
@@ -102,7 +117,7 @@ class Server:
         found = []
         for i, line in enumerate(lines):
             if "Traceback" in line:
-                tail = next((t for t in lines[i + 1:] if t and not t[0].isspace() and "Traceback" not in t), "?")
+                tail = next((t for t in lines[i + 1 :] if t and not t[0].isspace() and "Traceback" not in t), "?")
                 found.append(f"Traceback: {tail.strip()[:300]}")
             elif "missing ScriptRunContext" in line:
                 found.append(f"log: {line.strip()[:300]}")
@@ -261,9 +276,19 @@ class Load:
         page.set_default_timeout(self.step_ms)
         page.on("pageerror", lambda err: self.res.error(who, "javascript", err))
         page.on("crash", lambda _: self.res.error(who, "page crashed", ""))
-        page.on("console", lambda msg: self.res.console_errors.append(
-            {"who": who, "text": msg.text[:300], "url": (msg.location or {}).get("url", "")[:200],
-             "at_s": self.res.now()}) if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: self.res.console_errors.append(
+                {
+                    "who": who,
+                    "text": msg.text[:300],
+                    "url": (msg.location or {}).get("url", "")[:200],
+                    "at_s": self.res.now(),
+                }
+            )
+            if msg.type == "error"
+            else None,
+        )
         return context, page
 
     async def open(self, page, who: str, path: str, title: str) -> bool:
@@ -278,8 +303,15 @@ class Load:
         except (PlaywrightError, AssertionError) as err:
             self.res.error(who, f"navigation to {path} failed", err)
             return False
-        self.res.loads.append({"who": who, "path": path, "visible_s": round(visible, 3),
-                               "settled_s": round(time.monotonic() - t, 3), "at_s": self.res.now()})
+        self.res.loads.append(
+            {
+                "who": who,
+                "path": path,
+                "visible_s": round(visible, 3),
+                "settled_s": round(time.monotonic() - t, 3),
+                "at_s": self.res.now(),
+            }
+        )
         return True
 
     async def switch(self, page, who: str, title: str) -> bool:
@@ -293,8 +325,15 @@ class Load:
         except (PlaywrightError, AssertionError) as err:
             self.res.error(who, f"switch to {title} failed", err)
             return False
-        self.res.switches.append({"who": who, "to": title, "visible_s": round(visible, 3),
-                                  "settled_s": round(time.monotonic() - t, 3), "at_s": self.res.now()})
+        self.res.switches.append(
+            {
+                "who": who,
+                "to": title,
+                "visible_s": round(visible, 3),
+                "settled_s": round(time.monotonic() - t, 3),
+                "at_s": self.res.now(),
+            }
+        )
         return True
 
     async def check(self, page, who: str, seen: set) -> None:
@@ -412,7 +451,7 @@ class Load:
             n = (i // 3) % a.jobs
             try:
                 await asyncio.wait_for(self.job_known[n].wait(), timeout=max(1.0, self.left()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.res.error(who, "no job to watch", f"job{n + 1} never got an id")
                 return
             if self.job_ids[n] is None:
@@ -442,7 +481,7 @@ class Load:
                 await self.check(page, who, seen)
                 try:
                     await asyncio.wait_for(self.all_done.wait(), timeout=min(WATCH_POLL_S, max(0.1, self.left())))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if kind == "job" and self.all_done.is_set():  # the watched job shows its result here too
                 try:
@@ -475,8 +514,9 @@ class Load:
 
     async def run(self) -> None:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                               args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + LOOPBACK_ONLY
+            )
             try:
                 if self.args.warmup:
                     await self.warm_up(browser)
@@ -504,8 +544,7 @@ def console_kinds(messages: list[dict]) -> list[dict]:
     for m in messages:
         url = re.sub(r"^https?://127\.0\.0\.1:\d+", "", m["url"])  # this run's port is no part of the kind
         key = re.sub(r"\d+", "N", m["text"])[:200] + " " + url
-        k = kinds.setdefault(key, {"text": m["text"][:300], "url": url, "count": 0, "first_s": m["at_s"],
-                                   "who": set()})
+        k = kinds.setdefault(key, {"text": m["text"][:300], "url": url, "count": 0, "first_s": m["at_s"], "who": set()})
         k["count"] += 1
         k["who"].add(m["who"])
     return [{**k, "who": sorted(k["who"])} for k in sorted(kinds.values(), key=lambda k: -k["count"])]
@@ -522,32 +561,67 @@ def cpu_model() -> str:
     return "?"
 
 
-def summary(args, res: Results, rss: RssSampler, log_errors: list[str], *, wall_s: float, load_before: tuple,
-            cpu_s: Optional[float]) -> dict:
+def summary(
+    args,
+    res: Results,
+    rss: RssSampler,
+    log_errors: list[str],
+    *,
+    wall_s: float,
+    load_before: tuple,
+    cpu_s: Optional[float],
+) -> dict:
     done = [j for j in res.jobs if j.status == "done"]
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "cpus": os.cpu_count(), "load_average_before": load_before,
-        "settings": {"browsers": args.browsers, "jobs": args.jobs, "size": args.size, "iterations": args.iterations,
-                     "channels": args.channels, "snapshot_every": args.snapshot_every, "switches": args.switches,
-                     "switch_every_s": args.switch_every, "deadline_s": args.deadline, "threads": args.threads},
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "settings": {
+            "browsers": args.browsers,
+            "jobs": args.jobs,
+            "size": args.size,
+            "iterations": args.iterations,
+            "channels": args.channels,
+            "snapshot_every": args.snapshot_every,
+            "switches": args.switches,
+            "switch_every_s": args.switch_every,
+            "deadline_s": args.deadline,
+            "threads": args.threads,
+        },
         "cold_start_s": res.cold_start,
-        "latency_s": {"load_visible": spread([x["visible_s"] for x in res.loads]),
-                      "load_settled": spread([x["settled_s"] for x in res.loads]),
-                      "switch_visible": spread([x["visible_s"] for x in res.switches]),
-                      "switch_settled": spread([x["settled_s"] for x in res.switches])},
-        "rss_mib": {"idle": rss.mib("idle", how=statistics.median), "warm": rss.mib("warm", how=statistics.median),
-                    "peak": rss.mib(),
-                    "end": rss.mib("end", how=statistics.median), "after_close": rss.mib("closed", how=min),
-                    "peak_at_s": rss.peak_at(res.t0), "timeline": rss.timeline(res.t0)},
+        "latency_s": {
+            "load_visible": spread([x["visible_s"] for x in res.loads]),
+            "load_settled": spread([x["settled_s"] for x in res.loads]),
+            "switch_visible": spread([x["visible_s"] for x in res.switches]),
+            "switch_settled": spread([x["settled_s"] for x in res.switches]),
+        },
+        "rss_mib": {
+            "idle": rss.mib("idle", how=statistics.median),
+            "warm": rss.mib("warm", how=statistics.median),
+            "peak": rss.mib(),
+            "end": rss.mib("end", how=statistics.median),
+            "after_close": rss.mib("closed", how=min),
+            "peak_at_s": rss.peak_at(res.t0),
+            "timeline": rss.timeline(res.t0),
+        },
         "server_cpu_s": cpu_s,
-        "jobs_done": len(done), "all_jobs_done_s": res.all_done_s,
+        "jobs_done": len(done),
+        "all_jobs_done_s": res.all_done_s,
         "jobs": [vars(j) for j in res.jobs],
-        "errors": {"count": len(res.errors) + len(log_errors), "browser": res.errors, "server_log": log_errors,
-                   "console_errors": len(res.console_errors), "console": console_kinds(res.console_errors),
-                   "not_connected_polls": res.disconnected},
-        "deadline_hit": res.deadline_hit, "interrupted": res.interrupted, "wall_s": round(wall_s, 1),
-        "loads": res.loads, "switches": res.switches,
+        "errors": {
+            "count": len(res.errors) + len(log_errors),
+            "browser": res.errors,
+            "server_log": log_errors,
+            "console_errors": len(res.console_errors),
+            "console": console_kinds(res.console_errors),
+            "not_connected_polls": res.disconnected,
+        },
+        "deadline_hit": res.deadline_hit,
+        "interrupted": res.interrupted,
+        "wall_s": round(wall_s, 1),
+        "loads": res.loads,
+        "switches": res.switches,
     }
 
 
@@ -563,8 +637,7 @@ def markdown(s: dict) -> str:
     for err in e["browser"]:
         kinds[err["kind"]] = kinds.get(err["kind"], 0) + 1
     kinds.update({"server log": len(e["server_log"])} if e["server_log"] else {})
-    per_job = ", ".join(
-        f"{j['owner']} {j['metrics'].get('s_per_iteration', '–')}" for j in s["jobs"]) or "–"
+    per_job = ", ".join(f"{j['owner']} {j['metrics'].get('s_per_iteration', '–')}" for j in s["jobs"]) or "–"
     lines = [
         f"Load test, {s['date']}, CPU: {s['cpu']} ({s['cpus']} CPUs), load average before "
         f"{' / '.join(f'{x:.2f}' for x in s['load_average_before'])}",
@@ -575,9 +648,12 @@ def markdown(s: dict) -> str:
         f"{st['browsers'] + st['jobs']} contexts) |",
         f"| jobs | {st['jobs']} × denoising, sample image, {st['size']} px, {st['iterations']} it, "
         f"{st['channels']} channels, snapshot every {st['snapshot_every']} |",
-        "| cold start: first visit of Home on the fresh server, s (title visible / settled) | " + (
-            f"{s['cold_start_s']['visible_s']:.2f} / {s['cold_start_s']['settled_s']:.2f} |" if s["cold_start_s"]
-            else "– |"),
+        "| cold start: first visit of Home on the fresh server, s (title visible / settled) | "
+        + (
+            f"{s['cold_start_s']['visible_s']:.2f} / {s['cold_start_s']['settled_s']:.2f} |"
+            if s["cold_start_s"]
+            else "– |"
+        ),
         f"| page load latency, s: median / p95 / max (to title visible) | {lat(s['latency_s']['load_visible'])} |",
         f"| page load until settled, s | {lat(s['latency_s']['load_settled'])} |",
         f"| page switch latency, s (sidebar, to title visible) | {lat(s['latency_s']['switch_visible'])} |",
@@ -587,27 +663,36 @@ def markdown(s: dict) -> str:
         f"| jobs done | {s['jobs_done']} / {st['jobs']} |",
         f"| s per iteration of each job (metrics.json) | {per_job} |",
         f"| all jobs done after, s | {s['all_jobs_done_s'] if s['all_jobs_done_s'] is not None else '–'} |",
-        f"| errors | {e['count']}" + (f" ({', '.join(f'{k}: {v}' for k, v in kinds.items())})" if kinds else "")
+        f"| errors | {e['count']}"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in kinds.items())})" if kinds else "")
         + f"; JavaScript console errors {e['console_errors']}, polls not connected "
-          f"{len(e['not_connected_polls'])} |",
-        f"| wall time, s | {s['wall_s']}" + (" (deadline hit)" if s["deadline_hit"] else "")
-        + (" (interrupted)" if s["interrupted"] else "") + " |",
+        f"{len(e['not_connected_polls'])} |",
+        f"| wall time, s | {s['wall_s']}"
+        + (" (deadline hit)" if s["deadline_hit"] else "")
+        + (" (interrupted)" if s["interrupted"] else "")
+        + " |",
         "",
         "| job | id | queue when submitted | submitted / running / done at, s | s/it | last it/s shown |",
         "|---|---|---|---|---|---|",
     ]
     for j in s["jobs"]:
         at = " / ".join("–" if x is None else f"{x:.0f}" for x in (j["submitted"], j["started"], j["done"]))
-        lines.append(f"| {j['owner']} | {j['id'] or '–'} ({j['status']}) | {j['first_position'] or '–'} | {at} | "
-                     f"{j['metrics'].get('s_per_iteration', '–')} | {j['last_rate'] or '–'} |")
+        lines.append(
+            f"| {j['owner']} | {j['id'] or '–'} ({j['status']}) | {j['first_position'] or '–'} | {at} | "
+            f"{j['metrics'].get('s_per_iteration', '–')} | {j['last_rate'] or '–'} |"
+        )
     if e["browser"] or e["server_log"]:
-        lines += ["", "Errors:"] + [f"- {x['who']} at {x['at_s']:.0f} s: {x['kind']}: {x['detail'][:200]}"
-                                    for x in e["browser"][:30]] + [f"- server: {x}" for x in e["server_log"][:30]]
+        lines += (
+            ["", "Errors:"]
+            + [f"- {x['who']} at {x['at_s']:.0f} s: {x['kind']}: {x['detail'][:200]}" for x in e["browser"][:30]]
+            + [f"- server: {x}" for x in e["server_log"][:30]]
+        )
     if e["console"]:
         lines += ["", "JavaScript console errors (not counted above):"] + [
             f"- {k['count']}× from {len(k['who'])} browser(s), first at {k['first_s']:.0f} s: {k['text'][:150]} "
             f"({k['url'][:120]})"
-            for k in e["console"][:5]]
+            for k in e["console"][:5]
+        ]
     return "\n".join(lines)
 
 
@@ -626,8 +711,12 @@ def main() -> None:
     p.add_argument("--deadline", type=float, default=900.0, help="seconds for the whole test, then it stops")
     p.add_argument("--step-timeout", type=float, default=120.0, help="seconds one page step may take")
     p.add_argument("--threads", type=int, default=None, help="DIP_THREADS for the server (default: the app's)")
-    p.add_argument("--no-warmup", dest="warmup", action="store_false",
-                   help="no visit of Home before the browsers start (their first loads then include the cold start)")
+    p.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="no visit of Home before the browsers start (their first loads then include the cold start)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (server.log, runs)")
     args = p.parse_args()
@@ -643,8 +732,10 @@ def main() -> None:
     load_before = tuple(round(x, 2) for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="dip-load-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_")} | {
-        "DIP_RUNS_DIR": str(work / "runs"), "DIP_MAX_QUEUE": str(max(5, args.jobs + 1)),
-        "PYTHONPATH": str(ROOT)}
+        "DIP_RUNS_DIR": str(work / "runs"),
+        "DIP_MAX_QUEUE": str(max(5, args.jobs + 1)),
+        "PYTHONPATH": str(ROOT),
+    }
     if args.threads:
         env["DIP_THREADS"] = str(args.threads)
     server, rss, res = Server(work, env), None, Results()
@@ -656,13 +747,14 @@ def main() -> None:
         rss = RssSampler(server.proc.pid)
         rss.start()
         time.sleep(3)  # idle samples: the server up, no browser yet
-        log(f"server up at {server.url}, idle RSS {rss.mib('idle')} MiB; opening {args.jobs} + {args.browsers} "
-            "browsers")
+        log(
+            f"server up at {server.url}, idle RSS {rss.mib('idle')} MiB; opening {args.jobs} + {args.browsers} browsers"
+        )
         res.t0 = time.monotonic()
         runner = Load(args, server.url, work / "runs", res, rss)
         try:
             asyncio.run(asyncio.wait_for(runner.run(), timeout=args.deadline + 60))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             res.deadline_hit = True
             log("deadline: browsers stopped")
         if runner.left() <= 0 and res.all_done_s is None:
@@ -687,8 +779,9 @@ def main() -> None:
     if load_samples:
         last = load_samples[-1][0]
         rss.samples += [(t, "end", kb) for t, kb in load_samples if t >= last - 5]
-    s = summary(args, res, rss, server.log_errors(), wall_s=time.monotonic() - started, load_before=load_before,
-                cpu_s=cpu_s)
+    s = summary(
+        args, res, rss, server.log_errors(), wall_s=time.monotonic() - started, load_before=load_before, cpu_s=cpu_s
+    )
     s["work"] = str(work) if args.keep else None
     print(json.dumps(s, indent=1) if args.json else markdown(s))
     if args.keep:

@@ -1,6 +1,7 @@
 """Screenshot of the Runs page opened on one finished run folder (e.g. a full-size ``dip reproduce`` run).
 
-    .venv/bin/python scripts/screenshot_run.py docs/runs/lab-denoise-astronaut docs/screenshots/runs_astronaut_full_size.png
+    .venv/bin/python scripts/screenshot_run.py docs/runs/lab-denoise-astronaut \
+        docs/screenshots/runs_astronaut_full_size.png
 
 The folder is copied into a temporary runs directory, a headless ``streamlit run`` serves it, and Chromium (the
 browser tests' set-up: /usr/bin/chromium, never ``playwright install``) saves the whole page.

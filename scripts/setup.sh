@@ -5,9 +5,11 @@ cd "$(dirname "$0")/.."
 req="${1:-requirements.txt}"
 python3 -m venv .venv
 # Re-install only when the requirements changed since the last successful install.
-stamp=".venv/.installed-$(cat requirements*.txt | sha1sum | cut -c1-12)-$(basename "$req")"
+stamp=".venv/.installed-$(cat requirements*.txt pyproject.toml | sha1sum | cut -c1-12)-$(basename "$req")"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r "$req"
+  # The project itself (editable: dip/ and ui/ importable from anywhere; no sys.path edits).
+  .venv/bin/python -m pip install --quiet --no-deps -e .
   touch "$stamp"
 fi

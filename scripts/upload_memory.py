@@ -95,14 +95,28 @@ def child(path: str, count: int, how: str) -> None:
     seconds = time.perf_counter() - t0
     assert all(k is not None for k in kept), "a decode failed"
     shape = kept[0][1].shape
-    print(json.dumps({"idle_mb": idle_kb / 1024, "peak_mb": (_status_kb("VmHWM") - idle_kb) / 1024,
-                      "after_mb": (_status_kb("VmRSS") - idle_kb) / 1024,
-                      "hwm_reset": start_hwm_kb <= idle_kb + 1024, "seconds": seconds, "shape": list(shape)}))
+    print(
+        json.dumps(
+            {
+                "idle_mb": idle_kb / 1024,
+                "peak_mb": (_status_kb("VmHWM") - idle_kb) / 1024,
+                "after_mb": (_status_kb("VmRSS") - idle_kb) / 1024,
+                "hwm_reset": start_hwm_kb <= idle_kb + 1024,
+                "seconds": seconds,
+                "shape": list(shape),
+            }
+        )
+    )
 
 
 def measure(path: str, count: int, how: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", path, str(count), how], cwd=ROOT, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", path, str(count), how],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -114,18 +128,24 @@ def main() -> None:
             data = attack_png(i)
             Path(path.format(i)).write_bytes(data)
             sizes.append(len(data))
-        print(f"files: {SIDE}x{SIDE} px PNG, {', '.join(f'{s / 1024:.0f} KB' for s in sizes)}; "
-              f"one decoded as float32 at full size: {SIDE * SIDE * 12 / 2**20:.0f} MB")
-        print(f"{'uploads at once':>15} | {'way':>10} | {'peak over idle':>14} | {'goal':>7} | {'held after':>10} | "
-              f"{'seconds':>7} | image per rerun")
+        print(
+            f"files: {SIDE}x{SIDE} px PNG, {', '.join(f'{s / 1024:.0f} KB' for s in sizes)}; "
+            f"one decoded as float32 at full size: {SIDE * SIDE * 12 / 2**20:.0f} MB"
+        )
+        print(
+            f"{'uploads at once':>15} | {'way':>10} | {'peak over idle':>14} | {'goal':>7} | {'held after':>10} | "
+            f"{'seconds':>7} | image per rerun"
+        )
         for count in (1, 3):
             for how in ("app", "full-float"):
                 r = measure(path, count, how)
                 goal = f"< {GOALS_MB[count]}" if how == "app" else ""
                 mark = "" if how != "app" else (" ok" if r["peak_mb"] < GOALS_MB[count] else " OVER")
-                print(f"{count:>15} | {how:>10} | {r['peak_mb']:>11.0f} MB | {goal:>7} | {r['after_mb']:>7.0f} MB | "
-                      f"{r['seconds']:>7.1f} | {'x'.join(map(str, r['shape']))} float32{mark}"
-                      + ("" if r["hwm_reset"] else "  (peak not reset: includes the imports)"))
+                print(
+                    f"{count:>15} | {how:>10} | {r['peak_mb']:>11.0f} MB | {goal:>7} | {r['after_mb']:>7.0f} MB | "
+                    f"{r['seconds']:>7.1f} | {'x'.join(map(str, r['shape']))} float32{mark}"
+                    + ("" if r["hwm_reset"] else "  (peak not reset: includes the imports)")
+                )
         print(f"(idle RSS of a child after its imports: {r['idle_mb']:.0f} MB)")
 
 

@@ -1,7 +1,2 @@
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "tests"):  # the project, and the helpers every test folder shares (tests/fakes.py)
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+"""Shared by every test folder. The project is installed into the venv (scripts/setup.sh: ``pip install -e .``); pytest
+puts this folder on the path itself (no ``__init__.py`` here), which is how ``tests/fakes.py`` is imported."""

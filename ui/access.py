@@ -35,8 +35,11 @@ def read_access(folder: Path) -> Access:
     if not isinstance(data, dict):
         return Access()
     share = data.get("share")
-    return Access(owner=str(data.get("owner") or ""), public=data.get("public") is True,
-                  share=share if isinstance(share, str) and SHARE_TOKEN.match(share) else None)
+    return Access(
+        owner=str(data.get("owner") or ""),
+        public=data.get("public") is True,
+        share=share if isinstance(share, str) and SHARE_TOKEN.match(share) else None,
+    )
 
 
 def write_access(folder: Path, access: Access) -> None:

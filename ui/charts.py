@@ -32,22 +32,42 @@ def loss_figure(records: list, *, height: int = 340) -> go.Figure:
     its = [r.iteration for r in recs]
     data = [go.Scatter(x=its, y=[r.loss for r in recs], name="loss", line=dict(color="#3b6ee8"))]
     if any(r.psnr_true is not None for r in recs):
-        data += [go.Scatter(x=its, y=[r.psnr_true for r in recs], name="PSNR output", line=dict(color="#ff7f0e"),
-                            yaxis="y2"),
-                 go.Scatter(x=its, y=[r.psnr_ema_true for r in recs], name="PSNR EMA",
-                            line=dict(color="#2ca02c", dash="dot"), yaxis="y2")]
+        data += [
+            go.Scatter(
+                x=its, y=[r.psnr_true for r in recs], name="PSNR output", line=dict(color="#ff7f0e"), yaxis="y2"
+            ),
+            go.Scatter(
+                x=its,
+                y=[r.psnr_ema_true for r in recs],
+                name="PSNR EMA",
+                line=dict(color="#2ca02c", dash="dot"),
+                yaxis="y2",
+            ),
+        ]
         psnr_title = "PSNR vs ground truth (dB)"
     else:
-        data.append(go.Scatter(x=its, y=[r.psnr_observed for r in recs], name="PSNR vs observation",
-                               line=dict(color="#ff7f0e"), yaxis="y2"))
+        data.append(
+            go.Scatter(
+                x=its,
+                y=[r.psnr_observed for r in recs],
+                name="PSNR vs observation",
+                line=dict(color="#ff7f0e"),
+                yaxis="y2",
+            )
+        )
         psnr_title = "PSNR vs observation (dB)"
     # An overlaying axis defaults to tickmode "sync", which puts the dB ticks at the log loss axis' gridlines
     # (10.49, 11.47, 12.27 ... dB); "auto" gives the PSNR axis its own round ticks.
-    layout = dict(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
-                  xaxis=dict(anchor="y", domain=[0.0, 0.94], title=dict(text="iteration")),
-                  yaxis=dict(anchor="x", domain=[0.0, 1.0], type="log", title=dict(text="loss (MSE)")),
-                  yaxis2=dict(anchor="x", overlaying="y", side="right", title=dict(text=psnr_title), showgrid=False,
-                              tickmode="auto"))
+    layout = dict(
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.12),
+        xaxis=dict(anchor="y", domain=[0.0, 0.94], title=dict(text="iteration")),
+        yaxis=dict(anchor="x", domain=[0.0, 1.0], type="log", title=dict(text="loss (MSE)")),
+        yaxis2=dict(
+            anchor="x", overlaying="y", side="right", title=dict(text=psnr_title), showgrid=False, tickmode="auto"
+        ),
+    )
     return go.Figure(data=data, layout=layout)
 
 
@@ -56,11 +76,14 @@ def impedance_figure(history: dict, *, height: int = 380) -> go.Figure:
     fig = go.Figure()
     for name, records in history.items():
         recs = thin(records)
-        fig.add_trace(go.Scatter(x=[r.iteration for r in recs], y=[r.loss for r in recs], name=name,
-                                 line=dict(color=COLORS.get(name))))
+        fig.add_trace(
+            go.Scatter(
+                x=[r.iteration for r in recs], y=[r.loss for r in recs], name=name, line=dict(color=COLORS.get(name))
+            )
+        )
     last = max((r.iteration for records in history.values() for r in records), default=1)
     # Plotly's own log ticks label 20, 30 ... as "2, 3 ..." after 10; name 1, 2, 5, 10, 20, 50 ... in full.
-    ticks = [m * 10 ** e for e in range(7) for m in (1, 2, 5) if m * 10 ** e <= last]
+    ticks = [m * 10**e for e in range(7) for m in (1, 2, 5) if m * 10**e <= last]
     fig.update_xaxes(type="log", title_text="iteration (log scale)", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks])
     fig.update_yaxes(title_text="loss (MSE)", rangemode="tozero")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))

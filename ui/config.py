@@ -86,10 +86,13 @@ def max_jobs_per_owner() -> int:
 def limits(device_type: str) -> Limits:
     """The hard limits of one job on this device ("cpu", "cuda", "mps"), each overridable by its variable."""
     base = Limits.for_device(device_type)
-    return Limits(max_tflop=_env("DIP_MAX_TFLOP", base.max_tflop), max_side=_env("DIP_MAX_WORKING_SIDE", base.max_side),
-                  max_channels=_env("DIP_MAX_CHANNELS", base.max_channels),
-                  max_snapshots=_env("DIP_MAX_SNAPSHOTS", base.max_snapshots),
-                  max_minutes=_env("DIP_MAX_JOB_MINUTES", base.max_minutes))
+    return Limits(
+        max_tflop=_env("DIP_MAX_TFLOP", base.max_tflop),
+        max_side=_env("DIP_MAX_WORKING_SIDE", base.max_side),
+        max_channels=_env("DIP_MAX_CHANNELS", base.max_channels),
+        max_snapshots=_env("DIP_MAX_SNAPSHOTS", base.max_snapshots),
+        max_minutes=_env("DIP_MAX_JOB_MINUTES", base.max_minutes),
+    )
 
 
 def checkpoint_every() -> int:

@@ -124,15 +124,17 @@ def inspect_upload(data: bytes) -> Optional[UploadInfo]:
             orientation = im.getexif().get(EXIF_ORIENTATION, 1)
     except (DIPError, OSError, ValueError, SyntaxError):
         return None
-    info = UploadInfo(im.width, im.height, im.mode, im.format or "?", getattr(im, "n_frames", 1),
-                      orientation not in (None, 1))
+    info = UploadInfo(
+        im.width, im.height, im.mode, im.format or "?", getattr(im, "n_frames", 1), orientation not in (None, 1)
+    )
     if info.has_alpha or (im.mode == "P" and "transparency" in im.info):
         info.notes.append("it has transparency: transparent pixels were placed on white")
     if im.mode in ("L", "1", "LA", "I;16", "I;16B", "I;16L", "I", "F"):
         info.notes.append("it is greyscale: the grey channel is used for red, green and blue")
     if im.mode.startswith("I;16") or im.mode == "I":
-        info.notes.append("it has 16 bits per channel: values were scaled to [0, 1] without clipping (and kept "
-                          "at 8 bits)")
+        info.notes.append(
+            "it has 16 bits per channel: values were scaled to [0, 1] without clipping (and kept at 8 bits)"
+        )
     if info.exif_rotated:
         info.notes.append(f"its EXIF orientation ({orientation}) was applied, so it is shown upright")
     if info.frames > 1:
@@ -227,8 +229,9 @@ def canvas_mask(rgba: Optional[np.ndarray], height: int, width: int) -> Optional
     """Strokes drawn on the canvas (any opaque pixel) become holes; None when nothing was drawn."""
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] < 4 or not (rgba[..., 3] > 0).any():
         return None
-    holes = Image.fromarray(((rgba[..., 3] > 0) * 255).astype(np.uint8)).resize((width, height),
-                                                                                Image.Resampling.NEAREST)
+    holes = Image.fromarray(((rgba[..., 3] > 0) * 255).astype(np.uint8)).resize(
+        (width, height), Image.Resampling.NEAREST
+    )
     return (np.asarray(holes) < 128).astype(np.float32)
 
 

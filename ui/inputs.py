@@ -15,8 +15,18 @@ from dip import degrade
 from dip.errors import DIPError
 from dip.images import Decoded, to_pil
 from ui import config
-from ui.imaging import (UploadInfo, alpha_mask, canvas_mask, decode_upload, decoding, downscale_side,
-                        downscale_upload, float_image, inspect_upload, prepare_mask)
+from ui.imaging import (
+    UploadInfo,
+    alpha_mask,
+    canvas_mask,
+    decode_upload,
+    decoding,
+    downscale_side,
+    downscale_upload,
+    float_image,
+    inspect_upload,
+    prepare_mask,
+)
 from ui.text import plain
 
 MESSAGE_CHARS = 400  # an engine message (it may quote the file name) is shown escaped, up to this many characters
@@ -59,8 +69,9 @@ def uploaded(key: str, label: str, help: Optional[str] = None) -> tuple[Optional
     def forget():
         st.session_state.pop(stash, None)
 
-    up = st.file_uploader(label, type=config.UPLOAD_TYPES, key=key, help=help, on_change=forget,
-                          max_upload_size=config.UPLOAD_MB)
+    up = st.file_uploader(
+        label, type=config.UPLOAD_TYPES, key=key, help=help, on_change=forget, max_upload_size=config.UPLOAD_MB
+    )
     if up is not None:
         st.session_state[stash] = (up.name, up.getvalue())
     elif stash in st.session_state:
@@ -73,8 +84,9 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
     sources = {"sample": "Sample image", "upload": "Upload an image"}
     if blind_label:
         sources["blind"] = blind_label
-    source = st.radio("Image", list(sources), format_func=sources.get, horizontal=True, key=f"{task}.source",
-                      persist_state="session")
+    source = st.radio(
+        "Image", list(sources), format_func=sources.get, horizontal=True, key=f"{task}.source", persist_state="session"
+    )
     if source == "sample":
         name = st.selectbox("Sample", samples(), key=f"{task}.sample", persist_state="session")
         return _load(task, name, (config.SAMPLES_DIR / name).read_bytes(), None) if name else None
@@ -84,8 +96,10 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
         st.info("Upload an image, or pick a sample image.")
         return None
     if source == "blind":  # the same uploader as a clean upload: say what changes
-        st.caption(f"{plain(name)} is used as it is, already degraded: nothing is added to it, and there is no "
-                   "ground truth to score against.")
+        st.caption(
+            f"{plain(name)} is used as it is, already degraded: nothing is added to it, and there is no "
+            "ground truth to score against."
+        )
     return _load(task, name, data, f"{task}.upload.kept", blind=source == "blind")
 
 
@@ -121,8 +135,10 @@ def _offer_a_downscale(task: str, name: str, data: bytes, digest: str, info: Upl
     limit = config.max_pixels()
     st.error(f"{plain(name)} is {info.width}x{info.height} px ({info.pixels:,} pixels); the limit is {limit:,} pixels.")
     if info.format not in ("JPEG", "MPO") and info.pixels > 2 * limit:
-        st.info("That is too large to downscale here: save a smaller copy (at most "
-                f"{downscale_side(info.width, info.height, limit)} px on the longer side) and upload that.")
+        st.info(
+            "That is too large to downscale here: save a smaller copy (at most "
+            f"{downscale_side(info.width, info.height, limit)} px on the longer side) and upload that."
+        )
         return
     side = downscale_side(info.width, info.height, limit)
     if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
@@ -154,26 +170,42 @@ def holes_are_transparency() -> bool:
 
 
 # -- inpainting masks --
-MASKS = {"text": "Text", "bernoulli": "Random pixels (Bernoulli)", "box": "Box", "upload": "Upload a mask",
-         "draw": "Draw it", "alpha": "Image transparency"}
+MASKS = {
+    "text": "Text",
+    "bernoulli": "Random pixels (Bernoulli)",
+    "box": "Box",
+    "upload": "Upload a mask",
+    "draw": "Draw it",
+    "alpha": "Image transparency",
+}
 
 
 def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
     """The inpainting mask (H, W) at the working size: 1 = known pixel, 0 = hole; None until one is usable."""
     kinds = [k for k in MASKS if k != "alpha" or (picked.info is not None and picked.info.has_alpha)]
-    kind = st.radio("Mask", kinds, format_func=MASKS.get, horizontal=True, key="inpaint.mask_kind",
-                    persist_state="session")
+    kind = st.radio(
+        "Mask", kinds, format_func=MASKS.get, horizontal=True, key="inpaint.mask_kind", persist_state="session"
+    )
     h, w = image.shape[:2]
     try:
         if kind in ("text", "box"):
             return degrade.make_mask(kind, h, w, seed=s.preset.fit.seed)
         if kind == "bernoulli":
-            keep = st.slider("Fraction of pixels kept", 0.05, 0.95, float(s.preset.keep_fraction), 0.05,
-                             key="inpaint.keep", persist_state="session")
+            keep = st.slider(
+                "Fraction of pixels kept",
+                0.05,
+                0.95,
+                float(s.preset.keep_fraction),
+                0.05,
+                key="inpaint.keep",
+                persist_state="session",
+            )
             return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
         if kind == "alpha":  # at the size of picked.image, which prepare_image shrinks to the working size
-            st.caption("The holes are the image's transparent pixels: nothing is known about them, so the run is "
-                       "blind (no ground truth; PSNR only against the observed pixels).")
+            st.caption(
+                "The holes are the image's transparent pixels: nothing is known about them, so the run is "
+                "blind (no ground truth; PSNR only against the observed pixels)."
+            )
             return prepare_mask(alpha_mask(picked.data, max_side=config.DOWNSCALE_TO), s.preset, max_side=s.max_side)
         if kind == "upload":
             return _uploaded_mask(picked, s)
@@ -184,9 +216,11 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
 
 
 def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:
-    name, data = uploaded("inpaint.mask_upload", "Upload a mask (white = keep, black = fill in)",
-                          "Same size as the image: white (or opaque) pixels are known, black (or transparent) "
-                          "pixels are filled in.")
+    name, data = uploaded(
+        "inpaint.mask_upload",
+        "Upload a mask (white = keep, black = fill in)",
+        "Same size as the image: white (or opaque) pixels are known, black (or transparent) pixels are filled in.",
+    )
     h, w = picked.full_size  # the file's size; picked.image may be smaller
     if data is None:
         st.info(f"Upload a mask of {w}x{h} px, the size of the image.")
@@ -204,9 +238,16 @@ def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
     scale = 448 / max(h, w)  # the canvas is drawn at a comfortable size; strokes are scaled back
     stroke = st.slider("Brush size (px)", 2, 60, 18, key="inpaint.brush", persist_state="session")
     st.caption("Paint over the parts to fill in.")
-    result = st_canvas(stroke_width=stroke, stroke_color="#ff3030", background_image=to_pil(image),
-                       width=int(w * scale), height=int(h * scale), drawing_mode="freedraw",
-                       return_image_data=True, key=f"inpaint.canvas.{h}x{w}")
+    result = st_canvas(
+        stroke_width=stroke,
+        stroke_color="#ff3030",
+        background_image=to_pil(image),
+        width=int(w * scale),
+        height=int(h * scale),
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=f"inpaint.canvas.{h}x{w}",
+    )
     mask = canvas_mask(result.image_data if result is not None else None, h, w)
     if mask is None:
         st.info("Nothing is painted yet: draw on the image to mark the holes.")

@@ -17,8 +17,9 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from dip.errors import DIPError
 
@@ -92,9 +93,20 @@ RATE_WINDOW = 30  # iterations the progress rate and ETA are measured over
 class Job:
     """One queued fit. The worker writes through the ``add_*`` methods; readers call ``view()``."""
 
-    def __init__(self, job_id: str, task: str, spec: Any, *, owner: str, total: int, info: Optional[dict] = None,
-                 max_snapshots: int = 60, max_seconds: Optional[float] = None, created: Optional[float] = None,
-                 resumed: bool = False):
+    def __init__(
+        self,
+        job_id: str,
+        task: str,
+        spec: Any,
+        *,
+        owner: str,
+        total: int,
+        info: Optional[dict] = None,
+        max_snapshots: int = 60,
+        max_seconds: Optional[float] = None,
+        created: Optional[float] = None,
+        resumed: bool = False,
+    ):
         self.id, self.task, self.spec, self.owner, self.total = job_id, task, spec, owner, total
         self.info = dict(info or {})
         self.max_snapshots, self.max_seconds, self.resumed = max_snapshots, max_seconds, resumed
@@ -158,11 +170,27 @@ class Job:
 
     def view(self, position: Optional[int] = None) -> JobView:
         with self._lock:
-            return JobView(self.id, self.task, self.status, self.iteration, self.total,
-                           {k: list(v) for k, v in self.history.items()},
-                           {k: list(v) for k, v in self.snapshots.items()}, dict(self.info), self.outcome,
-                           self.error, self.created, self.started, self.finished, position, self.note, self.owner,
-                           tuple(self._recent), self.stop_reason, self.resumed)
+            return JobView(
+                self.id,
+                self.task,
+                self.status,
+                self.iteration,
+                self.total,
+                {k: list(v) for k, v in self.history.items()},
+                {k: list(v) for k, v in self.snapshots.items()},
+                dict(self.info),
+                self.outcome,
+                self.error,
+                self.created,
+                self.started,
+                self.finished,
+                position,
+                self.note,
+                self.owner,
+                tuple(self._recent),
+                self.stop_reason,
+                self.resumed,
+            )
 
 
 class JobRegistry:
@@ -184,11 +212,22 @@ class JobRegistry:
         cancelled before it started (the runner, which cleans up after a job, never sees it).
     """
 
-    def __init__(self, runner: Callable[[Job], dict], *, admit: Optional[Callable[[Any], None]] = None,
-                 accept: Optional[Callable[[Job], None]] = None, discard: Optional[Callable[[Job], None]] = None,
-                 max_queue: int = 5, max_per_owner: int = 1, max_seconds: Optional[float] = None,
-                 keep_finished: int = 20, finished_ttl: float = 1800.0, max_snapshots: int = 60,
-                 initializer: Optional[Callable[[], None]] = None, after_job: Optional[Callable[[Job], None]] = None):
+    def __init__(
+        self,
+        runner: Callable[[Job], dict],
+        *,
+        admit: Optional[Callable[[Any], None]] = None,
+        accept: Optional[Callable[[Job], None]] = None,
+        discard: Optional[Callable[[Job], None]] = None,
+        max_queue: int = 5,
+        max_per_owner: int = 1,
+        max_seconds: Optional[float] = None,
+        keep_finished: int = 20,
+        finished_ttl: float = 1800.0,
+        max_snapshots: int = 60,
+        initializer: Optional[Callable[[], None]] = None,
+        after_job: Optional[Callable[[Job], None]] = None,
+    ):
         self._runner, self._admit, self._initializer, self._after_job = runner, admit, initializer, after_job
         self._accept, self._discard = accept, discard
         self.max_queue, self.max_per_owner, self.max_seconds = max_queue, max_per_owner, max_seconds
@@ -204,8 +243,9 @@ class JobRegistry:
         self._thread = threading.Thread(target=self._loop, name="dip-worker", daemon=True)
         self._thread.start()
 
-    def submit(self, spec: Any, *, task: str, owner: str, total: int, info: Optional[dict] = None,
-               job_id: Optional[str] = None) -> Job:
+    def submit(
+        self, spec: Any, *, task: str, owner: str, total: int, info: Optional[dict] = None, job_id: Optional[str] = None
+    ) -> Job:
         """Queue a job; raises JobRefused when ``owner`` has as many active jobs as allowed, the queue is full, or
         ``admit`` refuses it (its message names the limit)."""
         if self._admit is not None:
@@ -220,25 +260,57 @@ class JobRegistry:
             if len(mine) >= self.max_per_owner:
                 raise JobRefused(self._busy_message(mine[0]))
             if len(self._order) >= self.max_queue:
-                raise JobRefused(f"the queue is full ({len(self._order)} jobs waiting or running, the limit is "
-                                 f"{self.max_queue}); try again when one has finished.")
-            job = Job(job_id or new_job_id(task), task, spec, owner=owner, total=total, info=info,
-                      max_snapshots=self.max_snapshots, max_seconds=self.max_seconds)
+                raise JobRefused(
+                    f"the queue is full ({len(self._order)} jobs waiting or running, the limit is "
+                    f"{self.max_queue}); try again when one has finished."
+                )
+            job = Job(
+                job_id or new_job_id(task),
+                task,
+                spec,
+                owner=owner,
+                total=total,
+                info=info,
+                max_snapshots=self.max_snapshots,
+                max_seconds=self.max_seconds,
+            )
             if self._accept is not None:
                 try:
                     self._accept(job)
                 except OSError as err:
                     log.exception("could not store job %s", job.id)
-                    raise JobRefused(f"the server could not store the job ({err.strerror or type(err).__name__}); "
-                                     "try again later.") from None
+                    raise JobRefused(
+                        f"the server could not store the job ({err.strerror or type(err).__name__}); try again later."
+                    ) from None
             return self._enqueue(job)
 
-    def restore(self, spec: Any, *, job_id: str, task: str, owner: str, total: int, info: Optional[dict] = None,
-                created: Optional[float] = None) -> Job:
+    def restore(
+        self,
+        spec: Any,
+        *,
+        job_id: str,
+        task: str,
+        owner: str,
+        total: int,
+        info: Optional[dict] = None,
+        created: Optional[float] = None,
+    ) -> Job:
         """Queue again a job an earlier process accepted but did not finish (no limits: it was admitted once)."""
         with self._lock:
-            return self._enqueue(Job(job_id, task, spec, owner=owner, total=total, info=info, created=created,
-                                     max_snapshots=self.max_snapshots, max_seconds=self.max_seconds, resumed=True))
+            return self._enqueue(
+                Job(
+                    job_id,
+                    task,
+                    spec,
+                    owner=owner,
+                    total=total,
+                    info=info,
+                    created=created,
+                    max_snapshots=self.max_snapshots,
+                    max_seconds=self.max_seconds,
+                    resumed=True,
+                )
+            )
 
     def _enqueue(self, job: Job) -> Job:
         self._jobs[job.id] = job
@@ -249,8 +321,10 @@ class JobRegistry:
 
     def _busy_message(self, job: Job) -> str:
         where = "running" if self._order.index(job.id) == 0 else f"queued ({self._order.index(job.id)} ahead of it)"
-        return (f"you already have a {job.task} job {where} ({job.id}). Cancel it or wait until it finishes "
-                "before starting another one.")
+        return (
+            f"you already have a {job.task} job {where} ({job.id}). Cancel it or wait until it finishes "
+            "before starting another one."
+        )
 
     def get(self, job_id: Optional[str]) -> Optional[Job]:
         with self._lock:
@@ -338,8 +412,13 @@ class JobRegistry:
             log.exception("job %s failed", job.id)
             # The engine's own errors are written for the user; anything else may hold server paths or internals,
             # which stay in the server log.
-            self._finish(job, "error", error=str(err) if isinstance(err, DIPError) else
-                         f"an internal error stopped it ({type(err).__name__}); the server log has the details")
+            self._finish(
+                job,
+                "error",
+                error=str(err)
+                if isinstance(err, DIPError)
+                else f"an internal error stopped it ({type(err).__name__}); the server log has the details",
+            )
         finally:
             if self._after_job is not None:
                 try:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import streamlit as st
 
-from dip.impedance import target_slug
 from dip.fit import FitConfig
+from dip.impedance import target_slug
 from dip.report import baseline_rows, report_zip
 from ui import config, state
 from ui.access import share_token
@@ -60,8 +61,10 @@ def status(v: JobView) -> None:
     mine = state.is_mine(v)
     if v.status == "queued":
         ahead = f"{v.position} job(s) ahead" if v.position else "starts next"
-        st.progress(0.0, text=f"Queued · {ahead}" + (" · continues from its checkpoint after a server restart"
-                                                      if v.resumed else ""))
+        st.progress(
+            0.0,
+            text=f"Queued · {ahead}" + (" · continues from its checkpoint after a server restart" if v.resumed else ""),
+        )
     elif v.status == "running":
         rate, eta = v.iterations_per_second, v.eta_seconds
         text = f"Running · iteration {v.iteration}/{v.total}"
@@ -73,21 +76,31 @@ def status(v: JobView) -> None:
             text += " · resumed after a server restart"
         st.progress(min(1.0, v.iteration / max(1, v.total)), text=text)
     elif v.status == "done":
-        st.success(f"Done · {v.iteration} iterations in {duration(metrics.get('seconds') or 0)} "
-                   f"on {plain(metrics.get('device', '?'))} · saved as run {v.id}",
-                   icon=":material/check_circle:")
+        st.success(
+            f"Done · {v.iteration} iterations in {duration(metrics.get('seconds') or 0)} "
+            f"on {plain(metrics.get('device', '?'))} · saved as run {v.id}",
+            icon=":material/check_circle:",
+        )
     elif v.status == "cancelled":
         reason = metrics.get("stop_reason") or v.stop_reason
-        st.warning(("Stopped" if reason else "Cancelled") + f" at iteration {v.iteration} of {v.total}"
-                   + (f": {plain(reason, limit=200)}" if reason else "")
-                   + f"; the result so far is saved as run {v.id}.")
+        st.warning(
+            ("Stopped" if reason else "Cancelled")
+            + f" at iteration {v.iteration} of {v.total}"
+            + (f": {plain(reason, limit=200)}" if reason else "")
+            + f"; the result so far is saved as run {v.id}."
+        )
     else:
         st.error(f"The job failed: {plain(v.error or 'unknown error', limit=400)}")
     if not mine:
         st.caption(":material/visibility: You are viewing another browser's job, read-only.")
     elif v.active:
-        st.button("Cancel", key=f"cancel.{v.id}", icon=":material/stop:", on_click=state.get_registry().cancel,
-                  args=(v.id, state.owner()))
+        st.button(
+            "Cancel",
+            key=f"cancel.{v.id}",
+            icon=":material/stop:",
+            on_click=state.get_registry().cancel,
+            args=(v.id, state.owner()),
+        )
     else:
         share_link(v)
 
@@ -98,8 +111,12 @@ def share_link(v: JobView) -> None:
     if not folder or v.info.get("public") or config.public_runs():
         return
     key = f"{v.id}.share"
-    if st.button("Make a read-only share link", key=key, icon=":material/share:",
-                 help="Anyone with the link can see this run (not change it). Without one, only this browser can."):
+    if st.button(
+        "Make a read-only share link",
+        key=key,
+        icon=":material/share:",
+        help="Anyone with the link can see this run (not change it). Without one, only this browser can.",
+    ):
         st.session_state[f"{key}.token"] = share_token(Path(folder))
     token = st.session_state.get(f"{key}.token")
     if token:
@@ -116,8 +133,10 @@ def _app_url() -> str:
 
 
 BLIND_LABEL = "Best (no ground truth)"
-BLIND_HELP = ("The iterate a running-variance detector (ES-WMV) picks without ground truth: where the outputs "
-              "changed least over a window of 100 iterations. What a blind run can rely on.")
+BLIND_HELP = (
+    "The iterate a running-variance detector (ES-WMV) picks without ground truth: where the outputs "
+    "changed least over a window of 100 iterations. What a blind run can rely on."
+)
 
 
 def _fmt(value: Optional[float], infinite: str = "identical") -> str:
@@ -143,8 +162,11 @@ def psnr_metrics(v: JobView) -> None:
     cols = st.columns(4 if blind else 5)
     if blind:
         cols[0].metric("Ground truth", "none (blind)")
-        cols[1].metric("PSNR vs observation", _fmt(last.psnr_observed if last else None),
-                       help="How closely the output, passed through the degradation, matches your image.")
+        cols[1].metric(
+            "PSNR vs observation",
+            _fmt(last.psnr_observed if last else None),
+            help="How closely the output, passed through the degradation, matches your image.",
+        )
         blind_it = m.get("blind_iteration")
         cols[2].metric(BLIND_LABEL, f"iteration {blind_it}" if blind_it else "–", help=BLIND_HELP)
         cols[3].metric("Iterations", f"{v.iteration}/{v.total}")
@@ -155,25 +177,38 @@ def psnr_metrics(v: JobView) -> None:
     ema = m.get("psnr_ema") if m else (last.psnr_ema_true if last else None)
     best, best_it = (m.get("psnr_best"), m.get("best_iteration")) if m else _best(recs)
     if v.task == "sr" or m.get("task") == "sr":  # the low-resolution input, upsampled bicubically to be compared
-        cols[0].metric("PSNR bicubic input", _fmt(degraded),
-                       help="The low-resolution input upsampled by bicubic interpolation, against the ground truth.")
+        cols[0].metric(
+            "PSNR bicubic input",
+            _fmt(degraded),
+            help="The low-resolution input upsampled by bicubic interpolation, against the ground truth.",
+        )
     else:
-        cols[0].metric("PSNR degraded input", _fmt(degraded, "no noise"),
-                       help="No noise was added (σ = 0): the input is the ground truth." if degraded is not None
-                       and not math.isfinite(degraded) else None)
+        cols[0].metric(
+            "PSNR degraded input",
+            _fmt(degraded, "no noise"),
+            help="No noise was added (σ = 0): the input is the ground truth."
+            if degraded is not None and not math.isfinite(degraded)
+            else None,
+        )
     cols[1].metric("PSNR output", _fmt(output), _delta(output, degraded))
     if m.get("psnr_final_known_kept") is not None:  # inpainting: what the baselines are compared with
         cols[1].caption(f"{_fmt(m['psnr_final_known_kept'])} with the observed pixels kept")
     cols[2].metric("PSNR EMA output", _fmt(ema), _delta(ema, degraded))
-    cols[3].metric("PSNR best iterate", _fmt(best), _delta(best, degraded),
-                   help=f"Reached at iteration {best_it}." if best_it else None)
+    cols[3].metric(
+        "PSNR best iterate",
+        _fmt(best),
+        _delta(best, degraded),
+        help=f"Reached at iteration {best_it}." if best_it else None,
+    )
     if best_it:
         cols[3].caption(f"at iteration {best_it}")
     blind_psnr, blind_it = m.get("psnr_blind"), m.get("blind_iteration")
     cols[4].metric(BLIND_LABEL, _fmt(blind_psnr), _delta(blind_psnr, degraded), help=BLIND_HELP)
     if blind_it:
-        cols[4].caption(f"at iteration {blind_it}" + (f" ({blind_psnr - best:+.2f} dB vs the oracle)"
-                                                      if blind_psnr is not None and best is not None else ""))
+        cols[4].caption(
+            f"at iteration {blind_it}"
+            + (f" ({blind_psnr - best:+.2f} dB vs the oracle)" if blind_psnr is not None and best is not None else "")
+        )
     _provisional_note(m)
 
 
@@ -182,14 +217,18 @@ def _provisional_note(m: dict) -> None:
     finished run has none at all."""
     if m and m.get("blind_iteration") is None and m.get("iterations") and m.get("early_stop", "wmv") != "none":
         window = m.get("es_window") or FitConfig.es_window
-        st.caption(f"{BLIND_LABEL}: no pick. The detector compares the outputs over windows of {window} iterations "
-                   f"and this run had {m['iterations']}, so it never had a full window; run at least {window + 1} "
-                   "iterations to get one.")
+        st.caption(
+            f"{BLIND_LABEL}: no pick. The detector compares the outputs over windows of {window} iterations "
+            f"and this run had {m['iterations']}, so it never had a full window; run at least {window + 1} "
+            "iterations to get one."
+        )
     if m.get("blind_confirmed") is False:
-        st.caption(f"{BLIND_LABEL} is provisional: the variance did not fall below its value at iteration "
-                   f"{m.get('blind_iteration')} again, but the run ended before the detector's patience "
-                   f"({m.get('es_patience')} iterations) ran out, so the fit may still have been improving; "
-                   "the output may be the better choice.")
+        st.caption(
+            f"{BLIND_LABEL} is provisional: the variance did not fall below its value at iteration "
+            f"{m.get('blind_iteration')} again, but the run ended before the detector's patience "
+            f"({m.get('es_patience')} iterations) ran out, so the fit may still have been improving; "
+            "the output may be the better choice."
+        )
 
 
 def _best(recs: list) -> tuple[Optional[float], Optional[int]]:
@@ -229,8 +268,15 @@ def comparison(v: JobView) -> None:
     snaps = v.snapshots.get("", [])
     choices = {}
     if not v.active:
-        choices.update({"result": "Final output", "result_known_kept": "Final, observed pixels kept",
-                        "result_ema": "EMA output", "best": "Best iterate", "blind": BLIND_LABEL})
+        choices.update(
+            {
+                "result": "Final output",
+                "result_known_kept": "Final, observed pixels kept",
+                "result_ema": "EMA output",
+                "best": "Best iterate",
+                "blind": BLIND_LABEL,
+            }
+        )
         choices = {k: label for k, label in choices.items() if k in images}
     if snaps:
         choices["snapshot"] = "Snapshot"
@@ -238,8 +284,9 @@ def comparison(v: JobView) -> None:
         st.caption("The first snapshot appears after a few iterations.")
         return
     phase = "live" if v.active else "final"  # a finished job opens on its final output
-    shown = st.radio("Output shown", list(choices), format_func=choices.get, horizontal=True,
-                     key=f"{v.id}.shown.{phase}")
+    shown = st.radio(
+        "Output shown", list(choices), format_func=choices.get, horizontal=True, key=f"{v.id}.shown.{phase}"
+    )
     if shown == "snapshot":
         it, output = snapshot_picker(snaps, f"{v.id}", live=v.active)
         label = f"Output at iteration {it}"
@@ -268,13 +315,21 @@ def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
     """Super-resolution: bicubic | nearest | Deep Image Prior | ground truth, with PSNRs."""
     m = (v.outcome or {}).get("metrics") or {}
     base = _baselines(v)
-    keys = {"Final output": "psnr_final", "EMA output": "psnr_ema", "Best iterate": "psnr_best",
-            BLIND_LABEL: "psnr_blind"}
+    keys = {
+        "Final output": "psnr_final",
+        "EMA output": "psnr_ema",
+        "Best iterate": "psnr_best",
+        BLIND_LABEL: "psnr_blind",
+    }
     value = m.get(keys.get(label, ""))
-    show_images([(f"Bicubic · {_fmt(base.get('bicubic', {}).get('psnr'))}", images["bicubic"]),
-                 (f"Nearest · {_fmt(base.get('nearest', {}).get('psnr'))}", images["nearest"]),
-                 (f"Deep Image Prior · {label.lower()}" + (f" · {_fmt(value)}" if value is not None else ""), output),
-                 ("Ground truth", images.get("ground_truth"))])
+    show_images(
+        [
+            (f"Bicubic · {_fmt(base.get('bicubic', {}).get('psnr'))}", images["bicubic"]),
+            (f"Nearest · {_fmt(base.get('nearest', {}).get('psnr'))}", images["nearest"]),
+            (f"Deep Image Prior · {label.lower()}" + (f" · {_fmt(value)}" if value is not None else ""), output),
+            ("Ground truth", images.get("ground_truth")),
+        ]
+    )
 
 
 def baselines_table(v: JobView) -> None:
@@ -285,12 +340,21 @@ def baselines_table(v: JobView) -> None:
         return
     blind = m.get("psnr_final") is None
     columns = ("method", "PSNR (dB)", "seconds", "settings")
-    rows = [{k: x for k, x in zip(columns, r) if not (blind and k == "PSNR (dB)")}  # no PSNR without ground truth
-            for r in baseline_rows(list(base.values()), m)]
+    rows = [
+        {k: x for k, x in zip(columns, r) if not (blind and k == "PSNR (dB)")}  # no PSNR without ground truth
+        for r in baseline_rows(list(base.values()), m)
+    ]
     st.markdown("**Compared with classical methods**" + (" (no ground truth: no PSNR)" if blind else ""))
-    st.dataframe(rows, hide_index=True, width="stretch", key=f"{v.id}.baselines",
-                 column_config={"PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
-                                "seconds": st.column_config.NumberColumn(format="%.2f")})
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        key=f"{v.id}.baselines",
+        column_config={
+            "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
+            "seconds": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
 
 
 def loss_chart(v: JobView) -> None:
@@ -305,8 +369,9 @@ def downloads(v: JobView) -> None:
         return
     targets = (v.outcome or {}).get("metrics", {}).get("targets") if v.task == "impedance" else None
     if isinstance(targets, dict):  # noise impedance: each target's final fit, named by its target
-        files = [(f"Fit: {plain(name, limit=40)} PNG", f"{target_slug(name)}/result.png", "image/png")
-                 for name in targets]
+        files = [
+            (f"Fit: {plain(name, limit=40)} PNG", f"{target_slug(name)}/result.png", "image/png") for name in targets
+        ]
     else:
         files = [("Result PNG", "result.png", "image/png"), ("EMA PNG", "result_ema.png", "image/png")]
     files.append(("History CSV", "history.csv", "text/csv"))
@@ -316,15 +381,28 @@ def downloads(v: JobView) -> None:
     for col, (label, name, mime) in zip(cols, files):
         path = Path(folder) / name
         if path.is_file() and ".." not in name:  # a target's name comes from metrics.json
-            col.download_button(label, path.read_bytes(), file_name=f"{v.id}_{name.replace('/', '_')}",
-                                mime=mime, on_click="ignore", key=f"{v.id}.dl.{name}", icon=":material/download:")
+            col.download_button(
+                label,
+                path.read_bytes(),
+                file_name=f"{v.id}_{name.replace('/', '_')}",
+                mime=mime,
+                on_click="ignore",
+                key=f"{v.id}.dl.{name}",
+                icon=":material/download:",
+            )
     if (Path(folder) / "metrics.json").is_file():  # the zip is built only when clicked
-        cols[-1].download_button("Report (ZIP)", lambda: report_zip(folder), file_name=f"{v.id}_report.zip",
-                                 mime="application/zip", on_click="ignore", key=f"{v.id}.dl.zip",
-                                 icon=":material/folder_zip:", help="Summary, curves, images, settings and the "
-                                                                    "classical baselines of this run"
-                                                                    + (" (or each target and its fit)."
-                                                                       if isinstance(targets, dict) else "."))
+        cols[-1].download_button(
+            "Report (ZIP)",
+            lambda: report_zip(folder),
+            file_name=f"{v.id}_report.zip",
+            mime="application/zip",
+            on_click="ignore",
+            key=f"{v.id}.dl.zip",
+            icon=":material/folder_zip:",
+            help="Summary, curves, images, settings and the "
+            "classical baselines of this run"
+            + (" (or each target and its fit)." if isinstance(targets, dict) else "."),
+        )
 
 
 def settings_line(v: JobView) -> None:
@@ -357,18 +435,36 @@ def render_impedance(v: JobView) -> None:
     st.plotly_chart(impedance_figure(v.history), key=f"{v.id}.impedance", width="stretch")
     fitted = {name: recs[-1] for name, recs in v.history.items() if recs}
     for col, (name, last) in zip(st.columns(4), fitted.items()):
-        col.metric(f"PSNR of the fit: {name}", _fmt(last.psnr_true), help=f"After {last.iteration} iterations; "
-                   "higher means the network reproduced this target more closely.")
-    st.dataframe([{"target": name, "iterations": last.iteration, "final loss": last.loss,
-                   "lowest loss": min(r.loss for r in v.history[name])} for name, last in fitted.items()],
-                 hide_index=True, width="stretch")
+        col.metric(
+            f"PSNR of the fit: {name}",
+            _fmt(last.psnr_true),
+            help=f"After {last.iteration} iterations; higher means the network reproduced this target more closely.",
+        )
+    st.dataframe(
+        [
+            {
+                "target": name,
+                "iterations": last.iteration,
+                "final loss": last.loss,
+                "lowest loss": min(r.loss for r in v.history[name]),
+            }
+            for name, last in fitted.items()
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     targets = [t for t in v.history if v.snapshots.get(t)]
     if targets:
         target = st.radio("Snapshots of target", targets, horizontal=True, key=f"{v.id}.target")
         it, snap = snapshot_picker(v.snapshots[target], f"{v.id}.{target}", live=v.active)
         images = _images(v)
-        show_images([(f"Target: {target}", images.get(f"target:{target}")), (f"Fit at iteration {it}", snap),
-                     ("Final fit", images.get(f"result:{target}"))])
+        show_images(
+            [
+                (f"Target: {target}", images.get(f"target:{target}")),
+                (f"Fit at iteration {it}", snap),
+                ("Final fit", images.get(f"result:{target}")),
+            ]
+        )
     downloads(v)
 
 
@@ -383,8 +479,10 @@ def runs_browser() -> None:
     token = st.query_params.get("share")
     shared = state.shared_run(token) if token else None
     if token and shared is None:
-        st.warning("This share link names no run (it may have been mistyped, or the run was removed).",
-                   icon=":material/link_off:")
+        st.warning(
+            "This share link names no run (it may have been mistyped, or the run was removed).",
+            icon=":material/link_off:",
+        )
     listing = state.visible_runs(also=shared)
     rows, skipped = listing.rows, dict(listing.skipped)
     wanted = shared or st.query_params.get("run")
@@ -396,8 +494,9 @@ def runs_browser() -> None:
             _unavailable(wanted, skipped)
         st.info("No runs yet: start one from an experiment page.")
         return
-    st.dataframe([_table_row(r) for r in rows], hide_index=True, width="stretch", key="runs.table",
-                 column_config=RUN_COLUMNS)
+    st.dataframe(
+        [_table_row(r) for r in rows], hide_index=True, width="stretch", key="runs.table", column_config=RUN_COLUMNS
+    )
     _skipped_note(listing.skipped)
     ids = [r["id"] for r in rows]
     labels = _labels(rows)
@@ -409,8 +508,14 @@ def runs_browser() -> None:
             st.session_state["runs.pick"] = None
         else:
             st.session_state["runs.pick"] = _newest_readable(ids)
-    run_id = st.selectbox("Open a run", ids, key="runs.pick", index=None, placeholder="Choose a run",
-                          format_func=lambda i: labels.get(i, i))
+    run_id = st.selectbox(
+        "Open a run",
+        ids,
+        key="runs.pick",
+        index=None,
+        placeholder="Choose a run",
+        format_func=lambda i: labels.get(i, i),
+    )
     if run_id is None:
         return
     st.query_params["run"] = run_id
@@ -437,12 +542,20 @@ RUN_COLUMNS = {
     "started": st.column_config.TextColumn("started", width=95),
     "image": st.column_config.TextColumn("image", width=130),
     "task": st.column_config.TextColumn("task", width=115),
-    "setting": st.column_config.TextColumn("setting", width=150, help="σ of the added noise (denoising), the "
-                                           "upscaling factor (super-resolution), the mask and the share of pixels "
-                                           "kept (inpainting)"),
-    "PSNR (dB)": st.column_config.TextColumn("PSNR (dB)", width=75, alignment="right",
-                                             help="The final output against the ground truth (noise impedance: "
-                                                  "the fit of the image); – without ground truth"),
+    "setting": st.column_config.TextColumn(
+        "setting",
+        width=150,
+        help="σ of the added noise (denoising), the "
+        "upscaling factor (super-resolution), the mask and the share of pixels "
+        "kept (inpainting)",
+    ),
+    "PSNR (dB)": st.column_config.TextColumn(
+        "PSNR (dB)",
+        width=75,
+        alignment="right",
+        help="The final output against the ground truth (noise impedance: "
+        "the fit of the image); – without ground truth",
+    ),
     "size": st.column_config.TextColumn("size", width=80, help="Working size in pixels"),
     "iterations": st.column_config.TextColumn("iterations", width=95),
     "status": st.column_config.TextColumn("status", width=75),
@@ -467,11 +580,17 @@ def _table_row(r: dict) -> dict:
         done = f"{runs[-1]} ×{len(r['targets'])}" if runs else None
     elif done is not None and planned and planned != done:
         done = f"{done} of {planned}"
-    return {"started": when(r.get("started")), "image": _text(r.get("source")), "task": task_title(r),
-            "setting": _text(r.get("setting")),
-            "PSNR (dB)": f"{psnr:.2f}" if isinstance(psnr, (int, float)) and math.isfinite(psnr) else "–",
-            "size": _text(size), "iterations": _text(done),
-            "status": r.get("status") or ("cancelled" if r.get("cancelled") else "done"), "run": r["id"]}
+    return {
+        "started": when(r.get("started")),
+        "image": _text(r.get("source")),
+        "task": task_title(r),
+        "setting": _text(r.get("setting")),
+        "PSNR (dB)": f"{psnr:.2f}" if isinstance(psnr, (int, float)) and math.isfinite(psnr) else "–",
+        "size": _text(size),
+        "iterations": _text(done),
+        "status": r.get("status") or ("cancelled" if r.get("cancelled") else "done"),
+        "run": r["id"],
+    }
 
 
 def _labels(rows: list[dict]) -> dict[str, str]:
@@ -507,8 +626,10 @@ def _newest_readable(ids: list[str]) -> Optional[str]:
         v, error = _open_run(run_id)
         if v is not None:
             if failed:
-                st.warning(plain(f"{' '.join(failed)} Showing {run_id}, the newest run that opens.", limit=800),
-                           icon=":material/warning:")
+                st.warning(
+                    plain(f"{' '.join(failed)} Showing {run_id}, the newest run that opens.", limit=800),
+                    icon=":material/warning:",
+                )
             return run_id
         failed.append(error)
     st.warning(plain(f"{' '.join(failed)} Choose a run below.", limit=800), icon=":material/warning:")
@@ -520,9 +641,11 @@ def _unavailable(run_id: str, skipped: dict[str, str]) -> None:
     if run_id in skipped:
         st.error(plain(f"Run {run_id} could not be read: {skipped[run_id]}", limit=400), icon=":material/error:")
     else:
-        st.warning(f"There is no saved run you can open named {plain(run_id)} (the link may be wrong, the run may "
-                   "have been removed, or it belongs to another browser: its owner can make a share link).",
-                   icon=":material/search_off:")
+        st.warning(
+            f"There is no saved run you can open named {plain(run_id)} (the link may be wrong, the run may "
+            "have been removed, or it belongs to another browser: its owner can make a share link).",
+            icon=":material/search_off:",
+        )
 
 
 def _skipped_note(skipped: list[tuple[str, str]], shown: int = 5) -> None:
@@ -530,7 +653,10 @@ def _skipped_note(skipped: list[tuple[str, str]], shown: int = 5) -> None:
     if not skipped:
         return
     n = len(skipped)
-    head = "1 run folder could not be read and is not listed" if n == 1 else \
-        f"{n} run folders could not be read and are not listed"
+    head = (
+        "1 run folder could not be read and is not listed"
+        if n == 1
+        else f"{n} run folders could not be read and are not listed"
+    )
     items = "; ".join(f"{run_id} ({reason.rstrip('.')})" for run_id, reason in skipped[:shown])
     st.caption(plain(f"{head}: {items}{'; …' if n > shown else ''}", limit=1000))

@@ -17,9 +17,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -29,8 +30,14 @@ from dip.checkpoint import Checkpoint, saved_progress
 from dip.device import available_cpus
 from dip.errors import DIPError
 from dip.fit import Snapshot, StepRecord, fit
-from dip.impedance import (TARGETS, remove_checkpoints, run_impedance, target_checkpoints, target_slug,
-                           write_impedance_run)
+from dip.impedance import (
+    TARGETS,
+    remove_checkpoints,
+    run_impedance,
+    target_checkpoints,
+    target_slug,
+    write_impedance_run,
+)
 from dip.limits import Limits, check_job
 from dip.models import make_input_code
 from dip.operators import Identity
@@ -91,8 +98,10 @@ def fits_per_job(task: str) -> int:
 def admit(limits: Callable[[], Limits]):
     """The registry's admission check: a job within ``limits()`` (read at each submission, so an operator's change
     applies at once), else ``dip.limits.LimitExceeded`` naming the limit."""
+
     def check(spec: TaskSpec) -> None:
         check_job(spec.preset, spec.shape, limits(), fits=spec.fits)
+
     return check
 
 
@@ -109,10 +118,19 @@ def persist(job: Job) -> None:
         save_problem(spec.problem, folder / INPUTS_FILE)
     else:
         np.savez(folder / INPUTS_FILE, image=spec.image)
-    record = {"version": 1, "id": job.id, "task": spec.task, "owner": job.owner, "source": spec.source,
-              "public": spec.public, "created": job.created, "device": spec.device,
-              "checkpoint_every": spec.checkpoint_every, "preset": preset_as_dict(spec.preset),
-              "info": {k: job.info[k] for k in JOB_INFO_KEYS if k in job.info}}
+    record = {
+        "version": 1,
+        "id": job.id,
+        "task": spec.task,
+        "owner": job.owner,
+        "source": spec.source,
+        "public": spec.public,
+        "created": job.created,
+        "device": spec.device,
+        "checkpoint_every": spec.checkpoint_every,
+        "preset": preset_as_dict(spec.preset),
+        "info": {k: job.info[k] for k in JOB_INFO_KEYS if k in job.info},
+    }
     write_json(folder / SPEC_FILE, record)
 
 
@@ -137,8 +155,13 @@ def recover(registry: JobRegistry, runs_dir: Path) -> list[str]:
                 with np.load(folder / INPUTS_FILE, allow_pickle=False) as data:
                     spec = TaskSpec("impedance", preset, Path(runs_dir), record["source"], image=data["image"])
             else:
-                spec = TaskSpec(record["task"], preset, Path(runs_dir), record["source"],
-                                problem=load_problem(folder / INPUTS_FILE, preset))
+                spec = TaskSpec(
+                    record["task"],
+                    preset,
+                    Path(runs_dir),
+                    record["source"],
+                    problem=load_problem(folder / INPUTS_FILE, preset),
+                )
             spec.device, spec.public = record.get("device"), record.get("public") is True
             spec.checkpoint_every = int(record.get("checkpoint_every") or spec.checkpoint_every)
             records.append((float(record.get("created") or 0), folder.name, record, spec))
@@ -148,8 +171,15 @@ def recover(registry: JobRegistry, runs_dir: Path) -> list[str]:
                 shutil.rmtree(folder, ignore_errors=True)
     records.sort(key=lambda r: r[0])
     for created, job_id, record, spec in records:
-        registry.restore(spec, job_id=job_id, task=spec.task, owner=str(record.get("owner") or ""),
-                         total=spec.total, info=record.get("info") or {}, created=created)
+        registry.restore(
+            spec,
+            job_id=job_id,
+            task=spec.task,
+            owner=str(record.get("owner") or ""),
+            total=spec.total,
+            info=record.get("info") or {},
+            created=created,
+        )
         log.info("resuming job %s from its checkpoint", job_id)
     return [job_id for _, job_id, _, _ in records]
 
@@ -219,15 +249,20 @@ def _resume_progress(job: Job, folder: Path, checkpoint: Path, series: str = "")
 
 def _snapshot_writer(job: Job, folder: Path, series: str = ""):
     """Write each snapshot at full size to ``folder/snapshots`` and keep a small preview in the job."""
+
     def on_snapshot(snap: Snapshot) -> None:
         write_snapshots([snap], folder / "snapshots")
         job.add_snapshot(snap.iteration, preview(snap.image, SNAPSHOT_SIDE), series)
+
     return on_snapshot
 
 
 def _base_metrics(job: Job, spec: TaskSpec) -> dict:
-    metrics = {"job_id": job.id, "source": spec.source, "created": time.strftime(
-        "%Y-%m-%d %H:%M:%S", time.localtime(job.created))}
+    metrics = {
+        "job_id": job.id,
+        "source": spec.source,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created)),
+    }
     if job.stop_reason:
         metrics["stop_reason"] = job.stop_reason
     if job.resumed:
@@ -255,15 +290,39 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
     preset, problem = spec.preset, spec.problem
     checkpoint = Checkpoint(folder / CHECKPOINT_FILE, spec.checkpoint_every)
     _resume_progress(job, folder, checkpoint.path)
-    result = solve(preset, problem, device=spec.device, on_step=job.add_step,
-                   on_snapshot=_snapshot_writer(job, folder), should_stop=job.should_stop, checkpoint=checkpoint)
-    metrics = {**_base_metrics(job, spec), **summarize(preset, problem, result),
-               "blind": problem.x_true is None, "status": "cancelled" if result.cancelled else "done"}
-    write_run(folder, metrics=metrics, config=preset_as_dict(preset), result=result, degraded=problem.degraded,
-              x_true=problem.x_true, mask=problem.mask)
-    images = {"observed": problem.degraded, "result": result.output, "result_ema": result.ema,
-              "ground_truth": problem.x_true, "best": result.best, "blind": result.blind,
-              "result_known_kept": problem.holes_filled(result.output)}
+    result = solve(
+        preset,
+        problem,
+        device=spec.device,
+        on_step=job.add_step,
+        on_snapshot=_snapshot_writer(job, folder),
+        should_stop=job.should_stop,
+        checkpoint=checkpoint,
+    )
+    metrics = {
+        **_base_metrics(job, spec),
+        **summarize(preset, problem, result),
+        "blind": problem.x_true is None,
+        "status": "cancelled" if result.cancelled else "done",
+    }
+    write_run(
+        folder,
+        metrics=metrics,
+        config=preset_as_dict(preset),
+        result=result,
+        degraded=problem.degraded,
+        x_true=problem.x_true,
+        mask=problem.mask,
+    )
+    images = {
+        "observed": problem.degraded,
+        "result": result.output,
+        "result_ema": result.ema,
+        "ground_truth": problem.x_true,
+        "best": result.best,
+        "blind": result.blind,
+        "result_known_kept": problem.holes_filled(result.output),
+    }
     baselines = []
     if not result.cancelled:
         job.set_note("comparing with classical methods")
@@ -274,9 +333,12 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
             log.exception("baselines of job %s failed", job.id)
             baselines = []
     images.update({b.name: b.image for b in baselines})
-    return {"metrics": metrics, "cancelled": result.cancelled,
-            "baselines": [b.as_record() for b in baselines],
-            "images": {k: preview(v) for k, v in images.items() if v is not None}}
+    return {
+        "metrics": metrics,
+        "cancelled": result.cancelled,
+        "baselines": [b.as_record() for b in baselines],
+        "images": {k: preview(v) for k, v in images.items() if v is not None},
+    }
 
 
 def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> dict:
@@ -289,19 +351,26 @@ def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> dict:
     def on_snapshot(name: str, snap: Snapshot) -> None:
         writers.setdefault(name, _snapshot_writer(job, folder / target_slug(name), name))(snap)
 
-    res = run_impedance(preset, x, device=spec.device, on_step=lambda name, rec: job.add_step(rec, name),
-                        on_snapshot=on_snapshot, should_stop=job.should_stop, checkpoints=checkpoints)
+    res = run_impedance(
+        preset,
+        x,
+        device=spec.device,
+        on_step=lambda name, rec: job.add_step(rec, name),
+        on_snapshot=on_snapshot,
+        should_stop=job.should_stop,
+        checkpoints=checkpoints,
+    )
     cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
     # Snapshots are already on disk (written as they came), so none are passed here.
-    metrics = write_impedance_run(folder, preset, res, extra={
-        **_base_metrics(job, spec), "status": "cancelled" if cancelled else "done"})
+    metrics = write_impedance_run(
+        folder, preset, res, extra={**_base_metrics(job, spec), "status": "cancelled" if cancelled else "done"}
+    )
     remove_checkpoints(checkpoints)
     images = {}
     for name, r in res.results.items():
         images[f"target:{name}"], images[f"result:{name}"] = preview(res.targets[name]), preview(r.output)
     if "image" in res.results:
-        images["result"], images["result_ema"] = preview(res.results["image"].output), preview(
-            res.results["image"].ema)
+        images["result"], images["result_ema"] = preview(res.results["image"].output), preview(res.results["image"].ema)
     return {"metrics": metrics, "cancelled": cancelled, "images": images}
 
 
@@ -310,8 +379,16 @@ def _write_error(folder: Path, spec: TaskSpec, job: Job, err: Exception) -> None
     message = str(err) if isinstance(err, DIPError) else f"internal error ({type(err).__name__})"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "metrics.json", {**_base_metrics(job, spec), "task": spec.task,
-                                             "preset": spec.preset.name, "status": "error", "error": message})
+        write_json(
+            folder / "metrics.json",
+            {
+                **_base_metrics(job, spec),
+                "task": spec.task,
+                "preset": spec.preset.name,
+                "status": "error",
+                "error": message,
+            },
+        )
         write_json(folder / "config.json", preset_as_dict(spec.preset))
     except OSError:
         pass
@@ -333,8 +410,9 @@ class Timing:
     baselines: float
 
 
-def measure_iteration(preset: Preset, height: int, width: int, channels: int, *,
-                      device: Optional[str] = None) -> Timing:
+def measure_iteration(
+    preset: Preset, height: int, width: int, channels: int, *, device: Optional[str] = None
+) -> Timing:
     """Time three iterations of the preset's network at this size (the last two give the steady rate, the first the
     start-up) and the task's classical baselines on an image of this size."""
     start = time.perf_counter()

@@ -71,8 +71,9 @@ def scan_runs(runs_dir: Path) -> RunListing:
     if not root.is_dir():
         return RunListing([], [])
     rows, skipped = [], []
-    folders = sorted((p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()),
-                     key=lambda p: p.name, reverse=True)
+    folders = sorted(
+        (p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()), key=lambda p: p.name, reverse=True
+    )
     for folder in folders[:MAX_SCANNED]:
         if not valid_run_id(folder.name):
             skipped.append((folder.name, "its name is not a valid run id (letters, digits, '.', '_', '-')."))
@@ -105,8 +106,11 @@ def describe(folder: Path, metrics: dict) -> dict:
         except Exception:  # a damaged mask shows when the run is opened, not here
             pass
     fit = config.get("fit") if isinstance(config.get("fit"), dict) else {}
-    return {"setting": run_setting(metrics, config), "planned": fit.get("iterations"),
-            "started": _started(folder, metrics)}
+    return {
+        "setting": run_setting(metrics, config),
+        "planned": fit.get("iterations"),
+        "started": _started(folder, metrics),
+    }
 
 
 @functools.lru_cache(maxsize=512)
@@ -119,7 +123,7 @@ def run_setting(metrics: dict, config: dict) -> Optional[str]:
     "own noise (blind)" (denoising), "×4" (super-resolution), "text mask · 87% kept" (inpainting), "noise σ 25"
     (impedance); None when the run records none."""
     task, sigma = metrics.get("task"), config.get("sigma_255")
-    number = (lambda v: f"{v:g}")
+    number = lambda v: f"{v:g}"
     if task == "denoise":
         if metrics.get("blind"):
             return "own noise (blind)"
@@ -214,8 +218,14 @@ def snapshot_previews(folder: Path, prefix: str = "") -> tuple[list, list[str]]:
             out.append((int(p.stem), preview(read_run_image(folder, f"snapshots/{p.name}"), SNAPSHOT_SIDE)))
         except RunFolderError:
             bad.append(f"{prefix}snapshots/{p.name}")
-    notes = [f"{len(bad)} snapshot image(s) could not be decoded and are left out: {', '.join(bad[:5])}"
-             + ("…" if len(bad) > 5 else ".")] if bad else []
+    notes = (
+        [
+            f"{len(bad)} snapshot image(s) could not be decoded and are left out: {', '.join(bad[:5])}"
+            + ("…" if len(bad) > 5 else ".")
+        ]
+        if bad
+        else []
+    )
     return out, notes
 
 
@@ -240,11 +250,12 @@ def load_view(folder: Path) -> JobView:
     if metrics.get("task") != "impedance":
         snapshots[""], more = snapshot_previews(folder)
         notes += more
-    for name in (metrics.get("targets") or {}):
+    for name in metrics.get("targets") or {}:
         slug = target_slug(name)
         if not valid_run_id(slug):  # the name comes from the file: it must not lead out of the folder
-            raise RunFolderError(f"metrics.json names a target {name[:40]!r} that is not a folder name.",
-                                 run_id=folder.name)
+            raise RunFolderError(
+                f"metrics.json names a target {name[:40]!r} that is not a folder name.", run_id=folder.name
+            )
         sub = folder / slug
         snapshots[name], more = snapshot_previews(sub, f"{slug}/")
         notes += more
@@ -254,11 +265,31 @@ def load_view(folder: Path) -> JobView:
     status = metrics.get("status") or ("cancelled" if metrics.get("cancelled") else "done")
     done = sum(len(v) for v in history.values())
     finished = os.path.getmtime(folder / "metrics.json")
-    info = {"source": source_name(metrics), "preset": metrics.get("preset"), "blind": metrics.get("blind"),
-            "psnr_degraded": metrics.get("psnr_observed"), "images": {}, "notes": notes}
+    info = {
+        "source": source_name(metrics),
+        "preset": metrics.get("preset"),
+        "blind": metrics.get("blind"),
+        "psnr_degraded": metrics.get("psnr_observed"),
+        "images": {},
+        "notes": notes,
+    }
     for rec in run["baselines"]:
         if rec.get("image") and (folder / rec["image"]).is_file():
             images[rec["name"]] = preview(read_run_image(folder, rec["image"]))
     outcome = {"metrics": metrics, "run_dir": str(folder), "images": images, "baselines": run["baselines"]}
-    return JobView(folder.name, metrics.get("task", "?"), status, done, done, history, snapshots, info, outcome,
-                   metrics.get("error"), finished, None, finished, None)
+    return JobView(
+        folder.name,
+        metrics.get("task", "?"),
+        status,
+        done,
+        done,
+        history,
+        snapshots,
+        info,
+        outcome,
+        metrics.get("error"),
+        finished,
+        None,
+        finished,
+        None,
+    )

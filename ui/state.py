@@ -33,8 +33,18 @@ from dip.retention import prune_runs
 from ui import config
 from ui.access import find_shared, may_view, read_access
 from ui.jobs import JobRegistry, JobView
-from ui.runners import (admit, configure_torch, discard, measure_iteration, persist, recover, reference_size,
-                        release_memory, run_job, scale_time)
+from ui.runners import (
+    admit,
+    configure_torch,
+    discard,
+    measure_iteration,
+    persist,
+    recover,
+    reference_size,
+    release_memory,
+    run_job,
+    scale_time,
+)
 from ui.runs import RunListing, load_view, run_folder, scan_runs
 
 log = logging.getLogger(__name__)
@@ -62,11 +72,18 @@ def get_registry() -> JobRegistry:
     global _registry
     with _registry_lock:
         if _registry is None:
-            _registry = JobRegistry(run_job, admit=admit(limits),
-                                    accept=persist, discard=discard,
-                                    max_queue=config.max_queue(), max_per_owner=config.max_jobs_per_owner(),
-                                    max_seconds=limits().max_minutes * 60, max_snapshots=config.MAX_SNAPSHOTS,
-                                    initializer=configure_torch, after_job=lambda job: _after_job(_registry, job))
+            _registry = JobRegistry(
+                run_job,
+                admit=admit(limits),
+                accept=persist,
+                discard=discard,
+                max_queue=config.max_queue(),
+                max_per_owner=config.max_jobs_per_owner(),
+                max_seconds=limits().max_minutes * 60,
+                max_snapshots=config.MAX_SNAPSHOTS,
+                initializer=configure_torch,
+                after_job=lambda job: _after_job(_registry, job),
+            )
             recover(_registry, config.runs_dir())
             _tidy_runs(_registry)
         return _registry
@@ -82,8 +99,12 @@ def _after_job(registry: Optional[JobRegistry], job) -> None:
 def _tidy_runs(registry: JobRegistry) -> None:
     """Keep the runs folder within its age and size limits, oldest first, never touching an active job."""
     try:
-        removed = prune_runs(config.runs_dir(), max_age_days=config.runs_max_age_days(),
-                             max_total_mb=config.runs_max_mb(), protect={j.id for j in registry.active_jobs()})
+        removed = prune_runs(
+            config.runs_dir(),
+            max_age_days=config.runs_max_age_days(),
+            max_total_mb=config.runs_max_mb(),
+            protect={j.id for j in registry.active_jobs()},
+        )
     except OSError:
         log.exception("pruning the runs folder failed")
         return
@@ -145,12 +166,15 @@ def remember_owner() -> None:
     if st.session_state.get("owner.in_cookie"):
         return
     secret = st.session_state["owner.secret"]  # 32 hex digits (checked above): nothing to escape
-    st.html(f"""<script>
+    st.html(
+        f"""<script>
 if (!document.cookie.split("; ").some(c => c.startsWith("{OWNER_COOKIE}="))) {{
   document.cookie = "{OWNER_COOKIE}={secret}; path=/; max-age={_COOKIE_DAYS * 86400}; SameSite=Strict"
     + (location.protocol === "https:" ? "; Secure" : "");
 }}
-</script>""", unsafe_allow_javascript=True)
+</script>""",
+        unsafe_allow_javascript=True,
+    )
 
 
 def job_id(task: str) -> Optional[str]:
@@ -188,8 +212,10 @@ def visible_runs(*, also: Optional[str] = None) -> RunListing:
         return run_id == also or may_view(read_access(root / run_id), me, gallery=gallery)
 
     listing = scan_runs(root)
-    return RunListing([r for r in listing.rows if visible(r["id"])],
-                      [(run_id, why) for run_id, why in listing.skipped if visible(run_id)])
+    return RunListing(
+        [r for r in listing.rows if visible(r["id"])],
+        [(run_id, why) for run_id, why in listing.skipped if visible(run_id)],
+    )
 
 
 def is_mine(v: JobView) -> bool:
@@ -239,9 +265,12 @@ def _adopt(wanted: str, task: Optional[str]) -> bool:
     except DIPError:  # a damaged run folder: the Runs page says what is wrong with it
         v = None
     if v is None or v.task not in TASKS:
-        why = ("is not a valid job id" if not JOB_ID.match(wanted) else
-               "names no job you can open: it may belong to another browser (its owner can make a share link on "
-               "the Runs page) or may never have finished")
+        why = (
+            "is not a valid job id"
+            if not JOB_ID.match(wanted)
+            else "names no job you can open: it may belong to another browser (its owner can make a share link on "
+            "the Runs page) or may never have finished"
+        )
         st.toast(f"The link {why}.", icon=":material/error:")
         return False
     set_job_id(v.task, wanted)
@@ -323,7 +352,16 @@ def _live_job_link(pages: dict) -> None:
         st.rerun(scope="app")
     _queue_line()
     v = get_registry().view(job.id)
-    state = (f"running · iteration {v.iteration}/{v.total}" if v.status == "running"
-             else f"queued · {v.position} ahead" if v.position else "queued · next")
-    st.page_link(pages[v.task], label=f"Your {PAGES[v.task][1].lower()} job: {state}", icon=":material/pending:",
-                 query_params={"job": v.id})
+    state = (
+        f"running · iteration {v.iteration}/{v.total}"
+        if v.status == "running"
+        else f"queued · {v.position} ahead"
+        if v.position
+        else "queued · next"
+    )
+    st.page_link(
+        pages[v.task],
+        label=f"Your {PAGES[v.task][1].lower()} job: {state}",
+        icon=":material/pending:",
+        query_params={"job": v.id},
+    )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import streamlit as st
@@ -31,6 +32,7 @@ def preset_label(task: str) -> Callable[[str], str]:
         if name == DEFAULT_PRESET[task]:
             return "Lab preset"
         return "Quick look" if name == f"quick-{task}" else f"{name} (official notebook)"
+
     return label
 
 
@@ -63,24 +65,35 @@ def _quick_iterations(task: str, base: Preset, picked: Optional[Picked]) -> None
     st.session_state[key] = st.session_state[auto] = iterations
 
 
-def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callable[[Preset], dict]] = None
-             ) -> Optional[Settings]:
+def settings(
+    task: str, picked: Optional[Picked] = None, extra: Optional[Callable[[Preset], dict]] = None
+) -> Optional[Settings]:
     """The lab preset, visibly named, by default; other presets and every hyper-parameter under "Advanced".
 
     ``extra(preset) -> dict`` draws the task's own widgets (noise level, factor) above the expander and returns
     their preset overrides. Widget keys include the preset name, so another preset shows its own values.
     """
-    st.radio("Run", ["lab", "quick"], horizontal=True, key=f"{task}.mode", persist_state="session",
-             format_func={"lab": "Lab preset (the defaults)",
-                          "quick": f"Quick look (about a minute: {QUICK_SIDE} px, a narrower net)"}.get,
-             on_change=_mode_changed, args=(task,),
-             help="The lab preset reproduces the course's settings and takes a while on a CPU. A quick look shows "
-                  "the method working in about a minute, at a lower resolution and quality.")
+    st.radio(
+        "Run",
+        ["lab", "quick"],
+        horizontal=True,
+        key=f"{task}.mode",
+        persist_state="session",
+        format_func={
+            "lab": "Lab preset (the defaults)",
+            "quick": f"Quick look (about a minute: {QUICK_SIDE} px, a narrower net)",
+        }.get,
+        on_change=_mode_changed,
+        args=(task,),
+        help="The lab preset reproduces the course's settings and takes a while on a CPU. A quick look shows "
+        "the method working in about a minute, at a lower resolution and quality.",
+    )
     head, task_area = st.container(), st.container()
     with st.expander("Advanced: presets and hyper-parameters"):
         names = [p.name for p in presets_for(task)]
-        name = st.selectbox("Preset", names, format_func=preset_label(task), key=f"{task}.preset",
-                            persist_state="session")
+        name = st.selectbox(
+            "Preset", names, format_func=preset_label(task), key=f"{task}.preset", persist_state="session"
+        )
         base = get_preset(name, task)
         st.caption(f"Source: {base.source}.")
         if name == f"quick-{task}":
@@ -94,19 +107,26 @@ def settings(task: str, picked: Optional[Picked] = None, extra: Optional[Callabl
         st.error(str(err))
         return None
     changed = _changes(base, preset)
-    head.markdown(f"**Settings for the next run: {preset_label(task)(name)}** (`{name}`): "
-                  f"{uses(preset, max_side, blind=bool(picked and picked.blind))}."
-                  + (f"  \n:orange[Changed from the preset: {changed}.]" if changed else ""))
+    head.markdown(
+        f"**Settings for the next run: {preset_label(task)(name)}** (`{name}`): "
+        f"{uses(preset, max_side, blind=bool(picked and picked.blind))}."
+        + (f"  \n:orange[Changed from the preset: {changed}.]" if changed else "")
+    )
     return Settings(preset, max_side)
 
 
 def uses(p: Preset, max_side: int, *, blind: bool = False) -> str:
     """The values a run of ``p`` will use, as one line (what the header promises is what the job gets)."""
-    task = {"denoise": "your noisy image as it is (no noise added)" if blind else f"noise σ {p.sigma_255:g}",
-            "impedance": f"noise σ {p.sigma_255:g} for the noisy target",
-            "sr": f"×{p.factor} through the Lanczos-2 downsampler", "inpaint": "the mask chosen below"}[p.task]
-    return (f"{task} · {p.fit.iterations:,} iterations · {max(p.net.down)} channels · LR {p.fit.lr:g} · "
-            f"σ_p {p.fit.reg_noise_std:.4g} · working size {max_side} px")
+    task = {
+        "denoise": "your noisy image as it is (no noise added)" if blind else f"noise σ {p.sigma_255:g}",
+        "impedance": f"noise σ {p.sigma_255:g} for the noisy target",
+        "sr": f"×{p.factor} through the Lanczos-2 downsampler",
+        "inpaint": "the mask chosen below",
+    }[p.task]
+    return (
+        f"{task} · {p.fit.iterations:,} iterations · {max(p.net.down)} channels · LR {p.fit.lr:g} · "
+        f"σ_p {p.fit.reg_noise_std:.4g} · working size {max_side} px"
+    )
 
 
 def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dict, int]:
@@ -114,41 +134,77 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
     c1, c2, c3 = st.columns(3)
     fit = {
         # "min" when the quick look has already set the value: a default as well would be a Streamlit warning.
-        "iterations": c1.number_input("Iterations", 1, 100_000,
-                                      "min" if f"{k}.iterations" in st.session_state else p.fit.iterations,
-                                      key=f"{k}.iterations", persist_state="session"),
-        "lr": c2.number_input("Learning rate", 1e-5, 1.0, p.fit.lr, format="%.4f", step=0.001, key=f"{k}.lr",
-                              persist_state="session"),
-        "reg_noise_std": c3.number_input("σ_p (input noise)", 0.0, 1.0, float(p.fit.reg_noise_std), format="%.4f",
-                                         step=0.005, key=f"{k}.sigma_p", persist_state="session",
-                                         help="Standard deviation of the noise added to the input code z "
-                                              "at every iteration."),
+        "iterations": c1.number_input(
+            "Iterations",
+            1,
+            100_000,
+            "min" if f"{k}.iterations" in st.session_state else p.fit.iterations,
+            key=f"{k}.iterations",
+            persist_state="session",
+        ),
+        "lr": c2.number_input(
+            "Learning rate", 1e-5, 1.0, p.fit.lr, format="%.4f", step=0.001, key=f"{k}.lr", persist_state="session"
+        ),
+        "reg_noise_std": c3.number_input(
+            "σ_p (input noise)",
+            0.0,
+            1.0,
+            float(p.fit.reg_noise_std),
+            format="%.4f",
+            step=0.005,
+            key=f"{k}.sigma_p",
+            persist_state="session",
+            help="Standard deviation of the noise added to the input code z at every iteration.",
+        ),
         "seed": c1.number_input("Seed", 0, 2**31 - 1, p.fit.seed, key=f"{k}.seed", persist_state="session"),
-        "snapshot_every": c2.number_input("Snapshot every (iterations)", 1, 100_000, p.fit.snapshot_every,
-                                          key=f"{k}.snapshot_every", persist_state="session"),
+        "snapshot_every": c2.number_input(
+            "Snapshot every (iterations)",
+            1,
+            100_000,
+            p.fit.snapshot_every,
+            key=f"{k}.snapshot_every",
+            persist_state="session",
+        ),
     }
     if p.fit.early_stop != "none":
         fit["stop_at_blind"] = c2.toggle(
-            "Stop at the best (no ground truth)", p.fit.stop_at_blind, key=f"{k}.stop_at_blind",
+            "Stop at the best (no ground truth)",
+            p.fit.stop_at_blind,
+            key=f"{k}.stop_at_blind",
             persist_state="session",
             help=f"End the run once the early-stopping detector's pick has not improved for "
-                 f"{p.fit.es_patience} iterations: it rarely improves after that, and the output only "
-                 "fits more noise.")
+            f"{p.fit.es_patience} iterations: it rarely improves after that, and the output only "
+            "fits more noise.",
+        )
     widest = max(p.net.down)
-    channels = c3.number_input("Channels (widest level)", 1, 512, widest, key=f"{k}.channels",
-                               persist_state="session", help="Scales the channels of every level of the network.")
+    channels = c3.number_input(
+        "Channels (widest level)",
+        1,
+        512,
+        widest,
+        key=f"{k}.channels",
+        persist_state="session",
+        help="Scales the channels of every level of the network.",
+    )
     sizes = _fitting_sizes(p, picked)
     key, default = f"{task}.max_side", config.default_max_side()
     current = st.session_state.get(key) or default
     if current not in sizes:  # this image is too wide for it: the nearest larger size that works
         st.session_state[key] = next((x for x in sizes if x >= current), sizes[-1])
         if current in _working_sizes():
-            st.caption(f"Working size {st.session_state[key]} px: at {current} px this image would be narrower than "
-                       f"the {p.min_image_side} px the network needs.")
-    max_side = c1.selectbox("Working size (longer side, px)", sizes, key=key, persist_state="session",
-                            index=None if key in st.session_state else sizes.index(current),
-                            help="The image is downscaled to this size, then cropped to a multiple of 32. Only sizes "
-                                 "at which this image still fits the network are offered.")
+            st.caption(
+                f"Working size {st.session_state[key]} px: at {current} px this image would be narrower than "
+                f"the {p.min_image_side} px the network needs."
+            )
+    max_side = c1.selectbox(
+        "Working size (longer side, px)",
+        sizes,
+        key=key,
+        persist_state="session",
+        index=None if key in st.session_state else sizes.index(current),
+        help="The image is downscaled to this size, then cropped to a multiple of 32. Only sizes "
+        "at which this image still fits the network are offered.",
+    )
     net = {} if channels == widest else _scaled_channels(p, channels / widest)
     return fit, net, max_side
 
@@ -171,7 +227,7 @@ def _fitting_sizes(p: Preset, picked: Optional[Picked]) -> list[int]:
 
 
 def _scaled_channels(p: Preset, factor: float) -> dict:
-    scale = (lambda chans: tuple(max(1, round(c * factor)) for c in chans))
+    scale = lambda chans: tuple(max(1, round(c * factor)) for c in chans)
     out = {"channels_down": scale(p.net.down)}
     if p.net.channels_up is not None:
         out["channels_up"] = scale(p.net.up)
@@ -179,11 +235,16 @@ def _scaled_channels(p: Preset, factor: float) -> dict:
 
 
 def _changes(base: Preset, p: Preset) -> str:
-    pairs = [("iterations", base.fit.iterations, p.fit.iterations), ("learning rate", base.fit.lr, p.fit.lr),
-             ("σ_p", base.fit.reg_noise_std, p.fit.reg_noise_std), ("seed", base.fit.seed, p.fit.seed),
-             ("snapshot every", base.fit.snapshot_every, p.fit.snapshot_every),
-             ("channels", max(base.net.down), max(p.net.down)), ("noise σ", base.sigma_255, p.sigma_255),
-             ("factor", base.factor, p.factor)]
+    pairs = [
+        ("iterations", base.fit.iterations, p.fit.iterations),
+        ("learning rate", base.fit.lr, p.fit.lr),
+        ("σ_p", base.fit.reg_noise_std, p.fit.reg_noise_std),
+        ("seed", base.fit.seed, p.fit.seed),
+        ("snapshot every", base.fit.snapshot_every, p.fit.snapshot_every),
+        ("channels", max(base.net.down), max(p.net.down)),
+        ("noise σ", base.sigma_255, p.sigma_255),
+        ("factor", base.factor, p.factor),
+    ]
     changes = [f"{n} {new:g}" for n, old, new in pairs if old != new]
     if p.fit.stop_at_blind != base.fit.stop_at_blind:
         changes.append("stop at the best (no ground truth) " + ("on" if p.fit.stop_at_blind else "off"))
@@ -204,8 +265,9 @@ def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _prepared(digest: str, geometry: tuple, max_side: int, low_resolution: bool, _image: np.ndarray,
-              _preset: Preset) -> np.ndarray:
+def _prepared(
+    digest: str, geometry: tuple, max_side: int, low_resolution: bool, _image: np.ndarray, _preset: Preset
+) -> np.ndarray:
     """Downscaled and cropped once per upload and size setting, not at every widget change (a 12 MP photo takes
     about half a second to resize)."""
     if low_resolution:
@@ -222,15 +284,21 @@ def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
     fits = [x for x in _working_sizes() if x > s.max_side and fits_network(h0, w0, s.preset, max_side=x)]
     if min(h, w) >= need or not fits:
         return False
-    st.error(f"At a working size of {s.max_side} px this {w0}x{h0} px image becomes {w}x{h} px, smaller than the "
-             f"{need}x{need} px this network needs. Choose a working size of at least {fits[0]} px.")
-    st.button(f"Use {fits[0]} px", key=f"{s.preset.task}.fits.{fits[0]}",
-              on_click=lambda: st.session_state.update({f"{s.preset.task}.max_side": fits[0]}))
+    st.error(
+        f"At a working size of {s.max_side} px this {w0}x{h0} px image becomes {w}x{h} px, smaller than the "
+        f"{need}x{need} px this network needs. Choose a working size of at least {fits[0]} px."
+    )
+    st.button(
+        f"Use {fits[0]} px",
+        key=f"{s.preset.task}.fits.{fits[0]}",
+        on_click=lambda: st.session_state.update({f"{s.preset.task}.max_side": fits[0]}),
+    )
     return True
 
 
-def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[np.ndarray] = None, *,
-                blind: bool = False):
+def problem_for(
+    picked: Picked, s: Settings, image: np.ndarray, mask: Optional[np.ndarray] = None, *, blind: bool = False
+):
     """The Problem of this image; ``blind`` (or an already degraded upload): there is no ground truth."""
     try:
         return make_problem(s.preset, image, observed=picked.blind or blind, mask=mask, seed=s.preset.fit.seed)
@@ -239,7 +307,7 @@ def problem_for(picked: Picked, s: Settings, image: np.ndarray, mask: Optional[n
         return None
 
 
-def time_estimate(task: str, s: Settings, shape: tuple) -> Optional["state.Estimate"]:
+def time_estimate(task: str, s: Settings, shape: tuple) -> Optional[state.Estimate]:
     """On a CPU: the expected run time (start-up, iterations, baselines, measured here), and a smaller working size
     if it is long. Returns the estimate, which the job keeps to compare with its real time."""
     dev, _ = state.device()
@@ -250,24 +318,30 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> Optional["state.Estim
     if est is None:
         st.caption("The time estimate appears when the worker is idle (measuring now would slow the running job).")
         return None
-    how = (f"{est.per_iteration:.2f} s per iteration at {w}x{h} px measured here, plus start-up"
-           + (" and the classical baselines" if task != "impedance" else "")
-           + (f", ×{est.correction:.2f} from how long the last runs here took" if est.correction != 1.0 else ""))
-    busy = (" It waits for the job(s) ahead of it, and the machine is busy: expect it to take longer."
-            if est.busy else "")
+    how = (
+        f"{est.per_iteration:.2f} s per iteration at {w}x{h} px measured here, plus start-up"
+        + (" and the classical baselines" if task != "impedance" else "")
+        + (f", ×{est.correction:.2f} from how long the last runs here took" if est.correction != 1.0 else "")
+    )
+    busy = (
+        " It waits for the job(s) ahead of it, and the machine is busy: expect it to take longer." if est.busy else ""
+    )
     st.caption(f"Expected time on this CPU: ≈ {duration(est.total)} ({how}).{busy}")
     total, budget = est.total, config.cpu_budget_minutes() * 60
     side = max(h, w)
     smaller = [x for x in config.WORKING_SIZES if x < side and fits_network(h, w, s.preset, max_side=x)]
     if total <= budget or not smaller:
         return est
-    estimate = (lambda x: total * (x / side) ** 2.2)  # time ~ pixels^1.1 ~ side^2.2
+    estimate = lambda x: total * (x / side) ** 2.2  # time ~ pixels^1.1 ~ side^2.2
     within = [x for x in smaller if estimate(x) <= budget]
     offers = sorted({within[-1] if within else smaller[0], smaller[-1]}, reverse=True)
     st.caption("This will take a while on this CPU. A smaller working size is much faster:")
     for col, new in zip(st.columns(3), offers):
-        col.button(f"Use {new} px (≈ {duration(estimate(new))})", key=f"{task}.smaller.{new}",
-                   on_click=lambda n=new: st.session_state.update({f"{task}.max_side": n}))
+        col.button(
+            f"Use {new} px (≈ {duration(estimate(new))})",
+            key=f"{task}.smaller.{new}",
+            on_click=lambda n=new: st.session_state.update({f"{task}.max_side": n}),
+        )
     return est
 
 
@@ -294,13 +368,17 @@ def run_button(task: str, make_spec: Callable[[], TaskSpec], info: dict) -> None
     busy = state.session_active_job()
     if busy is not None:
         where = "running" if busy.position == 0 else f"queued with {busy.position} job(s) ahead of it"
-        st.warning(f"You already have a {busy.task} job {where} ({busy.id}). Cancel it or wait until it "
-                   "finishes before starting another one.", icon=":material/hourglass_top:")
+        st.warning(
+            f"You already have a {busy.task} job {where} ({busy.id}). Cancel it or wait until it "
+            "finishes before starting another one.",
+            icon=":material/hourglass_top:",
+        )
         return
     spec = make_spec()
     try:
-        job = state.get_registry().submit(spec, task=task, owner=state.owner(), total=spec.total,
-                                          info={**info, "public": spec.public})
+        job = state.get_registry().submit(
+            spec, task=task, owner=state.owner(), total=spec.total, info={**info, "public": spec.public}
+        )
     except JobRefused as err:
         st.warning(str(err))
         return
@@ -310,16 +388,28 @@ def run_button(task: str, make_spec: Callable[[], TaskSpec], info: dict) -> None
 
 # -- task-specific settings (passed to ``settings(extra=...)``) --
 def noise_level(p: Preset) -> dict:
-    sigma = st.slider("Noise level σ (0-255 scale)", 0, 100, int(p.sigma_255), key=f"{p.task}.{p.name}.sigma",
-                      persist_state="session", help="Gaussian noise added to the clean image. Ignored for a "
-                                                    "noisy upload.")
+    sigma = st.slider(
+        "Noise level σ (0-255 scale)",
+        0,
+        100,
+        int(p.sigma_255),
+        key=f"{p.task}.{p.name}.sigma",
+        persist_state="session",
+        help="Gaussian noise added to the clean image. Ignored for a noisy upload.",
+    )
     return {"sigma_255": float(sigma)}
 
 
 def sr_factor(p: Preset) -> dict:
-    factor = st.radio("Upscaling factor", [4, 8], index=[4, 8].index(p.factor) if p.factor in (4, 8) else 0,
-                      format_func=lambda f: f"×{f}", horizontal=True, key=f"{p.task}.{p.name}.factor",
-                      persist_state="session")
+    factor = st.radio(
+        "Upscaling factor",
+        [4, 8],
+        index=[4, 8].index(p.factor) if p.factor in (4, 8) else 0,
+        format_func=lambda f: f"×{f}",
+        horizontal=True,
+        key=f"{p.task}.{p.name}.factor",
+        persist_state="session",
+    )
     return {"factor": int(factor)}
 
 
@@ -327,34 +417,53 @@ def sr_factor(p: Preset) -> dict:
 def observation(problem, *, source: str, preset: Preset) -> dict:
     """Show the degraded observation before running; returns the job's ``info`` (what panels show meanwhile)."""
     y, truth = problem.degraded, problem.x_true
-    info = {"source": source, "preset": preset.name, "blind": truth is None,
-            "psnr_degraded": problem.psnr_degraded, "images": {"observed": preview(y), "ground_truth": preview(truth)}}
+    info = {
+        "source": source,
+        "preset": preset.name,
+        "blind": truth is None,
+        "psnr_degraded": problem.psnr_degraded,
+        "images": {"observed": preview(y), "ground_truth": preview(truth)},
+    }
     h, w = problem.shape[:2]
     st.subheader("Observation")
     if state.job_id(problem.task):  # a run is shown below: say which of the two this block belongs to
-        st.caption("For the next run, with the settings above. The run shown below used its own settings, listed "
-                   "with its results.")
+        st.caption(
+            "For the next run, with the settings above. The run shown below used its own settings, listed "
+            "with its results."
+        )
     if problem.task == "sr":
         base = {b.name: b for b in sr_baselines(problem.y, preset.factor, problem.shape, x_true=truth)}
         info["images"].update({k: preview(base[k].image) for k in ("bicubic", "nearest")})
         info["baselines"] = [base[k].as_record() for k in ("bicubic", "nearest")]
         lh, lw = problem.y.shape[:2]
-        show_images([(f"Low-resolution input ({lw}x{lh} px)", problem.y),
-                     (f"Bicubic ×{preset.factor} · {_db(base['bicubic'].psnr)}", base["bicubic"].image),
-                     (f"Nearest ×{preset.factor} · {_db(base['nearest'].psnr)}", base["nearest"].image),
-                     ("Ground truth", truth)])
+        show_images(
+            [
+                (f"Low-resolution input ({lw}x{lh} px)", problem.y),
+                (f"Bicubic ×{preset.factor} · {_db(base['bicubic'].psnr)}", base["bicubic"].image),
+                (f"Nearest ×{preset.factor} · {_db(base['nearest'].psnr)}", base["nearest"].image),
+                ("Ground truth", truth),
+            ]
+        )
     elif problem.task == "inpaint":
         info["images"]["mask"] = preview(problem.mask)
         holes = 1 - problem.mask.mean()
-        show_images([(f"Observation ({holes:.0%} of pixels missing) · {_db(problem.psnr_degraded)}", y),
-                     ("Mask (holes in red)", mask_overlay(truth if truth is not None else y, problem.mask)),
-                     ("Ground truth", truth)])
+        show_images(
+            [
+                (f"Observation ({holes:.0%} of pixels missing) · {_db(problem.psnr_degraded)}", y),
+                ("Mask (holes in red)", mask_overlay(truth if truth is not None else y, problem.mask)),
+                ("Ground truth", truth),
+            ]
+        )
     else:
-        caption = "Your noisy image (no ground truth)" if truth is None else f"Noisy observation · " \
-                                                                           f"{_db(problem.psnr_degraded)}"
+        caption = (
+            "Your noisy image (no ground truth)"
+            if truth is None
+            else f"Noisy observation · {_db(problem.psnr_degraded)}"
+        )
         show_images([(caption, y), ("Ground truth", truth)])
-    st.caption(f"Working image: {w}x{h} px" + (" (blind: PSNR is measured against the observation)."
-                                              if truth is None else "."))
+    st.caption(
+        f"Working image: {w}x{h} px" + (" (blind: PSNR is measured against the observation)." if truth is None else ".")
+    )
     return info
 
 
@@ -366,16 +475,18 @@ def downscaled_noise_note(picked: Picked, image: np.ndarray) -> None:
         return
     h, w = full.shape[:2]
     top, left = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
-    before = estimate_sigma(full[top:top + 1024, left:left + 1024]) * 255  # a centre crop keeps this quick
+    before = estimate_sigma(full[top : top + 1024, left : left + 1024]) * 255  # a centre crop keeps this quick
     after = estimate_sigma(small) * 255
     fh, fw = picked.full_size if all(picked.full_size) else (h, w)
     # A very large photo is decoded at most ui.config.DOWNSCALE_TO px: its own noise is measured at that scale.
     where = f"your {fw}x{fh} px photo" + (f" (measured at {w}x{h} px)" if (fh, fw) != (h, w) else "")
     if after >= 0.8 * before:  # downscaling took little of it: nothing worth a warning
         return
-    st.caption(f"Estimated noise: σ ≈ {before:.1f} in {where}, σ ≈ {after:.1f} at the working size — "
-               "downscaling averaged part of it out. To denoise at the photo's own scale, choose a larger working "
-               "size (slower) or upload a crop.")
+    st.caption(
+        f"Estimated noise: σ ≈ {before:.1f} in {where}, σ ≈ {after:.1f} at the working size — "
+        "downscaling averaged part of it out. To denoise at the photo's own scale, choose a larger working "
+        "size (slower) or upload a crop."
+    )
 
 
 def _db(value: Optional[float]) -> str:
@@ -393,8 +504,17 @@ def run_area(task: str, s: Settings, info: dict, *, problem=None, image: Optiona
     def make_spec() -> TaskSpec:
         # A bundled sample image is nobody's private photo: its runs may be shown to every visitor.
         public = st.session_state.get(f"{task}.source") == "sample"
-        return TaskSpec(task, s.preset, config.runs_dir(), info.get("source", "?"), problem=problem, image=image,
-                        device=state.device()[0], public=public, checkpoint_every=config.checkpoint_every())
+        return TaskSpec(
+            task,
+            s.preset,
+            config.runs_dir(),
+            info.get("source", "?"),
+            problem=problem,
+            image=image,
+            device=state.device()[0],
+            public=public,
+            checkpoint_every=config.checkpoint_every(),
+        )
 
     run_button(task, make_spec, info)
 
@@ -405,18 +525,32 @@ def impedance_targets(image: np.ndarray, s: Settings, source: str) -> dict:
     st.subheader("Targets")
     show_images([(name, im) for name, im in targets.items()])
     h, w = image.shape[:2]
-    st.caption(f"Each target is fitted from scratch by the same network ({w}x{h} px, "
-               f"{s.preset.fit.iterations} iterations each).")
-    return {"source": source, "preset": s.preset.name, "blind": False, "psnr_degraded": None,
-            "images": {f"target:{name}": preview(im) for name, im in targets.items()}}
+    st.caption(
+        f"Each target is fitted from scratch by the same network ({w}x{h} px, "
+        f"{s.preset.fit.iterations} iterations each)."
+    )
+    return {
+        "source": source,
+        "preset": s.preset.name,
+        "blind": False,
+        "psnr_degraded": None,
+        "images": {f"target:{name}": preview(im) for name, im in targets.items()},
+    }
 
 
 def summary(task: str, s: Settings, shape: tuple, source: str, *, blind: bool = False) -> str:
     """One line naming everything a run used, e.g. for a result shown after a reload."""
     p, (h, w) = s.preset, shape[:2]
-    parts = [source + (" (blind)" if blind else ""), f"{w}x{h} px", f"{preset_label(task)(p.name)} ({p.name})",
-             f"{p.fit.iterations} iterations", f"LR {p.fit.lr:g}", f"σ_p {p.fit.reg_noise_std:.4g}",
-             f"{max(p.net.down)} channels", f"seed {p.fit.seed}"]
+    parts = [
+        source + (" (blind)" if blind else ""),
+        f"{w}x{h} px",
+        f"{preset_label(task)(p.name)} ({p.name})",
+        f"{p.fit.iterations} iterations",
+        f"LR {p.fit.lr:g}",
+        f"σ_p {p.fit.reg_noise_std:.4g}",
+        f"{max(p.net.down)} channels",
+        f"seed {p.fit.seed}",
+    ]
     if task in ("denoise", "impedance") and not blind:
         parts.append(f"noise σ {p.sigma_255:g}")
     if task == "sr":

@@ -11,8 +11,14 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
-PAGES = {"home": "app_pages/home.py", "impedance": "app_pages/noise_impedance.py", "denoise": "app_pages/denoising.py",
-         "sr": "app_pages/super_resolution.py", "inpaint": "app_pages/inpainting.py", "runs": "app_pages/runs.py"}
+PAGES = {
+    "home": "app_pages/home.py",
+    "impedance": "app_pages/noise_impedance.py",
+    "denoise": "app_pages/denoising.py",
+    "sr": "app_pages/super_resolution.py",
+    "inpaint": "app_pages/inpainting.py",
+    "runs": "app_pages/runs.py",
+}
 PRESETS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr", "inpaint": "lab-inpaint"}
 
 
@@ -39,9 +45,11 @@ def wait_until_finished(at, timeout: float = 120.0) -> str:
     while time.monotonic() < deadline:
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        finished = ([s.value for s in at.success if s.value.startswith("Done")]
-                    + [w.value for w in at.warning if w.value.startswith("Cancelled")]
-                    + [e.value for e in at.error if e.value.startswith("The job failed")])
+        finished = (
+            [s.value for s in at.success if s.value.startswith("Done")]
+            + [w.value for w in at.warning if w.value.startswith("Cancelled")]
+            + [e.value for e in at.error if e.value.startswith("The job failed")]
+        )
         if finished:
             return finished[0]
         time.sleep(0.3)

@@ -42,8 +42,10 @@ def test_user_text_renders_literally_with_no_link_left_to_match():
     from ui.text import JOINER, plain
 
     shown = plain("[x](https://evil.example/a) www.evil.example me@evil.example :red[boom] $x$")
-    assert shown.replace("\\", "").replace(JOINER, "") == \
-        "[x](https://evil.example/a) www.evil.example me@evil.example :red[boom] $x$"
+    assert (
+        shown.replace("\\", "").replace(JOINER, "")
+        == "[x](https://evil.example/a) www.evil.example me@evil.example :red[boom] $x$"
+    )
     assert "](" not in shown and "://" not in shown and "www" not in shown and ":red[" not in shown
     assert "me@" not in shown.replace("\\", "")  # the joiner stands between the name and the @
     assert plain("a" * 300).endswith("…") and len(plain("a" * 300)) == 120

@@ -6,9 +6,8 @@ import io
 import re
 
 import numpy as np
-from PIL import Image
-
 from apphelpers import natural, open_page, png_bytes, upload
+from PIL import Image
 
 
 def errors(at) -> list[str]:
@@ -55,7 +54,7 @@ def test_rgba_greyscale_and_16_bit_are_converted_with_a_note(app):
     assert "transparency" in captions(app) and not errors(app)
     upload(app, "denoise", "grey.png", png_bytes(natural(96, "L")))
     assert "greyscale" in captions(app) and not errors(app)
-    deep = (natural(96, "L").astype(np.uint16) * 257)
+    deep = natural(96, "L").astype(np.uint16) * 257
     assert Image.open(io.BytesIO(png_bytes(deep))).mode.startswith("I;16")
     upload(app, "denoise", "deep.png", png_bytes(deep))
     assert "16 bits" in captions(app) and not errors(app)
@@ -83,7 +82,8 @@ def test_a_wide_photo_is_offered_only_working_sizes_that_fit(app):
     assert "64" not in sizes and sizes[0] == "128", sizes
     assert app.selectbox(key="inpaint.max_side").value == 128  # the nearest size that fits, and it says so
     assert "Working size 128 px: at 64 px this image would be narrower than the 64 px the network needs" in captions(
-        app), captions(app)
+        app
+    ), captions(app)
     assert not errors(app) and not app.exception
     assert "Working image: 128x64 px." in captions(app), captions(app)
     panorama = np.asarray(Image.fromarray(natural(128)).resize((800, 100)))
@@ -133,8 +133,10 @@ def test_blind_super_resolution_input_is_enlarged(app):
     assert not errors(app), errors(app)
     assert "Working image: 256x160 px" in captions(app), captions(app)
     upload(app, "sr", "thumb.png", png_bytes(natural(8)), blind=True)
-    assert errors(app) == ["low-resolution image is 8x8 px after cropping, so its x4 output would be 32x32 px, "
-                           "below the 64x64 px this network needs. Use a larger image."]
+    assert errors(app) == [
+        "low-resolution image is 8x8 px after cropping, so its x4 output would be 32x32 px, "
+        "below the 64x64 px this network needs. Use a larger image."
+    ]
 
 
 def test_widget_changes_neither_decode_nor_resize_the_upload_again(app, monkeypatch):
@@ -162,8 +164,8 @@ def test_another_format_renamed_png_is_refused(app):
     open_page(app, "denoise")
     upload(app, "denoise", "holiday.png", png_bytes(natural(64), format="TGA"))
     assert [unescaped(e) for e in errors(app)] == [
-        "holiday.png is not an image PIL can read as a PNG, JPEG, BMP, TIFF or WebP file; upload one of those "
-        "formats."], errors(app)
+        "holiday.png is not an image PIL can read as a PNG, JPEG, BMP, TIFF or WebP file; upload one of those formats."
+    ], errors(app)
     assert not app.exception
 
 
@@ -240,8 +242,10 @@ def test_at_most_two_uploads_are_decoded_at_once(monkeypatch):
 
     monkeypatch.setattr(imaging, "read_image", slow_read)
     data = png_bytes(natural(32))
-    threads = [threading.Thread(target=imaging.decode_upload, args=(data, f"{i}.png"), kwargs={"max_pixels": 10**6})
-               for i in range(4)]
+    threads = [
+        threading.Thread(target=imaging.decode_upload, args=(data, f"{i}.png"), kwargs={"max_pixels": 10**6})
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

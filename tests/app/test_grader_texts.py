@@ -8,9 +8,8 @@ import re
 import zipfile
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from apphelpers import ROOT, make_tiny, open_page, wait_until_finished
+from streamlit.testing.v1 import AppTest
 
 
 def text(markdown: str) -> str:
@@ -32,8 +31,14 @@ def test_noise_impedance_offers_each_target_fit_labelled_and_zips_them(app, app_
     app.button(key="impedance.run").click().run()
     assert wait_until_finished(app).startswith("Done")
     labels = [text(b.proto.label) for b in app.get("download_button")]
-    assert labels == ["Fit: image PNG", "Fit: image + noise PNG", "Fit: shuffled pixels PNG", "Fit: noise PNG",
-                      "History CSV", "Report (ZIP)"], labels
+    assert labels == [
+        "Fit: image PNG",
+        "Fit: image + noise PNG",
+        "Fit: shuffled pixels PNG",
+        "Fit: noise PNG",
+        "History CSV",
+        "Report (ZIP)",
+    ], labels
 
     run = run_dir(app_env)
     z = zipfile.ZipFile(io.BytesIO(report_zip(run)))
@@ -62,15 +67,33 @@ def _metrics_panel(task: str, metrics: dict) -> None:
     from ui.jobs import JobView
     from ui.panels import psnr_metrics
 
-    psnr_metrics(JobView(id="j", task=task, status="done", iteration=10, total=10, history={}, snapshots={},
-                         info={"blind": False}, outcome={"metrics": metrics}))
+    psnr_metrics(
+        JobView(
+            id="j",
+            task=task,
+            status="done",
+            iteration=10,
+            total=10,
+            history={},
+            snapshots={},
+            info={"blind": False},
+            outcome={"metrics": metrics},
+        )
+    )
 
 
-@pytest.mark.parametrize("task,label", [("sr", "PSNR bicubic input"), ("denoise", "PSNR degraded input"),
-                                        ("inpaint", "PSNR degraded input")])
+@pytest.mark.parametrize(
+    "task,label", [("sr", "PSNR bicubic input"), ("denoise", "PSNR degraded input"), ("inpaint", "PSNR degraded input")]
+)
 def test_super_resolution_labels_its_input_psnr_as_bicubic(task, label):
-    metrics = {"task": task, "psnr_observed": 22.5, "psnr_final": 24.0, "psnr_ema": 24.5, "psnr_best": 25.0,
-               "best_iteration": 8}
+    metrics = {
+        "task": task,
+        "psnr_observed": 22.5,
+        "psnr_final": 24.0,
+        "psnr_ema": 24.5,
+        "psnr_best": 25.0,
+        "best_iteration": 8,
+    }
     at = AppTest.from_function(_metrics_panel, args=(task, metrics), default_timeout=60).run()
     assert not at.exception, at.exception
     first = at.metric[0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-
 from apphelpers import make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
 
 

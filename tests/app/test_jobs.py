@@ -180,8 +180,7 @@ def test_a_job_past_its_wall_clock_limit_is_stopped_and_says_why(runner):
 def test_accept_stores_each_job_and_discard_forgets_one_cancelled_in_the_queue(runner):
     accepted, discarded = [], []
     runner.gate.clear()
-    reg = JobRegistry(runner, accept=lambda job: accepted.append(job.id),
-                      discard=lambda job: discarded.append(job.id))
+    reg = JobRegistry(runner, accept=lambda job: accepted.append(job.id), discard=lambda job: discarded.append(job.id))
     try:
         first, second = submit(reg, "first"), submit(reg, "second")
         assert accepted == [first.id, second.id]
@@ -206,8 +205,9 @@ def test_a_job_that_cannot_be_stored_is_refused(runner):
 
 
 def test_restored_jobs_keep_their_id_and_owner_and_say_they_resumed(registry):
-    job = registry.restore({"name": "back"}, job_id="20261201-120000-denoise-abcdef", task="denoise",
-                           owner="alice", total=3, created=123.0)
+    job = registry.restore(
+        {"name": "back"}, job_id="20261201-120000-denoise-abcdef", task="denoise", owner="alice", total=3, created=123.0
+    )
     wait(lambda: job.status == "done")
     v = job.view()
     assert (v.id, v.owner, v.created, v.resumed) == ("20261201-120000-denoise-abcdef", "alice", 123.0, True)
@@ -225,8 +225,18 @@ def test_the_eta_comes_from_recent_iterations_not_the_warm_up():
     from ui.jobs import JobView
 
     def running(iteration, recent, started_ago=60.0):
-        return JobView("j", "denoise", "running", iteration, 1000, {}, {}, {}, started=time.time() - started_ago,
-                       recent=tuple(recent))
+        return JobView(
+            "j",
+            "denoise",
+            "running",
+            iteration,
+            1000,
+            {},
+            {},
+            {},
+            started=time.time() - started_ago,
+            recent=tuple(recent),
+        )
 
     early = running(2, [])
     assert early.eta_seconds is None and early.iterations_per_second is not None  # measuring: no ETA yet
@@ -239,4 +249,4 @@ def test_jobs_time_only_fresh_iterations(registry):
     job = submit(registry, "x", steps=40)
     wait(lambda: job.status == "done")
     recent = job.view().recent
-    assert [n for n, _ in recent] == list(range(3, 41))[-len(recent):]  # the first two (warm-up) are not timed
+    assert [n for n, _ in recent] == list(range(3, 41))[-len(recent) :]  # the first two (warm-up) are not timed

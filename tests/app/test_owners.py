@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from streamlit.testing.v1 import AppTest
-
 from apphelpers import APP, PAGES, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+from streamlit.testing.v1 import AppTest
 
 
 def browser():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from apphelpers import PAGES, ROOT, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+
 from ui.text import plain
 
 EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint"]
@@ -116,8 +116,9 @@ def test_reload_and_server_restart_find_the_job_from_the_url(app):
     job = app.query_params["job"]
     assert wait_until_finished(app).startswith("Done")
 
-    from streamlit.testing.v1 import AppTest
     from apphelpers import APP
+    from streamlit.testing.v1 import AppTest
+
     from ui import state
 
     reloaded = AppTest.from_file(APP, default_timeout=120)  # a new session: a reload or a shared link
@@ -156,8 +157,22 @@ def test_runs_written_by_the_command_line_open_on_the_runs_page(app, app_env, mo
     monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")
 
     out = app_env / "20261130-cli-denoise"
-    assert main(["denoise", "--image", str(ROOT / "sample_images" / "coffee.png"), "--max-side", "96",
-                 "--iters", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                "--image",
+                str(ROOT / "sample_images" / "coffee.png"),
+                "--max-side",
+                "96",
+                "--iters",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     open_page(app, "runs")
     assert app.selectbox(key="runs.pick").value == out.name
     assert app.dataframe[0].value["image"].tolist() == ["coffee.png"]

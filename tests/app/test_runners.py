@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from apphelpers import ROOT
 
 from dip.images import load_image
 from dip.presets import get_preset
@@ -14,12 +15,11 @@ from ui.jobs import JobRegistry
 from ui.runners import TaskSpec, run_job
 from ui.runs import list_runs, load_view
 
-from apphelpers import ROOT
-
 
 def tiny(task: str):
-    return get_preset("lab", task).with_overrides(fit={"iterations": 4, "snapshot_every": 2},
-                                                  net={"channels_down": (8,) * 5}, input={"channels": 4})
+    return get_preset("lab", task).with_overrides(
+        fit={"iterations": 4, "snapshot_every": 2}, net={"channels_down": (8,) * 5}, input={"channels": 4}
+    )
 
 
 def image64(preset):
@@ -49,8 +49,17 @@ def test_task_run_writes_the_run_folder_and_reads_back(registry, tmp_path, task)
     v = finish(registry.submit(spec, task=task, owner="t", total=spec.total))
     assert v.status == "done", v.error
     folder = tmp_path / v.id
-    for name in ("result.png", "result_ema.png", "observed.png", "ground_truth.png", "history.csv",
-                 "metrics.json", "config.json", "snapshots/00002.png", "snapshots/00004.png"):
+    for name in (
+        "result.png",
+        "result_ema.png",
+        "observed.png",
+        "ground_truth.png",
+        "history.csv",
+        "metrics.json",
+        "config.json",
+        "snapshots/00002.png",
+        "snapshots/00004.png",
+    ):
         assert (folder / name).is_file(), name
     assert [i for i, _ in v.snapshots[""]] == [2, 4] and len(v.history[""]) == 4
     disk = load_view(folder)
@@ -62,7 +71,8 @@ def test_task_run_writes_the_run_folder_and_reads_back(registry, tmp_path, task)
     assert list_runs(tmp_path)[0]["id"] == v.id
     holes_filled = folder / "result_known_kept.png"  # inpainting keeps the user's pixels in one download
     assert holes_filled.is_file() == (task == "inpaint") and ("result_known_kept" in disk.outcome["images"]) == (
-        task == "inpaint")
+        task == "inpaint"
+    )
     if task == "inpaint":
         known = problem.mask == 1
         kept, observed = load_image(holes_filled), load_image(folder / "observed.png")
@@ -136,8 +146,14 @@ def test_a_job_cut_off_by_the_servers_death_resumes_from_its_checkpoint(tmp_path
     problem = make_problem(preset, image64(preset), seed=0)
     reference = JobRegistry(run_job)
     try:
-        whole = finish(reference.submit(TaskSpec("denoise", preset, tmp_path / "ref", "x.png", problem=problem,
-                                                 device="cpu"), task="denoise", owner="t", total=8))
+        whole = finish(
+            reference.submit(
+                TaskSpec("denoise", preset, tmp_path / "ref", "x.png", problem=problem, device="cpu"),
+                task="denoise",
+                owner="t",
+                total=8,
+            )
+        )
     finally:
         reference.shutdown()
 

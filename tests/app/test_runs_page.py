@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from apphelpers import APP, PAGES
-from dip.errors import RunFolderError
 from fakes import fake_run
+
+from dip.errors import RunFolderError
 
 GOOD = "20260101-000000-denoise-cccccc"
 BAD_IMAGE = "20260102-000000-denoise-bbbbbb"  # listed (its metrics.json is fine), fails when opened
@@ -33,8 +33,27 @@ def text(markdown: str) -> str:
 # ui.runs without Streamlit ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("run_id", ["../x", "..", "a/b", "a\\b", ".hidden", "/etc", "/tmp/x", "", "x" * 101,
-                                    "a b", "a;b", "ü", "a\nb", "a\x00b", None, 5])
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "../x",
+        "..",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "/etc",
+        "/tmp/x",
+        "",
+        "x" * 101,
+        "a b",
+        "a;b",
+        "ü",
+        "a\nb",
+        "a\x00b",
+        None,
+        5,
+    ],
+)
 def test_run_folder_refuses_ids_that_are_not_plain_folder_names(tmp_path, run_id):
     from ui.runs import run_folder
 
@@ -64,8 +83,9 @@ def test_scan_runs_lists_readable_runs_and_says_which_folders_it_left_out(tmp_pa
 
     root = make_runs_dir(tmp_path)
     for name, damage in (("20260105-trunc-metrics", "truncate"), ("20260106-no-metrics", "unlink")):
-        getattr(fake_run(root / name) / "metrics.json", damage)() if damage == "unlink" else \
-            truncate(fake_run(root / name) / "metrics.json")
+        getattr(fake_run(root / name) / "metrics.json", damage)() if damage == "unlink" else truncate(
+            fake_run(root / name) / "metrics.json"
+        )
     (root / "bad name").mkdir()
     (root / "stray.txt").write_text("x")
     listing = scan_runs(root)
@@ -99,7 +119,8 @@ def test_load_view_raises_the_specific_error_and_reports_what_it_tolerated(tmp_p
     assert [i for i, _ in v.snapshots[""]] == [1]
     assert v.info["notes"] == [
         "history.csv is truncated at line 4 (a row cut off mid-write); that partial row is left out.",
-        "1 snapshot image(s) could not be decoded and are left out: snapshots/00002.png."]
+        "1 snapshot image(s) could not be decoded and are left out: snapshots/00002.png.",
+    ]
 
 
 def test_an_impedance_target_name_cannot_lead_out_of_the_folder(tmp_path):
@@ -139,16 +160,20 @@ def messages(at) -> list[str]:
     return [text(m.value) for kind in (at.error, at.warning, at.caption, at.info) for m in kind]
 
 
-SKIPPED = f"1 run folder could not be read and is not listed: {BAD_METRICS} (metrics.json is not a JSON object (it " \
-          "holds a list))"
+SKIPPED = (
+    f"1 run folder could not be read and is not listed: {BAD_METRICS} (metrics.json is not a JSON object (it "
+    "holds a list))"
+)
 
 
 def test_the_default_view_falls_back_to_the_newest_run_that_opens(runs):
     at = open_runs()
     assert at.dataframe[0].value["run"].tolist() == [BAD_IMAGE, GOOD]  # nothing of the [] folder or temporary
     assert SKIPPED in messages(at), messages(at)
-    assert (f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, corrupt or "
-            f"oversized image file). Showing {GOOD}, the newest run that opens.") in [text(w.value) for w in at.warning]
+    assert (
+        f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, corrupt or "
+        f"oversized image file). Showing {GOOD}, the newest run that opens."
+    ) in [text(w.value) for w in at.warning]
     assert at.selectbox(key="runs.pick").value == GOOD and at.query_params["run"] == GOOD
     assert any(m.label == "PSNR output" for m in at.metric)
     assert not any("Traceback" in m or str(runs) in m for m in messages(at))
@@ -157,23 +182,36 @@ def test_the_default_view_falls_back_to_the_newest_run_that_opens(runs):
     assert not at.exception
     assert [text(e.value) for e in at.error] == [
         f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, corrupt or oversized "
-        "image file)."]
+        "image file)."
+    ]
     assert not at.metric
 
 
-NOT_FOUND = ("There is no saved run you can open named {} (the link may be wrong, the run may have been removed, or "
-             "it belongs to another browser: its owner can make a share link).")
+NOT_FOUND = (
+    "There is no saved run you can open named {} (the link may be wrong, the run may have been removed, or "
+    "it belongs to another browser: its owner can make a share link)."
+)
 
 
-@pytest.mark.parametrize("run_id,kind,message", [
-    (BAD_METRICS, "error", f"Run {BAD_METRICS} could not be read: metrics.json is not a JSON object (it holds a "
-                           "list)."),
-    (BAD_IMAGE, "error", f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, "
-                         "corrupt or oversized image file)."),
-    ("nope", "warning", NOT_FOUND.format("nope")),
-    (PARTIAL, "warning", NOT_FOUND.format(PARTIAL)),
-    ("../" + GOOD, "warning", NOT_FOUND.format("../" + GOOD)),
-])
+@pytest.mark.parametrize(
+    "run_id,kind,message",
+    [
+        (
+            BAD_METRICS,
+            "error",
+            f"Run {BAD_METRICS} could not be read: metrics.json is not a JSON object (it holds a list).",
+        ),
+        (
+            BAD_IMAGE,
+            "error",
+            f"Run {BAD_IMAGE} could not be read: result.png could not be decoded (a truncated, "
+            "corrupt or oversized image file).",
+        ),
+        ("nope", "warning", NOT_FOUND.format("nope")),
+        (PARTIAL, "warning", NOT_FOUND.format(PARTIAL)),
+        ("../" + GOOD, "warning", NOT_FOUND.format("../" + GOOD)),
+    ],
+)
 def test_a_link_to_a_run_that_does_not_open_says_why_and_shows_no_other_run(runs, run_id, kind, message):
     at = open_runs(run_id)
     assert message in [text(m.value) for m in getattr(at, kind)], messages(at)
@@ -212,8 +250,9 @@ def test_a_truncated_history_opens_with_a_warning(runs):
     history = runs / GOOD / "history.csv"
     history.write_bytes(history.read_bytes()[:-9])
     at = open_runs(GOOD)
-    assert ("history.csv is truncated at line 4 (a row cut off mid-write); that partial row is left out."
-            in [text(w.value) for w in at.warning])
+    assert "history.csv is truncated at line 4 (a row cut off mid-write); that partial row is left out." in [
+        text(w.value) for w in at.warning
+    ]
     assert any(m.label == "PSNR output" for m in at.metric)
 
 
@@ -232,8 +271,19 @@ def settings_run(folder: Path, task: str, config: dict, **metrics) -> Path:
     run = fake_run(folder)
     base = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").write_text(json.dumps({**base, "task": task, "preset": f"lab-{task}", **metrics}))
-    (run / "config.json").write_text(json.dumps({"task": task, "sigma_255": 25.0, "factor": 4, "mask_kind": "text",
-                                                 "keep_fraction": 0.5, "fit": {"iterations": 1800}, **config}))
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "task": task,
+                "sigma_255": 25.0,
+                "factor": 4,
+                "mask_kind": "text",
+                "keep_fraction": 0.5,
+                "fit": {"iterations": 1800},
+                **config,
+            }
+        )
+    )
     return run
 
 
@@ -244,17 +294,41 @@ def five_runs(root: Path) -> dict[str, Path]:
     """Runs of one image that differ only in their settings, as a grader makes them."""
     app = {"job_id": "j", "created": CREATED, "source": "astronaut.png", "shape": [256, 192, 3]}
     return {
-        "sigma": settings_run(root / "20260304-174209-denoise-aaaaaa", "denoise", {"sigma_255": 50.0},
-                              iterations=1800, **app),
-        "clean": settings_run(root / "20260304-174210-denoise-bbbbbb", "denoise", {"sigma_255": 0.0},
-                              iterations=30, **app),
+        "sigma": settings_run(
+            root / "20260304-174209-denoise-aaaaaa", "denoise", {"sigma_255": 50.0}, iterations=1800, **app
+        ),
+        "clean": settings_run(
+            root / "20260304-174210-denoise-bbbbbb", "denoise", {"sigma_255": 0.0}, iterations=30, **app
+        ),
         "sr": settings_run(root / "20260304-174211-sr-cccccc", "sr", {"factor": 8}, iterations=1800, **app),
-        "text": settings_run(root / "20260304-174212-inpaint-dddddd", "inpaint", {}, iterations=1800,
-                             mask="text", kept_fraction=0.8712, **app),
-        "drawn": settings_run(root / "20260304-174213-inpaint-eeeeee", "inpaint", {}, iterations=1800,
-                              mask="draw", kept_fraction=0.93, **app),
-        "blank": settings_run(root / "20260304-174214-denoise-ffffff", "denoise", {}, source=None, image=None,
-                              psnr_final=None, blind=True, created=CREATED),
+        "text": settings_run(
+            root / "20260304-174212-inpaint-dddddd",
+            "inpaint",
+            {},
+            iterations=1800,
+            mask="text",
+            kept_fraction=0.8712,
+            **app,
+        ),
+        "drawn": settings_run(
+            root / "20260304-174213-inpaint-eeeeee",
+            "inpaint",
+            {},
+            iterations=1800,
+            mask="draw",
+            kept_fraction=0.93,
+            **app,
+        ),
+        "blank": settings_run(
+            root / "20260304-174214-denoise-ffffff",
+            "denoise",
+            {},
+            source=None,
+            image=None,
+            psnr_final=None,
+            blind=True,
+            created=CREATED,
+        ),
     }
 
 
@@ -269,8 +343,10 @@ def test_run_setting_names_only_what_applies_to_the_task():
     assert run_setting({"task": "impedance"}, cfg) == "noise σ 25"
     # the command line generated the preset's mask; the app records the one the visitor chose
     assert run_setting({"task": "inpaint"}, cfg) == "random pixels · 30% kept"
-    assert run_setting({"task": "inpaint", "job_id": "j", "mask": "upload", "kept_fraction": 0.61}, cfg) == \
-        "uploaded mask · 61% kept"
+    assert (
+        run_setting({"task": "inpaint", "job_id": "j", "mask": "upload", "kept_fraction": 0.61}, cfg)
+        == "uploaded mask · 61% kept"
+    )
     assert run_setting({"task": "inpaint", "job_id": "j"}, cfg) == "mask"  # an old app run: the kind is unknown
     assert run_setting({"task": "denoise"}, {}) is None
 
@@ -298,8 +374,14 @@ def test_the_runs_table_shows_what_tells_runs_apart(app_env, monkeypatch):
     assert list(table.columns)[:5] == ["started", "image", "task", "setting", "PSNR (dB)"]  # PSNR stays in view
     rows = {r["run"]: r for r in table.to_dict("records")}
     setting = {k: rows[p.name]["setting"] for k, p in runs.items()}
-    assert setting == {"sigma": "σ 50", "clean": "no noise (σ 0)", "sr": "×8", "text": "text mask · 87% kept",
-                       "drawn": "drawn mask · 93% kept", "blank": "own noise (blind)"}
+    assert setting == {
+        "sigma": "σ 50",
+        "clean": "no noise (σ 0)",
+        "sr": "×8",
+        "text": "text mask · 87% kept",
+        "drawn": "drawn mask · 93% kept",
+        "blank": "own noise (blind)",
+    }
     started = when(datetime(2026, 3, 4, 17, 42, 9))
     assert rows[runs["text"].name]["started"] == started and started.startswith("17:42 Mar 4")
     assert rows[runs["text"].name]["size"] == "192x256" and rows[runs["text"].name]["PSNR (dB)"] == "24.00"

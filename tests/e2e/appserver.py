@@ -41,7 +41,7 @@ def check_log(text: str) -> None:
     """A server log must show no Traceback and no missing ScriptRunContext (the message quotes the first one)."""
     for marker in ("Traceback", "missing ScriptRunContext"):
         at = text.find(marker)
-        assert at < 0, text[max(0, at - 300): at + 5000]
+        assert at < 0, text[max(0, at - 300) : at + 5000]
 
 
 class AppServer:
@@ -69,9 +69,23 @@ class AppServer:
         port = _free_port()
         log_path = self.work / ("server.log" if not self.logs else f"server-{len(self.logs) + 1}.log")
         self.logs.append(log_path)
-        cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
         with open(log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         self.url = f"http://127.0.0.1:{port}"

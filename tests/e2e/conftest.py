@@ -10,14 +10,21 @@ import os
 from pathlib import Path
 
 import pytest
-
 from appserver import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DIP_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
@@ -69,6 +76,7 @@ def new_browser(browser):
         context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()
+
     yield make
     for context in contexts:
         context.close()
@@ -93,4 +101,5 @@ def screenshot():
         page.wait_for_timeout(1500)  # let images and charts redraw at the new size
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
         page.set_viewport_size(size)
+
     return take

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from PIL import Image
-
 import locators as sel
+import pytest
 from appserver import serve
+from PIL import Image
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect  # noqa: E402
@@ -24,8 +23,9 @@ def wait_for_app(page) -> None:
 
 def open_page(page, title: str) -> None:
     page.get_by_test_id(sel.SIDEBAR_NAV).get_by_text(title, exact=True).click()
-    expect(page.get_by_role("heading", name=title if title != "Home" else "Deep Image Prior Studio")
-           ).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name=title if title != "Home" else "Deep Image Prior Studio")).to_be_visible(
+        timeout=60_000
+    )
     wait_for_app(page)
 
 

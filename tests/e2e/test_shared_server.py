@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-import pytest
-from PIL import Image
-
 import locators as sel
-from fakes import fake_run
+import pytest
 from appserver import app_server
+from fakes import fake_run
+from PIL import Image
 
 pytest.importorskip("playwright")
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
@@ -113,8 +112,9 @@ def open_denoising(page, url: str) -> None:
     expect(page.get_by_role("heading", name="Denoising", exact=True)).to_be_visible(timeout=APP_MS)
 
 
-def prepare_job(page, url: str, *, iterations: int, channels: int = 8, snapshot_every: int = 5,
-                file: dict | None = None) -> None:
+def prepare_job(
+    page, url: str, *, iterations: int, channels: int = 8, snapshot_every: int = 5, file: dict | None = None
+) -> None:
     """Denoising with the sample image (or ``file`` uploaded) and tiny settings, ready for Run."""
     open_denoising(page, url)
     if file is not None:
@@ -287,8 +287,11 @@ def test_a_job_link_opened_by_a_stranger_is_read_only_and_the_owner_keeps_the_jo
         expect(blocker.get_by_test_id(sel.WARNING)).to_contain_text("Cancelled", timeout=APP_MS)
         # While A's job runs, B's page (it polls too) still offers no Cancel.
         deadline = time.monotonic() + JOB_MS / 1000
-        while time.monotonic() < deadline and "Running" not in progress(stranger) \
-                and stranger.get_by_test_id(sel.SUCCESS).count() == 0:
+        while (
+            time.monotonic() < deadline
+            and "Running" not in progress(stranger)
+            and stranger.get_by_test_id(sel.SUCCESS).count() == 0
+        ):
             stranger.wait_for_timeout(200)
         expect(cancel_button(stranger)).to_have_count(0)
         expect(stranger.get_by_text(READ_ONLY)).to_be_visible()
@@ -329,6 +332,7 @@ def test_clear_cache_sent_by_another_client_does_not_stop_a_running_job(shared, 
         def forward(message):
             from_server.append(message)
             ws.send(message)
+
         server.on_message(forward)
 
     other.route_web_socket(sel.WEBSOCKET, route)
@@ -432,8 +436,9 @@ def test_an_uploaded_photo_s_run_is_private_until_its_owner_shares_a_link(shared
     assert not any("private_face" in label for label in run_options(stranger))
     stranger.goto(f"{url}/runs?run={job}")
     wait_for_app(stranger)
-    expect(stranger.get_by_test_id(sel.WARNING)).to_contain_text(f"There is no saved run you can open named {job}",
-                                                                 timeout=APP_MS)
+    expect(stranger.get_by_test_id(sel.WARNING)).to_contain_text(
+        f"There is no saved run you can open named {job}", timeout=APP_MS
+    )
     expect(stranger.get_by_test_id(sel.METRIC)).to_have_count(0)
     stranger.goto(f"{url}/denoising?job={job}")
     expect(stranger.get_by_test_id(sel.TOAST)).to_contain_text(NOT_YOURS, timeout=APP_MS)
@@ -451,7 +456,8 @@ def test_an_uploaded_photo_s_run_is_private_until_its_owner_shares_a_link(shared
     wait_for_app(grader)
     expect(grader.get_by_role("heading", name=re.compile(r"private_face\.png"))).to_be_visible(timeout=APP_MS)
     expect(grader.get_by_test_id(sel.METRIC).filter(has_text="PSNR output")).to_contain_text(
-        re.compile(r"\d+\.\d\d dB"), timeout=APP_MS)
+        re.compile(r"\d+\.\d\d dB"), timeout=APP_MS
+    )
     expect(grader.get_by_text(READ_ONLY)).to_be_visible()
     expect(share_button(grader)).to_have_count(0)
     expect(cancel_button(grader)).to_have_count(0)
@@ -460,8 +466,9 @@ def test_an_uploaded_photo_s_run_is_private_until_its_owner_shares_a_link(shared
 
     stranger.goto(f"{url}/runs?run={job}")  # the link was made for C: B still cannot open the run
     wait_for_app(stranger)
-    expect(stranger.get_by_test_id(sel.WARNING)).to_contain_text(f"There is no saved run you can open named {job}",
-                                                                 timeout=APP_MS)
+    expect(stranger.get_by_test_id(sel.WARNING)).to_contain_text(
+        f"There is no saved run you can open named {job}", timeout=APP_MS
+    )
     expect(stranger.get_by_test_id(sel.METRIC)).to_have_count(0)
 
 
@@ -539,18 +546,26 @@ def test_damaged_run_folders_never_break_the_runs_page(new_browser, tmp_path):
         expect(skipped).to_contain_text(f"{LIST_METRICS} (metrics.json is not a JSON object (it holds a list))")
         expect(skipped).to_contain_text(f"{TRUNC_METRICS} (metrics.json is truncated")
         # The newest listed run does not open: the default view says so and shows the newest that does.
-        expect(page.get_by_test_id(sel.WARNING).filter(has_text=f"Showing {TRUNC_HISTORY}, the newest run that opens")
-               ).to_be_visible()
+        expect(
+            page.get_by_test_id(sel.WARNING).filter(has_text=f"Showing {TRUNC_HISTORY}, the newest run that opens")
+        ).to_be_visible()
         assert len(run_options(page)) == 3  # the good run, the cut history and the cut image
         assert_clean(page)
 
         for run, kind, message in [
-                (TRUNC_METRICS, sel.ERROR, f"Run {TRUNC_METRICS} could not be read: metrics.json is truncated"),
-                (LIST_METRICS, sel.ERROR, f"Run {LIST_METRICS} could not be read: metrics.json is not a JSON object "
-                                          "(it holds a list)."),
-                (TRUNC_PNG, sel.ERROR, f"Run {TRUNC_PNG} could not be read: result.png could not be decoded (a "
-                                       "truncated, corrupt or oversized image file)."),
-                (TRUNC_HISTORY, sel.WARNING, "history.csv is truncated at line"),
+            (TRUNC_METRICS, sel.ERROR, f"Run {TRUNC_METRICS} could not be read: metrics.json is truncated"),
+            (
+                LIST_METRICS,
+                sel.ERROR,
+                f"Run {LIST_METRICS} could not be read: metrics.json is not a JSON object (it holds a list).",
+            ),
+            (
+                TRUNC_PNG,
+                sel.ERROR,
+                f"Run {TRUNC_PNG} could not be read: result.png could not be decoded (a "
+                "truncated, corrupt or oversized image file).",
+            ),
+            (TRUNC_HISTORY, sel.WARNING, "history.csv is truncated at line"),
         ]:
             page.goto(f"{server.url}/runs?run={run}")
             wait_for_app(page)
@@ -564,8 +579,9 @@ def test_damaged_run_folders_never_break_the_runs_page(new_browser, tmp_path):
 
         page.goto(f"{server.url}/runs?run={GOOD}")
         wait_for_app(page)
-        expect(page.get_by_test_id(sel.METRIC).filter(has_text="PSNR output")).to_contain_text("24.00 dB",
-                                                                                               timeout=APP_MS)
+        expect(page.get_by_test_id(sel.METRIC).filter(has_text="PSNR output")).to_contain_text(
+            "24.00 dB", timeout=APP_MS
+        )
         assert_clean(page)
 
 
@@ -599,15 +615,19 @@ def test_the_servers_limits_refuse_a_job_before_it_is_queued(new_browser, tmp_pa
             choose(first, "Working size", "128")
             expect(first.get_by_text("Working image: 128x128 px.")).to_be_visible(timeout=APP_MS)
             press_run(first)
-            refused("the working image is 128x128 px; this server allows at most 96 px on the longer side. Choose "
-                    "a working size of 96 px or less.")
+            refused(
+                "the working image is 128x128 px; this server allows at most 96 px on the longer side. Choose "
+                "a working size of 96 px or less."
+            )
             choose(first, "Working size", "64")
             expect(first.get_by_text("Working image: 64x64 px.")).to_be_visible(timeout=APP_MS)
         else:  # the page offers only the sizes this server accepts
             assert all(int(x) <= 96 for x in sizes), sizes
         press_run(first)
-        refused("this job needs 243 GFLOP of compute (5,000 iterations at 64x64 px with 8 channels); this server "
-                "allows 100 GFLOP per job. At this size and width at most 2,055 iterations fit")
+        refused(
+            "this job needs 243 GFLOP of compute (5,000 iterations at 64x64 px with 8 channels); this server "
+            "allows 100 GFLOP per job. At this size and width at most 2,055 iterations fit"
+        )
         set_number(first, "Iterations", 2000)
 
         second_tab = first.context.new_page()  # same cookie: the same owner

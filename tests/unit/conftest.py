@@ -26,7 +26,7 @@ def small_image(name: str = "chelsea.png", side: int = 64) -> np.ndarray:
     s = side / min(h, w)
     x = resize(x, max(side, round(h * s)), max(side, round(w * s))).clip(0, 1)
     top, left = (x.shape[0] - side) // 2, (x.shape[1] - side) // 2
-    return np.ascontiguousarray(x[top:top + side, left:left + side])
+    return np.ascontiguousarray(x[top : top + side, left : left + side])
 
 
 @pytest.fixture
@@ -39,4 +39,6 @@ def tiny_preset(task: str, iterations: int = 200, **task_params):
     return get_preset("lab", task).with_overrides(
         fit={"iterations": iterations, "snapshot_every": 50},
         net={"channels_down": (16, 32, 32), "channels_skip": 4},
-        input={"channels": 8}, **task_params)
+        input={"channels": 8},
+        **task_params,
+    )

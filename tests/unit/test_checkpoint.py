@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import small_image, tiny_preset
+
 from dip.checkpoint import Checkpoint
 from dip.errors import ConfigError
 from dip.stopping import ExponentialVariance
@@ -19,6 +19,7 @@ def _kill_at(iteration):
     def on_step(rec):
         if rec.iteration == iteration:
             raise Killed
+
     return on_step
 
 
@@ -43,8 +44,9 @@ class SideDetector:
 @pytest.fixture
 def setup():
     # Backtracking, the ES-WMV ring buffer (window 3 < run) and input noise all carry state across the cut.
-    preset = tiny_preset("denoise", 14).with_overrides(fit={"backtrack": True, "es_window": 3, "es_patience": 5,
-                                                            "snapshot_every": 1})
+    preset = tiny_preset("denoise", 14).with_overrides(
+        fit={"backtrack": True, "es_window": 3, "es_patience": 5, "snapshot_every": 1}
+    )
     return preset, make_problem(preset, small_image(side=32), seed=0)
 
 
@@ -56,14 +58,24 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(setup, tmp_path)
     path = tmp_path / "checkpoint.pt"
     side = SideDetector()
     with pytest.raises(Killed):
-        solve(preset, problem, on_snapshot=side.snapshot, on_step=_kill_at(11),
-              checkpoint=Checkpoint(path, every=4, extra=side))
+        solve(
+            preset,
+            problem,
+            on_snapshot=side.snapshot,
+            on_step=_kill_at(11),
+            checkpoint=Checkpoint(path, every=4, extra=side),
+        )
     assert path.is_file() and not path.with_name("checkpoint.pt.tmp").exists()
 
     resumed_side = SideDetector()  # a fresh process: nothing but the file is carried over
     steps = []
-    resumed = solve(preset, problem, on_snapshot=resumed_side.snapshot, on_step=steps.append,
-                    checkpoint=Checkpoint(path, every=4, extra=resumed_side))
+    resumed = solve(
+        preset,
+        problem,
+        on_snapshot=resumed_side.snapshot,
+        on_step=steps.append,
+        checkpoint=Checkpoint(path, every=4, extra=resumed_side),
+    )
     assert resumed.resumed_from == 8 and [r.iteration for r in steps] == list(range(9, 15))
     assert resumed.history == whole.history
     for name in ("output", "ema", "best", "blind"):

@@ -15,8 +15,19 @@ from dip.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = str(ROOT / "sample_images" / "coffee.png")
 RUN_FILES = {"result.png", "result_ema.png", "observed.png", "history.csv", "metrics.json", "config.json"}
-METRIC_KEYS = {"task", "preset", "iterations", "parameters", "seconds", "device", "psnr_observed", "psnr_final",
-               "psnr_ema", "psnr_best", "best_iteration"}
+METRIC_KEYS = {
+    "task",
+    "preset",
+    "iterations",
+    "parameters",
+    "seconds",
+    "device",
+    "psnr_observed",
+    "psnr_final",
+    "psnr_ema",
+    "psnr_best",
+    "best_iteration",
+}
 
 
 def _check_run(out: Path, iters: int, task: str, with_truth: bool = True) -> dict:
@@ -31,13 +42,16 @@ def _check_run(out: Path, iters: int, task: str, with_truth: bool = True) -> dic
     return metrics
 
 
-@pytest.mark.parametrize("args,task", [
-    (["denoise", "--sigma", "50"], "denoise"),
-    (["sr", "--factor", "4"], "sr"),
-    (["sr", "--factor", "8"], "sr"),
-    (["inpaint", "--mask-kind", "box"], "inpaint"),
-    (["inpaint", "--mask-kind", "bernoulli", "--keep", "0.3"], "inpaint"),
-])
+@pytest.mark.parametrize(
+    "args,task",
+    [
+        (["denoise", "--sigma", "50"], "denoise"),
+        (["sr", "--factor", "4"], "sr"),
+        (["sr", "--factor", "8"], "sr"),
+        (["inpaint", "--mask-kind", "box"], "inpaint"),
+        (["inpaint", "--mask-kind", "bernoulli", "--keep", "0.3"], "inpaint"),
+    ],
+)
 def test_subcommands_write_every_file(tmp_path, args, task):
     out = tmp_path / "run"
     code = main([*args, "--image", SAMPLE, "--max-side", "96", "--iters", "3", "--out", str(out)])
@@ -60,8 +74,9 @@ def test_impedance_writes_every_file_and_per_target_losses(tmp_path):
 
 def test_blind_denoising_of_an_already_noisy_image(tmp_path):
     out = tmp_path / "blind"
-    assert main(["denoise", "--observed", "--image", SAMPLE, "--max-side", "96", "--iters", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["denoise", "--observed", "--image", SAMPLE, "--max-side", "96", "--iters", "2", "--out", str(out)]) == 0
+    )
     m = _check_run(out, 2, "denoise", with_truth=False)
     assert m["psnr_observed"] is None and m["psnr_best"] is None
 
@@ -81,15 +96,42 @@ def test_inpainting_with_a_mask_file(tmp_path):
     img = Image.open(SAMPLE).resize((96, 64))
     img.save(tmp_path / "img.png")
     out = tmp_path / "inp"
-    assert main(["inpaint", "--image", str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
-                 "--iters", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "inpaint",
+                "--image",
+                str(tmp_path / "img.png"),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "--iters",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "mask.png").exists()
 
 
 def test_mask_of_the_wrong_size_is_a_clear_error(tmp_path, capsys):
     Image.new("L", (10, 10), 255).save(tmp_path / "mask.png")
-    code = main(["inpaint", "--image", SAMPLE, "--max-side", "96", "--mask", str(tmp_path / "mask.png"),
-                 "--iters", "2", "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "inpaint",
+            "--image",
+            SAMPLE,
+            "--max-side",
+            "96",
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "--iters",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "mask is 10x10 px but the image is 96x64 px" in capsys.readouterr().err
 
@@ -121,8 +163,20 @@ def test_python_dash_m_entry_point_shows_help():
 
 def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     from dip.progress import FitProgress
-    args = ["denoise", "--image", SAMPLE, "--max-side", "96", "--iters", "6", "--snapshot-every", "1",
-            "--checkpoint-every", "2"]
+
+    args = [
+        "denoise",
+        "--image",
+        SAMPLE,
+        "--max-side",
+        "96",
+        "--iters",
+        "6",
+        "--snapshot-every",
+        "1",
+        "--checkpoint-every",
+        "2",
+    ]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     step = FitProgress.step
 
@@ -151,8 +205,20 @@ def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypa
 
 def test_an_interrupted_impedance_command_continues_from_its_checkpoints(tmp_path, monkeypatch):
     from dip.progress import FitProgress
-    args = ["impedance", "--image", SAMPLE, "--max-side", "96", "--iters", "4", "--snapshot-every", "1",
-            "--checkpoint-every", "2"]
+
+    args = [
+        "impedance",
+        "--image",
+        SAMPLE,
+        "--max-side",
+        "96",
+        "--iters",
+        "4",
+        "--snapshot-every",
+        "1",
+        "--checkpoint-every",
+        "2",
+    ]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     step = FitProgress.step
 
@@ -171,7 +237,11 @@ def test_an_interrupted_impedance_command_continues_from_its_checkpoints(tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     assert {n: t.get("resumed_from") for n, t in metrics["targets"].items()} == {
-        "image": 2, "image + noise": 2, "shuffled pixels": 2, "noise": 2}
+        "image": 2,
+        "image + noise": 2,
+        "shuffled pixels": 2,
+        "noise": 2,
+    }
     for name, target in whole["targets"].items():
         assert metrics["targets"][name]["final_loss"] == target["final_loss"], name
     assert sorted(p.name for p in (out / "noise" / "snapshots").iterdir()) == [f"{i:05d}.png" for i in range(1, 5)]

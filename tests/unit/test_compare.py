@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from dip.cli import main
-from dip.compare import compare_histories, comparison_markdown, compare_runs
+from dip.compare import compare_histories, compare_runs, comparison_markdown
 from dip.fit import StepRecord
 from dip.runio import write_history
 
@@ -13,8 +13,9 @@ SAMPLE = str(ROOT / "sample_images" / "coffee.png")
 
 def _history(folder: Path, psnrs: list[float], offset: float = 0.0) -> Path:
     folder.mkdir(parents=True)
-    write_history([StepRecord(i + 1, 0.1, 20.0, p + offset, p + offset + 1) for i, p in enumerate(psnrs)],
-                  folder / "history.csv")
+    write_history(
+        [StepRecord(i + 1, 0.1, 20.0, p + offset, p + offset + 1) for i, p in enumerate(psnrs)], folder / "history.csv"
+    )
     return folder
 
 

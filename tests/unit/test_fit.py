@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import small_image, tiny_preset
+
 from dip import degrade
 from dip.errors import ConfigError
 from dip.fit import FitConfig

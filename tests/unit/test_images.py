@@ -5,8 +5,15 @@ import pytest
 from PIL import Image
 
 from dip.errors import ImageError
-from dip.images import (center_crop_to_multiple, check_min_size, limit_side, load_image, pad_to_multiple,
-                        read_image, save_image)
+from dip.images import (
+    center_crop_to_multiple,
+    check_min_size,
+    limit_side,
+    load_image,
+    pad_to_multiple,
+    read_image,
+    save_image,
+)
 
 
 def _png(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import small_image, tiny_preset
+
 from dip.impedance import TARGETS, fig2_ordering, make_targets, remove_checkpoints, run_impedance, target_checkpoints
 from dip.presets import get_preset
 
@@ -21,7 +21,7 @@ def test_targets_are_the_four_of_figure_2():
 def test_natural_image_fits_fastest_and_noise_slowest():
     preset = get_preset("lab-impedance").with_overrides(fit={"iterations": 100})
     result = run_impedance(preset, small_image("chelsea.png"), targets=("image", "shuffled pixels", "noise"))
-    assert all(len(l) == 100 for l in result.losses.values())  # loss recorded at every iteration
+    assert all(len(ls) == 100 for ls in result.losses.values())  # loss recorded at every iteration
     loss = result.loss_at(100)
     assert loss["image"] < loss["shuffled pixels"] < loss["noise"]
     rel = result.relative_loss_at(100)
@@ -31,8 +31,12 @@ def test_natural_image_fits_fastest_and_noise_slowest():
 def test_fig2_ordering_by_mse_and_by_variance_can_disagree():
     # Noise starts at 4x the shuffled target's level and loses a quarter of it; shuffled pixels lose a tenth:
     # slowest by MSE, but not by the fraction of its variance left unexplained.
-    losses = {"image": [0.02, 0.01, 0.005], "image + noise": [0.03, 0.02, 0.015],
-              "shuffled pixels": [0.03, 0.029, 0.027], "noise": [0.12, 0.10, 0.09]}
+    losses = {
+        "image": [0.02, 0.01, 0.005],
+        "image + noise": [0.03, 0.02, 0.015],
+        "shuffled pixels": [0.03, 0.029, 0.027],
+        "noise": [0.12, 0.10, 0.09],
+    }
     variances = {"image": 0.03, "image + noise": 0.035, "shuffled pixels": 0.03, "noise": 0.12}
     out = fig2_ordering(losses, variances, [1, 3])
     assert out["mse"]["order_at"][3] == ["image", "image + noise", "shuffled pixels", "noise"]
@@ -57,15 +61,23 @@ def test_an_interrupted_impedance_run_continues_to_the_uninterrupted_losses(tmp_
     with pytest.raises(Killed):
         run_impedance(preset, x, on_step=dies_in_shuffled_pixels, checkpoints=target_checkpoints(tmp_path, 3))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint-image.pt", "checkpoint-image_plus_noise.pt", "checkpoint-shuffled_pixels.pt"]
+        "checkpoint-image.pt",
+        "checkpoint-image_plus_noise.pt",
+        "checkpoint-shuffled_pixels.pt",
+    ]
 
     steps = {name: [] for name in TARGETS}  # a fresh process: nothing but the files is carried over
     checkpoints = target_checkpoints(tmp_path, 3)
-    resumed = run_impedance(preset, x, on_step=lambda name, rec: steps[name].append(rec.iteration),
-                            checkpoints=checkpoints)
+    resumed = run_impedance(
+        preset, x, on_step=lambda name, rec: steps[name].append(rec.iteration), checkpoints=checkpoints
+    )
     # Finished targets repeat only the iterations after their last checkpoint; the cut one goes on from its own.
-    assert steps == {"image": [10], "image + noise": [10], "shuffled pixels": [7, 8, 9, 10],
-                     "noise": list(range(1, 11))}
+    assert steps == {
+        "image": [10],
+        "image + noise": [10],
+        "shuffled pixels": [7, 8, 9, 10],
+        "noise": list(range(1, 11)),
+    }
     assert resumed.losses == whole.losses
     for name in TARGETS:
         assert np.array_equal(resumed.results[name].output, whole.results[name].output), name

@@ -10,15 +10,27 @@ from dip.tasks import build_net
 OFFICIAL_COUNTS = {
     "lab denoise / SR": (SkipNetConfig(), 2_217_831),
     "barbara (1 output)": (SkipNetConfig(output_channels=1), 2_217_573),
-    "noise impedance / snail": (SkipNetConfig(input_channels=3, channels_down=(8, 16, 32, 64, 128),
-                                              channels_skip=(0, 0, 0, 4, 4)), 572_827),
+    "noise impedance / snail": (
+        SkipNetConfig(input_channels=3, channels_down=(8, 16, 32, 64, 128), channels_skip=(0, 0, 0, 4, 4)),
+        572_827,
+    ),
     "kate inpainting": (SkipNetConfig(channels_skip=128, upsample_mode="nearest"), 3_002_627),
     "vase inpainting": (SkipNetConfig(input_channels=2, channels_skip=0, upsample_mode="nearest"), 2_157_955),
-    "library skip_depth6": (SkipNetConfig(input_channels=1, channels_down=(16, 32, 64, 128, 128, 128),
-                                          channels_skip=0, kernel_down=5, upsample_mode="nearest",
-                                          need_1x1_up=False), 2_996_467),
-    "restoration kate (avg pool)": (SkipNetConfig(channels_down=(16, 32, 64, 128, 128), channels_skip=0,
-                                                  downsample_mode="avg"), 1_027_379),
+    "library skip_depth6": (
+        SkipNetConfig(
+            input_channels=1,
+            channels_down=(16, 32, 64, 128, 128, 128),
+            channels_skip=0,
+            kernel_down=5,
+            upsample_mode="nearest",
+            need_1x1_up=False,
+        ),
+        2_996_467,
+    ),
+    "restoration kate (avg pool)": (
+        SkipNetConfig(channels_down=(16, 32, 64, 128, 128), channels_skip=0, downsample_mode="avg"),
+        1_027_379,
+    ),
     "flash-no-flash": (SkipNetConfig(input_channels=3), 2_184_307),
 }
 
@@ -29,9 +41,18 @@ def test_parameter_count_matches_official(name):
     assert count_parameters(SkipNet(cfg)) == expected
 
 
-@pytest.mark.parametrize("preset,expected", [("lab-denoise", 2_217_831), ("lab-sr", 2_217_831),
-                                             ("lab-impedance", 572_827), ("kate", 3_002_627),
-                                             ("vase", 2_157_955), ("library", 2_996_467), ("barbara", 2_217_573)])
+@pytest.mark.parametrize(
+    "preset,expected",
+    [
+        ("lab-denoise", 2_217_831),
+        ("lab-sr", 2_217_831),
+        ("lab-impedance", 572_827),
+        ("kate", 3_002_627),
+        ("vase", 2_157_955),
+        ("library", 2_996_467),
+        ("barbara", 2_217_573),
+    ],
+)
 def test_presets_build_the_official_nets(preset, expected):
     p = get_preset(preset)
     assert count_parameters(build_net(p, 1 if p.grey else 3)) == expected
@@ -45,9 +66,13 @@ def test_output_shape_equals_input_shape_for_any_size(height, width):
     assert 0 < out.min() and out.max() < 1  # sigmoid output
 
 
-@pytest.mark.parametrize("cfg", [SkipNetConfig(channels_skip=0, upsample_mode="nearest"),
-                                 SkipNetConfig(channels_down=(16, 32, 64, 128, 128), channels_skip=0,
-                                               downsample_mode="avg")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SkipNetConfig(channels_skip=0, upsample_mode="nearest"),
+        SkipNetConfig(channels_down=(16, 32, 64, 128, 128), channels_skip=0, downsample_mode="avg"),
+    ],
+)
 def test_odd_sizes_keep_their_shape_without_skips_and_with_pooling(cfg):
     side = cfg.min_side + 7
     assert SkipNet(cfg)(torch.rand(1, 32, side, side + 3)).shape[-2:] == (side, side + 3)

@@ -22,8 +22,9 @@ def test_factor8_kernel_has_32_taps_and_unit_sum():
     assert taps.shape == (32,) and taps.sum() == pytest.approx(1.0) and np.allclose(taps, taps[::-1])
 
 
-@pytest.mark.parametrize("factor,size,expected", [(4, (384, 576), (96, 144)), (8, (384, 576), (48, 72)),
-                                                  (4, (101, 75), (25, 18))])
+@pytest.mark.parametrize(
+    "factor,size,expected", [(4, (384, 576), (96, 144)), (8, (384, 576), (48, 72)), (4, (101, 75), (25, 18))]
+)
 def test_downsampler_output_size(factor, size, expected):
     op = Lanczos2Downsampler(factor)
     assert op(torch.rand(1, 3, *size)).shape[-2:] == expected == op.output_size(*size)

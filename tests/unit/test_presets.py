@@ -6,11 +6,14 @@ from dip.presets import DEFAULT_PRESET, get_preset, presets_for
 from dip.tasks import prepare_image, prepare_low_resolution, prepared_shape, smallest_max_side
 
 
-@pytest.mark.parametrize("task,iters,z,down,skip", [
-    ("impedance", 2400, 3, (8, 16, 32, 64, 128), (0, 0, 0, 4, 4)),
-    ("denoise", 1800, 32, (128,) * 5, (4,) * 5),
-    ("sr", 2000, 32, (128,) * 5, (4,) * 5),
-])
+@pytest.mark.parametrize(
+    "task,iters,z,down,skip",
+    [
+        ("impedance", 2400, 3, (8, 16, 32, 64, 128), (0, 0, 0, 4, 4)),
+        ("denoise", 1800, 32, (128,) * 5, (4,) * 5),
+        ("sr", 2000, 32, (128,) * 5, (4,) * 5),
+    ],
+)
 def test_lab_presets_are_the_defaults_with_the_lab_hyper_parameters(task, iters, z, down, skip):
     p = get_preset("lab", task)
     assert p.name == DEFAULT_PRESET[task] == presets_for(task)[0].name
@@ -63,9 +66,12 @@ def test_prepared_shape_is_the_shape_prepare_image_makes(name, height, width, ma
 def test_a_max_side_too_small_for_the_image_names_the_smallest_that_works():
     preset = get_preset("lab-denoise")
     wide = np.zeros((400, 600, 3), np.float32)
-    with pytest.raises(DIPError, match=r"image is 600x400 px; downscaled to a longer side of 64 px it becomes 64x32 "
-                                       r"px, below the 64x64 px this network needs\. Use a longer side \(max_side\) "
-                                       r"of at least 96 px\."):
+    with pytest.raises(
+        DIPError,
+        match=r"image is 600x400 px; downscaled to a longer side of 64 px it becomes 64x32 "
+        r"px, below the 64x64 px this network needs\. Use a longer side \(max_side\) "
+        r"of at least 96 px\.",
+    ):
         prepare_image(wide, preset, max_side=64)
     assert prepare_image(wide, preset, max_side=96).shape == (64, 96, 3)
     assert smallest_max_side(400, 600, preset) == 96
@@ -81,8 +87,11 @@ def test_a_low_resolution_input_is_cropped_only_as_far_as_its_output_needs(facto
     assert lr.shape == (54 - 54 % multiple, 80, 3)  # not 32x64: the x4 output of 48x80 is 192x320, a multiple of 32
     assert (lr.shape[0] * factor) % 32 == 0 and (lr.shape[1] * factor) % 32 == 0
     tiny = 32 // factor  # its output, 32x32 px, is below the 33 px the 5-level network takes: 64 after a crop to 32
-    with pytest.raises(DIPError, match=rf"its x{factor} output would be 32x32 px, below the 64x64 px this network "
-                                       r"needs"):
+    with pytest.raises(
+        DIPError,
+        match=rf"its x{factor} output would be 32x32 px, below the 64x64 px this network "
+        r"needs",
+    ):
         prepare_low_resolution(np.zeros((tiny, tiny, 3), np.float32), preset)
 
 

@@ -7,9 +7,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import small_image, tiny_preset
 from PIL import Image
 
-from conftest import small_image, tiny_preset
 from dip.baselines import denoise_baselines
 from dip.errors import DIPError
 from dip.figures import history_curves, line_plot, progress_strip
@@ -20,15 +20,23 @@ from dip.tasks import make_problem, solve, summarize
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
-    preset = tiny_preset("denoise", iterations=30).with_overrides(fit={"snapshot_every": 10, "es_window": 5,
-                                                                       "es_patience": 50})
+    preset = tiny_preset("denoise", iterations=30).with_overrides(
+        fit={"snapshot_every": 10, "es_window": 5, "es_patience": 50}
+    )
     x = small_image(side=32)
     problem = make_problem(preset, x, seed=0)
     snaps = []
     result = solve(preset, problem, device="cpu", on_snapshot=snaps.append)
     folder = tmp_path_factory.mktemp("run")
-    write_run(folder, metrics=summarize(preset, problem, result), config=preset_as_dict(preset), result=result,
-              degraded=problem.degraded, x_true=problem.x_true, snapshots=snaps)
+    write_run(
+        folder,
+        metrics=summarize(preset, problem, result),
+        config=preset_as_dict(preset),
+        result=result,
+        degraded=problem.degraded,
+        x_true=problem.x_true,
+        snapshots=snaps,
+    )
     write_baselines(folder, denoise_baselines(problem.y, 25, x_true=x), border_psnr={"nlm": 12.5})
     return folder
 
@@ -53,8 +61,19 @@ def test_write_baselines_accepts_plain_records(tmp_path):
 def test_report_zip_holds_what_the_lab_report_asks_for(run_folder):
     z = zipfile.ZipFile(io.BytesIO(report_zip(run_folder)))
     names = set(z.namelist())
-    assert {"summary.md", "history.csv", "curves.png", "progress_strip.png", "result.png", "metrics.json",
-            "config.json", "baselines.json", "baselines.csv", "baselines.md", "baselines/nlm.png"} <= names
+    assert {
+        "summary.md",
+        "history.csv",
+        "curves.png",
+        "progress_strip.png",
+        "result.png",
+        "metrics.json",
+        "config.json",
+        "baselines.json",
+        "baselines.csv",
+        "baselines.md",
+        "baselines/nlm.png",
+    } <= names
     rows = list(csv.DictReader(io.StringIO(z.read("history.csv").decode())))
     assert [int(r["iteration"]) for r in rows] == list(range(1, 31))  # the loss of every iteration
     metrics = json.loads(z.read("metrics.json"))
@@ -82,15 +101,17 @@ def test_report_zip_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 def test_figures_draw_without_matplotlib():
     xs = list(range(1, 101))
-    im = line_plot({"a": (xs, [1 / x for x in xs]), "b": (xs, [0.5] * 100)}, log_y=True, title="t",
-                   markers={"best": 40})
+    im = line_plot(
+        {"a": (xs, [1 / x for x in xs]), "b": (xs, [0.5] * 100)}, log_y=True, title="t", markers={"best": 40}
+    )
     assert im.size == (640, 360)
     pixels = np.asarray(im)
     assert (pixels != 255).any(axis=2).mean() > 0.02  # something was drawn
     curves = history_curves([{"iteration": i, "loss": 1 / i, "psnr_true": 20 + i / 10} for i in xs])
     assert curves.width > 640  # loss and PSNR panels
-    strip = progress_strip([(f"it {i}", np.full((20, 30, 3), i / 10, np.float32)) for i in range(10)],
-                           height=40, max_frames=4)
+    strip = progress_strip(
+        [(f"it {i}", np.full((20, 30, 3), i / 10, np.float32)) for i in range(10)], height=40, max_frames=4
+    )
     assert strip.height == 40 + 18 + 8
 
 
@@ -106,11 +127,14 @@ def test_the_legend_goes_where_it_hides_no_curve_and_end_markers_stay_inside():
         rows, cols = edges, np.flatnonzero(grey[edges[0]])
         # the line runs corner to corner; the legend's corners all lie on one side of it, clear of it
         (x0, y0), (x1, y1) = ((left, bottom), (right, top)) if rising else ((left, top), (right, bottom))
-        side = [((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) / np.hypot(x1 - x0, y1 - y0)
-                for x in (cols.min(), cols.max()) for y in (rows.min(), rows.max())]
+        side = [
+            ((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) / np.hypot(x1 - x0, y1 - y0)
+            for x in (cols.min(), cols.max())
+            for y in (rows.min(), rows.max())
+        ]
         assert min(side) > 5 or max(side) < -5, side
         # labels of markers at the right edge are drawn left of their lines, inside the plot
-        assert (im[bottom - 40:bottom, right + 1:] == 255).all()
+        assert (im[bottom - 40 : bottom, right + 1 :] == 255).all()
 
 
 def test_markdown_table():
@@ -118,9 +142,15 @@ def test_markdown_table():
 
 
 def test_summary_of_an_impedance_run_lists_the_targets(tmp_path):
-    metrics = {"task": "impedance", "preset": "lab-impedance", "psnr_final": 30.0,
-               "targets": {"image": {"final_loss": 1.5e-4, "min_loss": 1.2e-4, "psnr_fit": 38.2, "iterations": 10},
-                           "noise": {"final_loss": 8.1e-2, "min_loss": 8.0e-2, "psnr_fit": 10.9, "iterations": 10}}}
+    metrics = {
+        "task": "impedance",
+        "preset": "lab-impedance",
+        "psnr_final": 30.0,
+        "targets": {
+            "image": {"final_loss": 1.5e-4, "min_loss": 1.2e-4, "psnr_fit": 38.2, "iterations": 10},
+            "noise": {"final_loss": 8.1e-2, "min_loss": 8.0e-2, "psnr_fit": 10.9, "iterations": 10},
+        },
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     summary = zipfile.ZipFile(io.BytesIO(report_zip(tmp_path))).read("summary.md").decode()
     assert "| image | 1.500e-04 | 1.200e-04 | 38.20 | 10 |" in summary
@@ -142,11 +172,26 @@ def test_summary_of_a_denoising_run_lists_only_its_settings_and_the_iterations_r
 
 
 def test_a_stopped_run_names_the_iterations_run_and_planned(tmp_path):
-    config = {"task": "denoise", "name": "lab-denoise", "sigma_255": 0.0, "factor": 4, "mask_kind": "text",
-              "fit": {"iterations": 1800, "lr": 0.01}}
+    config = {
+        "task": "denoise",
+        "name": "lab-denoise",
+        "sigma_255": 0.0,
+        "factor": 4,
+        "mask_kind": "text",
+        "fit": {"iterations": 1800, "lr": 0.01},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "metrics.json").write_text(json.dumps({"task": "denoise", "preset": "lab-denoise", "iterations": 30,
-                                                       "psnr_observed": float("inf"), "psnr_final": 40.0}))
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "task": "denoise",
+                "preset": "lab-denoise",
+                "iterations": 30,
+                "psnr_observed": float("inf"),
+                "psnr_final": 40.0,
+            }
+        )
+    )
     summary = _summary(tmp_path)
     assert "- iterations: 30 of 1800 (stopped early)" in summary and "fit.iterations: 30 of 1800" in summary
     assert "- noise σ: 0 (no noise added)" in summary
@@ -156,8 +201,9 @@ def test_a_stopped_run_names_the_iterations_run_and_planned(tmp_path):
 
 
 def test_summary_of_super_resolution_names_its_factor_and_the_bicubic_input(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"task": "sr", "sigma_255": 25.0, "factor": 8,
-                                                      "mask_kind": "text", "fit": {"iterations": 5}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"task": "sr", "sigma_255": 25.0, "factor": 8, "mask_kind": "text", "fit": {"iterations": 5}})
+    )
     (tmp_path / "metrics.json").write_text(json.dumps({"task": "sr", "iterations": 5, "psnr_observed": 21.5}))
     summary = _summary(tmp_path)
     assert "- upscaling factor: ×8" in summary and "| bicubic-upsampled input | 21.50 dB |" in summary
@@ -167,8 +213,14 @@ def test_summary_of_super_resolution_names_its_factor_and_the_bicubic_input(tmp_
 def test_summary_of_inpainting_names_the_mask_used(tmp_path):
     from dip.images import save_image
 
-    config = {"task": "inpaint", "sigma_255": 25.0, "factor": 4, "mask_kind": "text", "keep_fraction": 0.5,
-              "fit": {"iterations": 5}}
+    config = {
+        "task": "inpaint",
+        "sigma_255": 25.0,
+        "factor": 4,
+        "mask_kind": "text",
+        "keep_fraction": 0.5,
+        "fit": {"iterations": 5},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     metrics = {"task": "inpaint", "iterations": 5, "job_id": "x", "mask": "draw", "kept_fraction": 0.8712}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
@@ -195,8 +247,11 @@ def test_report_zip_of_an_impedance_run_holds_every_target_and_its_fit(tmp_path)
         targets[name] = {"final_loss": 0.01, "min_loss": 0.01, "psnr_fit": 30.0 - k, "iterations": 7}
     save_image(np.zeros((4, 4, 3), np.float32), tmp_path.parent / "secret.png")
     targets["../secret"] = {"iterations": 7}  # a name from the file must not lead out of the folder
-    (tmp_path / "config.json").write_text(json.dumps({"task": "impedance", "sigma_255": 25.0, "factor": 4,
-                                                      "mask_kind": "text", "fit": {"iterations": 2400}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {"task": "impedance", "sigma_255": 25.0, "factor": 4, "mask_kind": "text", "fit": {"iterations": 2400}}
+        )
+    )
     (tmp_path / "metrics.json").write_text(json.dumps({"task": "impedance", "iterations": 2400, "targets": targets}))
     z = zipfile.ZipFile(io.BytesIO(report_zip(tmp_path)))
     slugs = ["image", "image_plus_noise", "shuffled_pixels", "noise"]

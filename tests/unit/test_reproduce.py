@@ -10,8 +10,24 @@ from dip import reproduce
 from dip.cli import main
 from dip.report import report_zip
 
-DOCUMENTED = {"task", "image", "preset", "factor", "iterations", "psnr_observed", "psnr_final", "psnr_ema",
-              "psnr_best", "best_iteration", "psnr_blind", "blind_iteration", "baselines", "seconds", "device", "seed"}
+DOCUMENTED = {
+    "task",
+    "image",
+    "preset",
+    "factor",
+    "iterations",
+    "psnr_observed",
+    "psnr_final",
+    "psnr_ema",
+    "psnr_best",
+    "best_iteration",
+    "psnr_blind",
+    "blind_iteration",
+    "baselines",
+    "seconds",
+    "device",
+    "seed",
+}
 
 
 def _save(a: np.ndarray, path, mode="RGB"):
@@ -40,23 +56,52 @@ def folders(tmp_path_factory):
 @pytest.fixture
 def tiny_net(monkeypatch):
     def shrink(preset):
-        return preset.with_overrides(net={"channels_down": (8, 16, 16), "channels_up": None, "channels_skip": 4},
-                                     input={"channels": 4})
+        return preset.with_overrides(
+            net={"channels_down": (8, 16, 16), "channels_up": None, "channels_skip": 4}, input={"channels": 4}
+        )
+
     monkeypatch.setattr(reproduce, "adjust_preset", shrink)
 
 
 def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, capsys):
     images, samples = folders
     out = tmp_path / "out"
-    rc = main(["reproduce", "--images", str(images), "--out", str(out), "--iters-scale", "0.01", "--max-side", "64",
-               "--paper-presets", "--only", "denoise,sr,inpaint,impedance,stopping", "--samples", str(samples),
-               "--device", "cpu", "--checkpoint-every", "5"])
+    rc = main(
+        [
+            "reproduce",
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            "--iters-scale",
+            "0.01",
+            "--max-side",
+            "64",
+            "--paper-presets",
+            "--only",
+            "denoise,sr,inpaint,impedance,stopping",
+            "--samples",
+            str(samples),
+            "--device",
+            "cpu",
+            "--checkpoint-every",
+            "5",
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     cases = {(c["preset_name"], c["image"]): c for c in results["cases"]}
-    assert set(cases) == {("lab-denoise", "F16_GT.png"), ("lab-sr", "zebra_GT.png"), ("lab-inpaint", "kate.png"),
-                          ("lab-impedance", "F16_GT.png"), ("f16", "F16_GT.png"), ("zebra-x4", "zebra_GT.png"),
-                          ("zebra-x8", "zebra_GT.png"), ("barbara", "barbara.png"), ("lab-denoise", "sample.png")}
+    assert set(cases) == {
+        ("lab-denoise", "F16_GT.png"),
+        ("lab-sr", "zebra_GT.png"),
+        ("lab-inpaint", "kate.png"),
+        ("lab-impedance", "F16_GT.png"),
+        ("f16", "F16_GT.png"),
+        ("zebra-x4", "zebra_GT.png"),
+        ("zebra-x8", "zebra_GT.png"),
+        ("barbara", "barbara.png"),
+        ("lab-denoise", "sample.png"),
+    }
     for c in results["cases"]:
         assert DOCUMENTED <= set(c), c["preset_name"]
         assert c["seed"] == 0 and c["device"] == "cpu"
@@ -77,16 +122,27 @@ def test_reproduce_writes_results_for_every_case(folders, tiny_net, tmp_path, ca
     assert imp["fig2_order_holds"] == imp["fig2"]["mse"]["holds"]
     assert not list((out / "runs").glob("*/checkpoint*"))  # every case's checkpoints go once it is written
     assert imp["fig2_order_holds_relative"] == imp["fig2"]["relative"]["holds"]
-    assert all(len(f["speed_order"]) == 4 and list(f["order_at"]) == ["1", "3", "10", "24"]
-               for f in imp["fig2"].values())
+    assert all(
+        len(f["speed_order"]) == 4 and list(f["order_at"]) == ["1", "3", "10", "24"] for f in imp["fig2"].values()
+    )
     for c in results["cases"]:
         for fig in c["figures"].values():
             assert (out / fig).is_file()
     md = (out / "results.md").read_text()
-    for heading in ("## Goals", "## Denoising", "## Super-resolution", "## Inpainting", "## Noise impedance",
-                    "## Stopping without ground truth", "Reduced run", "Non-local means",
-                    "Fig. 2 ordering by MSE (", "Fig. 2 ordering by MSE / variance (",
-                    "| DIP final output, observed pixels kept |", "so the final output can score above the best"):
+    for heading in (
+        "## Goals",
+        "## Denoising",
+        "## Super-resolution",
+        "## Inpainting",
+        "## Noise impedance",
+        "## Stopping without ground truth",
+        "Reduced run",
+        "Non-local means",
+        "Fig. 2 ordering by MSE (",
+        "Fig. 2 ordering by MSE / variance (",
+        "| DIP final output, observed pixels kept |",
+        "so the final output can score above the best",
+    ):
         assert heading in md
     assert "reproduce --images" in results["command"] and results["machine"]["torch"]
     run = out / f16["folder"]
@@ -110,9 +166,15 @@ def test_missing_images_and_bad_options_fail_before_any_fit(folders, tmp_path, c
 
 def test_scale_preset_scales_iterations_and_the_stopping_window():
     from dip.presets import get_preset
+
     p = reproduce.scale_preset(get_preset("lab-denoise"), 0.1, seed=3)
     assert (p.fit.iterations, p.fit.es_window, p.fit.es_patience, p.fit.snapshot_every, p.fit.seed) == (
-        180, 45, 100, 10, 3)
+        180,
+        45,
+        100,
+        10,
+        3,
+    )
     assert reproduce.scale_preset(get_preset("lab-denoise"), 0.5, seed=0).fit.es_window == 100
     full = reproduce.scale_preset(get_preset("lab-denoise"), 1.0, seed=0)
     assert (full.fit.iterations, full.fit.es_window, full.fit.es_patience) == (1800, 100, 1000)
@@ -121,18 +183,33 @@ def test_scale_preset_scales_iterations_and_the_stopping_window():
 def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folders, tiny_net, tmp_path):
     images, _ = folders
     out = tmp_path / "out"
-    common = ["reproduce", "--images", str(images), "--out", str(out), "--iters-scale", "0.01", "--max-side", "64",
-              "--device", "cpu"]
-    read = (lambda: json.loads((out / "results.json").read_text()))
+    common = [
+        "reproduce",
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--iters-scale",
+        "0.01",
+        "--max-side",
+        "64",
+        "--device",
+        "cpu",
+    ]
+    read = lambda: json.loads((out / "results.json").read_text())
     assert main(common + ["--only", "denoise"]) == 0
     first = read()["cases"][0]
     assert main(common + ["--only", "sr"]) == 0
     results = read()
-    assert [(c["preset_name"], c["image"]) for c in results["cases"]] == [("lab-denoise", "F16_GT.png"),
-                                                                          ("lab-sr", "zebra_GT.png")]
+    assert [(c["preset_name"], c["image"]) for c in results["cases"]] == [
+        ("lab-denoise", "F16_GT.png"),
+        ("lab-sr", "zebra_GT.png"),
+    ]
     assert results["cases"][0] == first  # kept as it was
     assert [("--only denoise" in c["command"], "--only sr" in c["command"]) for c in results["invocations"]] == [
-        (True, False), (False, True)]
+        (True, False),
+        (False, True),
+    ]
     md = (out / "results.md").read_text()
     assert "--only denoise" in md and "--only sr" in md and "## Denoising" in md and "## Super-resolution" in md
     # each command names its CPU: "auto" precision is bf16 only where the CPU has native bf16
@@ -143,8 +220,24 @@ def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folde
     assert [c["preset_name"] for c in results["cases"]] == ["lab-sr"] and len(results["invocations"]) == 1
     assert results["cases"][0]["precision"] in ("bf16", "fp32")  # "auto", resolved for this CPU
 
-    assert main(common[:-4] + ["--iters-scale", "0.02", "--max-side", "64", "--device", "cpu", "--only", "denoise",
-                               "--precision", "fp32"]) == 0
+    assert (
+        main(
+            common[:-4]
+            + [
+                "--iters-scale",
+                "0.02",
+                "--max-side",
+                "64",
+                "--device",
+                "cpu",
+                "--only",
+                "denoise",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     results = read()  # a float32 counterpart does not mix with the default precision's cases
     assert [(c["preset_name"], c["precision"]) for c in results["cases"]] == [("lab-denoise", "fp32")]
     assert "precision fp32" in (out / "results.md").read_text()
@@ -152,8 +245,21 @@ def test_invocations_into_one_folder_accumulate_cases_of_the_same_settings(folde
 
 def test_an_interrupted_case_continues_from_its_checkpoint(folders, tiny_net, tmp_path, monkeypatch):
     images, _ = folders
-    args = ["reproduce", "--images", str(images), "--iters-scale", "0.01", "--max-side", "64", "--device", "cpu",
-            "--only", "inpaint", "--checkpoint-every", "5"]
+    args = [
+        "reproduce",
+        "--images",
+        str(images),
+        "--iters-scale",
+        "0.01",
+        "--max-side",
+        "64",
+        "--device",
+        "cpu",
+        "--only",
+        "inpaint",
+        "--checkpoint-every",
+        "5",
+    ]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     whole = json.loads((tmp_path / "whole" / "results.json").read_text())["cases"][0]
     assert "resumed_from" not in whole
@@ -178,15 +284,23 @@ def test_an_interrupted_case_continues_from_its_checkpoint(folders, tiny_net, tm
     assert main(args + ["--out", str(out)]) == 0  # the same command again
     case = json.loads((out / "results.json").read_text())["cases"][0]
     assert case["resumed_from"] == 10 and case["iterations"] == whole["iterations"] == 30
-    for key in ("psnr_final", "psnr_ema", "psnr_best", "best_iteration", "psnr_blind", "blind_iteration",
-                "psnr_blind_emv", "blind_iteration_emv"):
+    for key in (
+        "psnr_final",
+        "psnr_ema",
+        "psnr_best",
+        "best_iteration",
+        "psnr_blind",
+        "blind_iteration",
+        "psnr_blind_emv",
+        "blind_iteration_emv",
+    ):
         assert case[key] == whole[key], key
     assert not (out / "runs" / "lab-inpaint-kate" / "checkpoint.pt").exists()
 
 
 def test_only_may_name_presets_instead_of_groups(folders):
     images, samples = folders
-    slugs = (lambda only, paper=False: [c.slug for c in reproduce.select_cases(only, paper, samples)])
+    slugs = lambda only, paper=False: [c.slug for c in reproduce.select_cases(only, paper, samples)]
     assert slugs(("barbara",)) == ["barbara-barbara"]  # a paper preset without --paper-presets
     assert slugs(("denoise", "barbara")) == ["lab-denoise-F16_GT", "barbara-barbara"]
     assert slugs(("denoise",), paper=True) == ["lab-denoise-F16_GT", "f16-F16_GT"]
@@ -194,13 +308,15 @@ def test_only_may_name_presets_instead_of_groups(folders):
     # one case by its run folder, e.g. to finish a study without re-running its finished cases
     assert slugs(("lab-denoise-sample",)) == ["lab-denoise-sample"]
     assert slugs(("zebra-x8-zebra_GT",)) == ["zebra-x8-zebra_GT"]
-    with pytest.raises(reproduce.ConfigError,
-                       match="unknown group.*or a preset: .*barbara.*or a case: .*lab-denoise-sample"):
+    with pytest.raises(
+        reproduce.ConfigError, match="unknown group.*or a preset: .*barbara.*or a case: .*lab-denoise-sample"
+    ):
         reproduce.reproduce(images, folders[0].parent / "o", only=("barbra",), samples=samples)
 
 
 def test_case_notes_explain_a_final_output_above_the_best_iterate():
     from dip.reproduce_md import _case_notes
+
     above = {"final_input": "perturbed", "psnr_final": 27.46, "psnr_best": 27.38}
     below = {"final_input": "perturbed", "psnr_final": 30.22, "psnr_best": 30.24}
     assert any("after the last update" in n for n in _case_notes(above))
@@ -212,10 +328,25 @@ def test_stopping_table_tells_a_confirmed_pick_from_a_provisional_one():
     """A pick is confirmed when the patience ran out before the run ended; chelsea's early pick (942 of 1800,
     patience 1000) was not, a run stopped at its pick + patience was."""
     from dip.reproduce_md import _goal_rows, _stopping_section
-    base = {"group": "stopping", "preset_name": "lab-denoise", "task": "denoise", "psnr_best": 29.70,
-            "best_iteration": 1608, "psnr_final": 29.57, "es_patience": 1000}
-    provisional = {**base, "image": "chelsea.png", "iterations": 1800, "psnr_blind": 29.02, "blind_iteration": 942,
-                   "psnr_blind_emv": 29.11, "blind_iteration_emv": 919}
+
+    base = {
+        "group": "stopping",
+        "preset_name": "lab-denoise",
+        "task": "denoise",
+        "psnr_best": 29.70,
+        "best_iteration": 1608,
+        "psnr_final": 29.57,
+        "es_patience": 1000,
+    }
+    provisional = {
+        **base,
+        "image": "chelsea.png",
+        "iterations": 1800,
+        "psnr_blind": 29.02,
+        "blind_iteration": 942,
+        "psnr_blind_emv": 29.11,
+        "blind_iteration_emv": 919,
+    }
     stopped = {**base, "image": "stopped.png", "iterations": 1942, "psnr_blind": 29.60, "blind_iteration": 942}
     table = "\n".join(_stopping_section([provisional, stopped]))
     assert "| 29.02 (942) | 0.68 | no | 29.11 (919) | 0.59 | no |" in table

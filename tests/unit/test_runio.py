@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import fake_run
 
 from dip.errors import DIPError, RunFolderError
-from fakes import fake_run
-from dip.runio import (atomic_folder, holds_only_run_output, read_baselines, read_history, read_run,
-                       write_baselines)
+from dip.runio import atomic_folder, holds_only_run_output, read_baselines, read_history, read_run, write_baselines
 
 
 @pytest.fixture
@@ -50,21 +49,25 @@ def test_truncated_metrics_json(run):
     assert err.reason.startswith("metrics.json ") and "truncated" in err.reason, err.reason
 
 
-@pytest.mark.parametrize("content,kind", [("[]", "a list"), ('"done"', "a string"), ("42", "a number"),
-                                          ("null", "null")])
+@pytest.mark.parametrize(
+    "content,kind", [("[]", "a list"), ('"done"', "a string"), ("42", "a number"), ("null", "null")]
+)
 def test_metrics_json_that_is_not_an_object(run, content, kind):
     (run / "metrics.json").write_text(content)
     assert _error(run).reason == f"metrics.json is not a JSON object (it holds {kind})."
 
 
-@pytest.mark.parametrize("content,reason", [
-    ("", "metrics.json is empty."),
-    ("\xff\xfe", None),
-    ('{"task": "denoise"} trailing', "metrics.json is not valid JSON"),
-    ('{"psnr_final": "24 dB"}', "metrics.json: psnr_final is '24 dB', not a number."),
-    ('{"task": 3}', "metrics.json: task is 3, not a string."),
-    ('{"targets": ["image"]}', "metrics.json: targets is ['image'], not an object of objects."),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        ("", "metrics.json is empty."),
+        ("\xff\xfe", None),
+        ('{"task": "denoise"} trailing', "metrics.json is not valid JSON"),
+        ('{"psnr_final": "24 dB"}', "metrics.json: psnr_final is '24 dB', not a number."),
+        ('{"task": 3}', "metrics.json: task is 3, not a string."),
+        ('{"targets": ["image"]}', "metrics.json: targets is ['image'], not an object of objects."),
+    ],
+)
 def test_other_damaged_metrics(run, content, reason):
     (run / "metrics.json").write_bytes(content.encode("latin-1"))
     err = _error(run)
@@ -92,8 +95,9 @@ def test_a_history_cut_off_mid_row_keeps_the_complete_rows_and_says_so(run):
     (run / "history.csv").write_bytes(text[:-9])  # the last row loses its end
     data = read_run(run)
     assert [r["iteration"] for r in data["history"]] == [1, 2]
-    assert data["notes"] == ["history.csv is truncated at line 4 (a row cut off mid-write); "
-                             "that partial row is left out."]
+    assert data["notes"] == [
+        "history.csv is truncated at line 4 (a row cut off mid-write); that partial row is left out."
+    ]
     assert [r["iteration"] for r in read_history(run / "history.csv")] == [1, 2]
 
 

@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import small_image, tiny_preset
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import small_image, tiny_preset
 from dip import bench
 from dip.cli import main
 from dip.device import available_cpus, tune_threads
@@ -27,8 +27,17 @@ def _steps(preset, side=32):
     net = build_net(preset, 3)
     z = make_input_code(preset.input, side, side, generator=torch.Generator().manual_seed(0))
     y = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
-    return [FitStep(copy.deepcopy(net), z, y, Identity(), preset.with_overrides(fit={
-        "precision": "fp32", "channels_last": cl}).fit, torch.device("cpu")) for cl in (False, True)]
+    return [
+        FitStep(
+            copy.deepcopy(net),
+            z,
+            y,
+            Identity(),
+            preset.with_overrides(fit={"precision": "fp32", "channels_last": cl}).fit,
+            torch.device("cpu"),
+        )
+        for cl in (False, True)
+    ]
 
 
 def test_channels_last_gives_the_nchw_output_and_gradients():
@@ -36,7 +45,7 @@ def test_channels_last_gives_the_nchw_output_and_gradients():
     assert nhwc.z.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         torch.testing.assert_close(nhwc.forward(nhwc.z), nchw.forward(nchw.z), rtol=0, atol=1e-5)
-    (x1, loss1), (x2, loss2) = nchw(), nhwc()  # one iteration: the loss comes before Adam's update
+    (_, loss1), (_, loss2) = nchw(), nhwc()  # one iteration: the loss comes before Adam's update
     torch.testing.assert_close(loss2, loss1, rtol=1e-5, atol=0)
     g1, g2 = (torch.cat([p.grad.flatten() for p in s.net.parameters()]) for s in (nchw, nhwc))
     assert (g2 - g1).norm() / g1.norm() < 1e-4  # only the summation order of the convolutions differs
@@ -113,8 +122,9 @@ def test_bench_case_reports_time_flops_memory_and_ratio():
         assert timing.gflops == pytest.approx(case.flops / timing.seconds / 1e9)
         assert timing.peak_memory_mib > 0
     assert case.ratio > 0 and case.precision in ("bf16", "fp32")
-    assert "| impedance | 64² |" in bench.format_report({"machine": bench.machine_info(torch.device("cpu")),
-                                                          "conv_gflops": {}, "cases": [bench.asdict(case)]})
+    assert "| impedance | 64² |" in bench.format_report(
+        {"machine": bench.machine_info(torch.device("cpu")), "conv_gflops": {}, "cases": [bench.asdict(case)]}
+    )
 
 
 def test_conv_throughput_is_positive():
@@ -122,8 +132,23 @@ def test_conv_throughput_is_positive():
 
 
 def test_bench_command_prints_json(capsys):
-    code = main(["bench", "--json", "--no-conv", "--configs", "impedance", "--sizes", "48", "--repeats", "1",
-                 "--warmup", "0", "--variant", "engine"])
+    code = main(
+        [
+            "bench",
+            "--json",
+            "--no-conv",
+            "--configs",
+            "impedance",
+            "--sizes",
+            "48",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--variant",
+            "engine",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["machine"]["torch"] == torch.__version__
     (case,) = report["cases"]
@@ -163,8 +188,14 @@ def test_a_forced_reduced_precision_warns_where_the_cpu_would_emulate_it(monkeyp
     z = make_input_code(preset.input, 16, 16, generator=torch.Generator().manual_seed(0))
 
     def step(precision):
-        return FitStep(build_net(preset, 3), z, torch.rand(1, 3, 16, 16), Identity(),
-                       preset.with_overrides(fit={"precision": precision}).fit, torch.device("cpu"))
+        return FitStep(
+            build_net(preset, 3),
+            z,
+            torch.rand(1, 3, 16, 16),
+            Identity(),
+            preset.with_overrides(fit={"precision": precision}).fit,
+            torch.device("cpu"),
+        )
 
     monkeypatch.setattr("dip.device.cpu_supports_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="emulated"):

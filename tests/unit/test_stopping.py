@@ -36,7 +36,7 @@ def feed(detector, scales) -> list[torch.Tensor]:
 
 
 def exact_window_variance(frames, t, window):
-    stack = torch.stack(frames[t - window:t]).double()
+    stack = torch.stack(frames[t - window : t]).double()
     return float(((stack - stack.mean(0)) ** 2).mean())
 
 
@@ -87,7 +87,7 @@ def test_emv_matches_the_recursion():
         det.update(t, x)
         if t > 1:
             delta = x[0, 0, 0, 0].item() - mean
-            var = (1 - 0.1) * (var + 0.1 * delta ** 2)
+            var = (1 - 0.1) * (var + 0.1 * delta**2)
             mean += 0.1 * delta
             assert float(det.last_var) == pytest.approx(var, rel=1e-5)
 
@@ -158,8 +158,16 @@ def test_blind_iterate_is_close_to_the_oracle_on_a_small_noisy_image():
     and has lost about 2 dB by 400 (it fits the noise). Both detectors land within 2 dB of the oracle."""
     x, y, net, z, cfg = _tiny_denoise(400, early_stop="wmv", es_window=50, es_patience=1000, snapshot_every=1)
     emv = ExponentialVariance(alpha=0.1, patience=1000, warmup=50)
-    result = fit(net, z, to_tensor(y), Identity(), cfg, x_true=to_tensor(x), device="cpu",
-                 on_snapshot=lambda s: emv.update(s.iteration, torch.from_numpy(s.image)))
+    result = fit(
+        net,
+        z,
+        to_tensor(y),
+        Identity(),
+        cfg,
+        x_true=to_tensor(x),
+        device="cpu",
+        on_snapshot=lambda s: emv.update(s.iteration, torch.from_numpy(s.image)),
+    )
     best, final, blind = psnr(x, result.best), psnr(x, result.output), psnr(x, result.blind)
     emv_psnr = psnr(x, emv.best_image.numpy())
     assert best > final + 1.0, "the run must overfit for the check to mean anything"
