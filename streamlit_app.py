@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui import config, state
+from ui import state
+from ui.service import config
 
 st.set_page_config(page_title="Deep Image Prior Studio", page_icon=config.app_icon(), layout="wide")
 
@@ -13,5 +14,6 @@ pages = {
 current = st.navigation(list(pages.values()))
 task = next(key for key, page in pages.items() if page.url_path == current.url_path)
 state.sync_url(task)
-current.run()
+with state.through_entry_point():
+    current.run()
 state.sidebar(pages)  # after the page, so a job it just queued is counted

@@ -3,9 +3,9 @@
 The attack: a PNG of about 130 KB that decodes to 6300x6300 px (under the 40 MP limit). The app keeps each decoded
 upload in a process-wide cache (``ui.inputs._decoded``) and gives every rerun a float32 copy (``Picked.image``).
 
-    app        ui.imaging.decode_upload (uint8, at most ui.config.DOWNSCALE_TO px, at most ui.imaging.DECODES at
-               once), then the float32 copy ui.inputs._load makes
-    full-float dip.images.load_image at full size, then a copy: what ui/inputs.py did before (the old loader also
+    app        ui.service.imaging.decode_upload (uint8, at most ui.service.config.DOWNSCALE_TO px, at most
+               ui.service.imaging.DECODES at once), then the float32 copy ui.inputs._load makes
+    full-float dip.core.images.load_image at full size, then a copy: what ui/inputs.py did before (the old loader also
                made an exif_transpose copy: 1173 MB for one upload, 3532 MB for three, measured once)
 
 Each case runs in a fresh Python process, so that peaks do not mix: the process imports what the app imports,
@@ -61,9 +61,9 @@ def _status_kb(field: str) -> int:
 
 def child(path: str, count: int, how: str) -> None:
     """One measurement, in this (fresh) process; prints one JSON line."""
-    from dip.images import load_image
-    from ui import config
-    from ui.imaging import decode_upload, float_image, inspect_upload
+    from dip.core.images import load_image
+    from ui.service import config
+    from ui.service.imaging import decode_upload, float_image, inspect_upload
 
     files = [Path(path.format(i)).read_bytes() for i in range(count)]
     kept = [None] * count

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dip.fit import FitResult, Snapshot, StepRecord
-from dip.runio import write_run
+from dip.core.fit import FitResult, Snapshot, StepRecord
+from dip.core.runio import write_run
 
 
 def fake_run(folder: Path, *, iters: int = 3, side: int = 16) -> Path:

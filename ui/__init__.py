@@ -1,6 +1,6 @@
 """The Streamlit UI layer of Deep Image Prior Studio.
 
-Only ``ui.state``, ``ui.widgets`` and ``ui.panels`` import Streamlit. ``ui.jobs`` (the job registry),
-``ui.runners`` (what a job does), ``ui.imaging``, ``ui.charts`` and ``ui.runs`` are plain Python and are
-unit-tested without a Streamlit runtime.
+The modules here (``state``, ``inputs``, ``widgets``, ``panels``) import Streamlit; ``ui.service`` holds the plain
+ones (the job registry, what a job does, run folders, images, charts, configuration), unit-tested without a
+Streamlit runtime.
 """

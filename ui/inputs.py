@@ -11,11 +11,11 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from dip import degrade
-from dip.errors import DIPError
-from dip.images import Decoded, to_pil
-from ui import config
-from ui.imaging import (
+from dip.core import degrade
+from dip.core.errors import DIPError
+from dip.core.images import Decoded, to_pil
+from ui.service import config
+from ui.service.imaging import (
     UploadInfo,
     alpha_mask,
     canvas_mask,
@@ -27,7 +27,7 @@ from ui.imaging import (
     inspect_upload,
     prepare_mask,
 )
-from ui.text import plain
+from ui.service.text import plain
 
 MESSAGE_CHARS = 400  # an engine message (it may quote the file name) is shown escaped, up to this many characters
 

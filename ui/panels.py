@@ -14,16 +14,17 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from dip.fit import FitConfig
-from dip.impedance import target_slug
-from dip.report import baseline_rows, report_zip
-from ui import config, state
-from ui.access import share_token
-from ui.charts import impedance_figure, loss_figure
-from ui.imaging import preview, wipe
-from ui.jobs import JobView
-from ui.runs import TASK_TITLES, run_label, task_title, when
-from ui.text import plain
+from dip.core.fit import FitConfig
+from dip.core.impedance import target_slug
+from dip.lab.report import baseline_rows, report_zip
+from ui import state
+from ui.service import config
+from ui.service.access import share_token
+from ui.service.charts import impedance_figure, loss_figure
+from ui.service.imaging import preview, wipe
+from ui.service.jobs import JobView
+from ui.service.runs import TASK_TITLES, run_label, task_title, when
+from ui.service.text import plain
 from ui.widgets import duration, show_images
 
 
@@ -608,7 +609,7 @@ NEWEST_TRIED = 5  # runs the default view tries, newest first, before it gives u
 
 def _open_run(run_id: str, share: Optional[str] = None) -> tuple[Optional[JobView], Optional[str]]:
     """(view, None), or (None, why the run cannot be opened: the specific message of a damaged folder)."""
-    from dip.errors import DIPError
+    from dip.core.errors import DIPError
 
     try:
         v = state.view(run_id, share=share)

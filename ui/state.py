@@ -7,7 +7,7 @@ Owners: each browser holds a random 128-bit secret in a cookie (``dip_owner``, s
 Streamlit has no API to set a cookie; read back through ``st.context.cookies`` when the browser reconnects). It
 survives a reload and is shared by the browser's tabs, and it is never part of a URL, so a copied link carries no
 ownership. Jobs and runs record only a hash of it (``owner()``). A job's link opened elsewhere shows it read-only,
-when its run may be seen there at all (``ui.access``).
+when its run may be seen there at all (``ui.service.access``).
 """
 
 from __future__ import annotations
@@ -15,25 +15,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import runpy
 import secrets
 import statistics
 import threading
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 
-from dip.device import describe_device, pick_device
-from dip.errors import DIPError
-from dip.limits import Limits
-from dip.presets import Preset
-from dip.retention import prune_runs
-from ui import config
-from ui.access import find_shared, may_view, read_access
-from ui.jobs import JobRegistry, JobView
-from ui.runners import (
+from dip.core.device import describe_device, pick_device
+from dip.core.errors import DIPError
+from dip.core.limits import Limits
+from dip.core.presets import Preset
+from dip.core.retention import prune_runs
+from ui.service import config
+from ui.service.access import find_shared, may_view, read_access
+from ui.service.jobs import JobRegistry, JobView
+from ui.service.runners import (
     admit,
     configure_torch,
     discard,
@@ -45,22 +47,23 @@ from ui.runners import (
     run_job,
     scale_time,
 )
-from ui.runs import RunListing, load_view, run_folder, scan_runs
+from ui.service.runs import RunListing, load_view, run_folder, scan_runs
 
 log = logging.getLogger(__name__)
+_entry = threading.local()  # per script thread: is the entry point running the page now?
 
-# key -> (page file, title, icon). The folder is not called pages/: Streamlit 1.67 treats an app with a pages/
-# folder as a legacy multipage app on a fresh server's first run (its own page list, no entry point).
+# key -> (page file, title, icon); the entry point lists them with st.navigation (run_through_entry_point says why
+# each page also guards its first line).
 PAGES = {
-    "home": ("app_pages/home.py", "Home", ":material/home:"),
-    "impedance": ("app_pages/noise_impedance.py", "Noise impedance", ":material/show_chart:"),
-    "denoise": ("app_pages/denoising.py", "Denoising", ":material/blur_off:"),
-    "sr": ("app_pages/super_resolution.py", "Super-resolution", ":material/zoom_in:"),
-    "inpaint": ("app_pages/inpainting.py", "Inpainting", ":material/format_paint:"),
-    "runs": ("app_pages/runs.py", "Runs", ":material/history:"),
+    "home": ("pages/home.py", "Home", ":material/home:"),
+    "impedance": ("pages/noise_impedance.py", "Noise impedance", ":material/show_chart:"),
+    "denoise": ("pages/denoising.py", "Denoising", ":material/blur_off:"),
+    "sr": ("pages/super_resolution.py", "Super-resolution", ":material/zoom_in:"),
+    "inpaint": ("pages/inpainting.py", "Inpainting", ":material/format_paint:"),
+    "runs": ("pages/runs.py", "Runs", ":material/history:"),
 }
 TASKS = ("impedance", "denoise", "sr", "inpaint")
-JOB_ID = re.compile(r"^\d{8}-\d{6}-[a-z]+-[0-9a-f]{6,32}$")  # ui.jobs.new_job_id
+JOB_ID = re.compile(r"^\d{8}-\d{6}-[a-z]+-[0-9a-f]{6,32}$")  # ui.service.jobs.new_job_id
 
 _registry: Optional[JobRegistry] = None
 _registry_lock = threading.Lock()
@@ -134,7 +137,7 @@ def device() -> tuple[str, str]:
 
 
 def limits() -> Limits:
-    """The hard limits a job is checked against on this server's device (``ui.config.limits``)."""
+    """The hard limits a job is checked against on this server's device (``ui.service.config.limits``)."""
     return config.limits(device()[0].split(":")[0])
 
 
@@ -365,3 +368,22 @@ def _live_job_link(pages: dict) -> None:
         icon=":material/pending:",
         query_params={"job": v.id},
     )
+
+
+@contextmanager
+def through_entry_point():
+    """The entry point runs the chosen page inside this (see ``run_through_entry_point``)."""
+    _entry.active = True
+    try:
+        yield
+    finally:
+        _entry.active = False
+
+
+def run_through_entry_point() -> None:
+    """Every page's first call. Streamlit runs a file of ``pages/`` by itself when a fresh server's very first visit
+    names it (its pages-folder convention applies until the entry point has called ``st.navigation`` once); the page
+    then runs the entry point instead, which draws the app's navigation, sidebar and URL handling, then this page."""
+    if not getattr(_entry, "active", False):
+        runpy.run_path(str(config.ROOT / "streamlit_app.py"), run_name="__main__")
+        st.stop()

@@ -9,16 +9,17 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from dip.baselines import estimate_sigma, sr_baselines
-from dip.errors import DIPError
-from dip.impedance import make_targets
-from dip.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset, presets_for
-from dip.tasks import fits_network, make_problem, prepare_image, prepare_low_resolution, prepared_shape
-from ui import config, state
-from ui.imaging import mask_overlay, preview
+from dip.core.baselines import estimate_sigma, sr_baselines
+from dip.core.errors import DIPError
+from dip.core.impedance import make_targets
+from dip.core.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset, presets_for
+from dip.core.tasks import fits_network, make_problem, prepare_image, prepare_low_resolution, prepared_shape
+from ui import state
 from ui.inputs import Picked
-from ui.jobs import JobRefused
-from ui.runners import TaskSpec, fits_per_job
+from ui.service import config
+from ui.service.imaging import mask_overlay, preview
+from ui.service.jobs import JobRefused
+from ui.service.runners import TaskSpec, fits_per_job
 
 
 @dataclass
@@ -478,7 +479,7 @@ def downscaled_noise_note(picked: Picked, image: np.ndarray) -> None:
     before = estimate_sigma(full[top : top + 1024, left : left + 1024]) * 255  # a centre crop keeps this quick
     after = estimate_sigma(small) * 255
     fh, fw = picked.full_size if all(picked.full_size) else (h, w)
-    # A very large photo is decoded at most ui.config.DOWNSCALE_TO px: its own noise is measured at that scale.
+    # A very large photo is decoded at most ui.service.config.DOWNSCALE_TO px: its own noise is measured at that scale.
     where = f"your {fw}x{fh} px photo" + (f" (measured at {w}x{h} px)" if (fh, fw) != (h, w) else "")
     if after >= 0.8 * before:  # downscaling took little of it: nothing worth a warning
         return

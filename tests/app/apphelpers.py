@@ -12,12 +12,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
 PAGES = {
-    "home": "app_pages/home.py",
-    "impedance": "app_pages/noise_impedance.py",
-    "denoise": "app_pages/denoising.py",
-    "sr": "app_pages/super_resolution.py",
-    "inpaint": "app_pages/inpainting.py",
-    "runs": "app_pages/runs.py",
+    "home": "pages/home.py",
+    "impedance": "pages/noise_impedance.py",
+    "denoise": "pages/denoising.py",
+    "sr": "pages/super_resolution.py",
+    "inpaint": "pages/inpainting.py",
+    "runs": "pages/runs.py",
 }
 PRESETS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr", "inpaint": "lab-inpaint"}
 

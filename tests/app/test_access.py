@@ -1,8 +1,8 @@
-"""Who may see a run (ui.access): owner, public sample runs, a gallery server, a share token. No Streamlit."""
+"""Who may see a run (ui.service.access): owner, public sample runs, a gallery server, a share token. No Streamlit."""
 
 from __future__ import annotations
 
-from ui.access import Access, find_shared, may_view, read_access, share_token, write_access
+from ui.service.access import Access, find_shared, may_view, read_access, share_token, write_access
 
 
 def test_only_the_owner_sees_a_private_run(tmp_path):
@@ -39,7 +39,7 @@ def test_a_damaged_access_record_makes_the_run_private(tmp_path):
 def test_user_text_renders_literally_with_no_link_left_to_match():
     """plain() escapes Markdown, and a word joiner breaks the bare-URL, www. and e-mail autolinks that Streamlit's
     renderer makes even of escaped text (the browser test shows no link is left)."""
-    from ui.text import JOINER, plain
+    from ui.service.text import JOINER, plain
 
     shown = plain("[x](https://evil.example/a) www.evil.example me@evil.example :red[boom] $x$")
     assert (

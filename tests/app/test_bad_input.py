@@ -15,8 +15,8 @@ def errors(at) -> list[str]:
 
 
 def unescaped(markdown: str) -> str:
-    """The text a user sees of a message whose user strings went through ``ui.text.plain`` (backslash escapes and
-    invisible word joiners)."""
+    """The text a user sees of a message whose user strings went through ``ui.service.text.plain`` (backslash
+    escapes and invisible word joiners)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
@@ -181,7 +181,8 @@ def test_a_markdown_file_name_is_shown_as_text(app):
 def test_a_large_upload_is_kept_as_uint8_at_the_downscale_size(app, monkeypatch):
     """The decoded upload (cached for an hour, shared by sessions) is uint8 at most DOWNSCALE_TO px; a mask must
     still have the size of the file, and fits the smaller image."""
-    from ui import config, inputs
+    from ui import inputs
+    from ui.service import config
 
     decoded = []
     decode = inputs.decode_upload
@@ -212,7 +213,7 @@ def test_a_large_upload_is_kept_as_uint8_at_the_downscale_size(app, monkeypatch)
 
 def test_the_transparency_mask_has_the_size_of_the_decoded_upload():
     """A file over the downscale size gives its alpha mask at the size of the decoded image, rounded alike."""
-    from ui.imaging import alpha_mask, decode_upload
+    from ui.service.imaging import alpha_mask, decode_upload
 
     rgba = np.dstack([natural(64), np.full((64, 64), 255, np.uint8)])
     rgba[20:40, 10:30, 3] = 0
@@ -226,7 +227,7 @@ def test_at_most_two_uploads_are_decoded_at_once(monkeypatch):
     import threading
     import time
 
-    from ui import imaging
+    from ui.service import imaging
 
     busy, most, lock = [0], [0], threading.Lock()
     read = imaging.read_image

@@ -24,7 +24,7 @@ def run_dir(runs):
 
 
 def test_noise_impedance_offers_each_target_fit_labelled_and_zips_them(app, app_env):
-    from dip.report import report_zip
+    from dip.lab.report import report_zip
 
     open_page(app, "impedance")
     make_tiny(app, "impedance", iterations=2)
@@ -64,8 +64,8 @@ def test_sigma_zero_says_no_noise_and_shows_no_infinite_psnr(app):
 
 
 def _metrics_panel(task: str, metrics: dict) -> None:
-    from ui.jobs import JobView
     from ui.panels import psnr_metrics
+    from ui.service.jobs import JobView
 
     psnr_metrics(
         JobView(
@@ -110,7 +110,7 @@ def test_an_infinite_psnr_is_never_printed_as_inf():
 
 
 def test_lab_presets_cite_a_source_the_project_has(app):
-    from dip.presets import PRESETS
+    from dip.core.presets import PRESETS
 
     open_page(app, "denoise")
     captions = [text(c.value) for c in app.caption if c.value.startswith("Source")]

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dip.errors import DIPError
-from ui.jobs import JobRefused, JobRegistry
+from dip.core.errors import DIPError
+from ui.service.jobs import JobRefused, JobRegistry
 
 
 def wait(predicate, timeout: float = 10.0) -> None:
@@ -151,7 +151,7 @@ def test_only_the_owner_can_cancel(registry):
 
 
 def test_admission_check_refuses_with_its_own_message(runner):
-    from dip.limits import LimitExceeded
+    from dip.core.limits import LimitExceeded
 
     def admit(spec):
         if spec.get("big"):
@@ -222,7 +222,7 @@ def test_the_worker_never_keeps_the_process_alive(registry):
 
 def test_the_eta_comes_from_recent_iterations_not_the_warm_up():
     """The first iteration also builds the network: an average since the start read minutes for a seconds-long job."""
-    from ui.jobs import JobView
+    from ui.service.jobs import JobView
 
     def running(iteration, recent, started_ago=60.0):
         return JobView(

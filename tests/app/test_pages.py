@@ -7,7 +7,7 @@ import re
 import pytest
 from apphelpers import PAGES, ROOT, make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
 
-from ui.text import plain
+from ui.service.text import plain
 
 EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint"]
 
@@ -152,7 +152,7 @@ def test_best_without_ground_truth_is_shown_and_the_switch_reaches_the_run(app, 
 def test_runs_written_by_the_command_line_open_on_the_runs_page(app, app_env, monkeypatch):
     """`python -m dip` run folders (and `dip reproduce`'s docs/runs/) open there too, named by their image, on a
     gallery server: they have no owner, so a private server lists them for nobody."""
-    from dip.cli import main
+    from dip.cli.commands import main
 
     monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")
 

@@ -5,8 +5,8 @@ from streamlit.testing.v1 import AppTest
 
 
 def _metrics_panel(metrics: dict, blind: bool) -> None:
-    from ui.jobs import JobView
     from ui.panels import psnr_metrics
+    from ui.service.jobs import JobView
 
     psnr_metrics(
         JobView(
@@ -57,8 +57,8 @@ def test_a_confirmed_blind_pick_gets_no_warning():
 
 @pytest.mark.parametrize("truth", [True, False])
 def test_loss_chart_puts_the_psnr_on_its_own_right_axis(truth):
-    from dip.fit import StepRecord
-    from ui.charts import loss_figure
+    from dip.core.fit import StepRecord
+    from ui.service.charts import loss_figure
 
     recs = [
         StepRecord(i, 0.1 / i, 10 + i / 100, 12 + i / 100 if truth else None, 12 if truth else None, False)

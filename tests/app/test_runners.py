@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from apphelpers import ROOT
 
-from dip.images import load_image
-from dip.presets import get_preset
-from dip.tasks import make_problem, prepare_image
-from ui.jobs import JobRegistry
-from ui.runners import TaskSpec, run_job
-from ui.runs import list_runs, load_view
+from dip.core.images import load_image
+from dip.core.presets import get_preset
+from dip.core.tasks import make_problem, prepare_image
+from ui.service.jobs import JobRegistry
+from ui.service.runners import TaskSpec, run_job
+from ui.service.runs import list_runs, load_view
 
 
 def tiny(task: str):
@@ -66,7 +66,7 @@ def test_task_run_writes_the_run_folder_and_reads_back(registry, tmp_path, task)
     assert disk.status == "done" and len(disk.history[""]) == 4 and [i for i, _ in disk.snapshots[""]] == [2, 4]
     assert disk.outcome["metrics"]["psnr_final"] == pytest.approx(v.outcome["metrics"]["psnr_final"])
     names = {"denoise": {"nlm", "tv"}, "sr": {"nearest", "bicubic", "lanczos"}, "inpaint": {"biharmonic"}}[task]
-    assert names <= {b["name"] for b in disk.outcome["baselines"]}  # classical methods, via dip.runio
+    assert names <= {b["name"] for b in disk.outcome["baselines"]}  # classical methods, via dip.core.runio
     assert all(b["psnr"] > 5 for b in disk.outcome["baselines"]) and names <= set(disk.outcome["images"])
     assert list_runs(tmp_path)[0]["id"] == v.id
     holes_filled = folder / "result_known_kept.png"  # inpainting keeps the user's pixels in one download
@@ -118,8 +118,8 @@ def test_a_failing_run_leaves_an_error_record(registry, tmp_path):
 def test_the_worker_uses_every_cpu_unless_told(monkeypatch):
     import torch
 
-    from dip.device import available_cpus
-    from ui.runners import configure_torch
+    from dip.core.device import available_cpus
+    from ui.service.runners import configure_torch
 
     before = torch.get_num_threads()
     try:
@@ -139,8 +139,8 @@ class ServerDied(BaseException):
 
 
 def test_a_job_cut_off_by_the_servers_death_resumes_from_its_checkpoint(tmp_path):
-    from ui.jobs import Job
-    from ui.runners import pending_folder, persist, recover
+    from ui.service.jobs import Job
+    from ui.service.runners import pending_folder, persist, recover
 
     preset = tiny("denoise").with_overrides(fit={"iterations": 8, "snapshot_every": 2})
     problem = make_problem(preset, image64(preset), seed=0)
@@ -189,8 +189,8 @@ def test_a_job_cut_off_by_the_servers_death_resumes_from_its_checkpoint(tmp_path
 
 
 def test_recovery_skips_a_damaged_pending_job_and_resumes_the_others(tmp_path, caplog):
-    from ui.jobs import Job
-    from ui.runners import INCOMPLETE, persist, recover
+    from ui.service.jobs import Job
+    from ui.service.runners import INCOMPLETE, persist, recover
 
     broken = tmp_path / INCOMPLETE / "20261201-110000-denoise-000000"
     broken.mkdir(parents=True)

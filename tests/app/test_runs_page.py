@@ -12,7 +12,7 @@ import pytest
 from apphelpers import APP, PAGES
 from fakes import fake_run
 
-from dip.errors import RunFolderError
+from dip.core.errors import RunFolderError
 
 GOOD = "20260101-000000-denoise-cccccc"
 BAD_IMAGE = "20260102-000000-denoise-bbbbbb"  # listed (its metrics.json is fine), fails when opened
@@ -30,7 +30,7 @@ def text(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
-# ui.runs without Streamlit ------------------------------------------------------------------------------------
+# ui.service.runs without Streamlit ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def text(markdown: str) -> str:
     ],
 )
 def test_run_folder_refuses_ids_that_are_not_plain_folder_names(tmp_path, run_id):
-    from ui.runs import run_folder
+    from ui.service.runs import run_folder
 
     (tmp_path / "runs").mkdir()
     fake_run(tmp_path / "x")  # what "../x" would reach
@@ -63,7 +63,7 @@ def test_run_folder_refuses_ids_that_are_not_plain_folder_names(tmp_path, run_id
 
 
 def test_run_folder_accepts_a_plain_id_up_to_100_characters(tmp_path):
-    from ui.runs import run_folder
+    from ui.service.runs import run_folder
 
     for run_id in (GOOD, "a" * 100, "A.b_c-9"):
         fake_run(tmp_path / run_id)
@@ -79,7 +79,7 @@ def make_runs_dir(root: Path) -> Path:
 
 
 def test_scan_runs_lists_readable_runs_and_says_which_folders_it_left_out(tmp_path):
-    from ui.runs import list_runs, scan_runs
+    from ui.service.runs import list_runs, scan_runs
 
     root = make_runs_dir(tmp_path)
     for name, damage in (("20260105-trunc-metrics", "truncate"), ("20260106-no-metrics", "unlink")):
@@ -100,7 +100,7 @@ def test_scan_runs_lists_readable_runs_and_says_which_folders_it_left_out(tmp_pa
 
 
 def test_load_view_raises_the_specific_error_and_reports_what_it_tolerated(tmp_path):
-    from ui.runs import load_view
+    from ui.service.runs import load_view
 
     root = make_runs_dir(tmp_path)
     with pytest.raises(RunFolderError, match=r"result\.png could not be decoded") as err:
@@ -126,7 +126,7 @@ def test_load_view_raises_the_specific_error_and_reports_what_it_tolerated(tmp_p
 def test_an_impedance_target_name_cannot_lead_out_of_the_folder(tmp_path):
     import json
 
-    from ui.runs import load_view
+    from ui.service.runs import load_view
 
     run = fake_run(tmp_path / "runs" / "imp")
     fake_run(tmp_path / "secret")
@@ -333,7 +333,7 @@ def five_runs(root: Path) -> dict[str, Path]:
 
 
 def test_run_setting_names_only_what_applies_to_the_task():
-    from ui.runs import run_setting
+    from ui.service.runs import run_setting
 
     cfg = {"sigma_255": 25.0, "factor": 8, "mask_kind": "bernoulli", "keep_fraction": 0.3}
     assert run_setting({"task": "denoise"}, cfg) == "σ 25"
@@ -352,8 +352,8 @@ def test_run_setting_names_only_what_applies_to_the_task():
 
 
 def test_an_old_inpainting_run_is_listed_with_the_share_of_pixels_its_mask_kept(tmp_path):
-    from dip.images import save_image
-    from ui.runs import scan_runs
+    from dip.core.images import save_image
+    from ui.service.runs import scan_runs
 
     run = settings_run(tmp_path / "20260304-174212-inpaint-dddddd", "inpaint", {}, job_id="j")
     mask = np.ones((10, 10, 1), np.float32)
@@ -365,7 +365,7 @@ def test_an_old_inpainting_run_is_listed_with_the_share_of_pixels_its_mask_kept(
 def test_the_runs_table_shows_what_tells_runs_apart(app_env, monkeypatch):
     from datetime import datetime
 
-    from ui.runs import when
+    from ui.service.runs import when
 
     monkeypatch.setenv("DIP_PUBLIC_RUNS", "1")
     runs = five_runs(app_env)

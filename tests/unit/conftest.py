@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dip.images import load_image, resize
-from dip.presets import get_preset
+from dip.core.images import load_image, resize
+from dip.core.presets import get_preset
 
 SAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "sample_images"
 

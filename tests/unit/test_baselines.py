@@ -6,11 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from dip import degrade
-from dip.baselines import denoise_baselines, estimate_sigma, inpaint_baselines, sr_baselines, unavailable_baselines
-from dip.errors import ConfigError, ImageError
-from dip.images import center_crop_to_multiple, limit_side, load_image
-from dip.metrics import psnr
+from dip.core import degrade
+from dip.core.baselines import denoise_baselines, estimate_sigma, inpaint_baselines, sr_baselines, unavailable_baselines
+from dip.core.errors import ConfigError, ImageError
+from dip.core.images import center_crop_to_multiple, limit_side, load_image
+from dip.core.metrics import psnr
 
 
 @pytest.fixture(scope="module")

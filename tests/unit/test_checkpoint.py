@@ -5,10 +5,10 @@ import pytest
 import torch
 from conftest import small_image, tiny_preset
 
-from dip.checkpoint import Checkpoint
-from dip.errors import ConfigError
-from dip.stopping import ExponentialVariance
-from dip.tasks import make_problem, solve
+from dip.core.checkpoint import Checkpoint
+from dip.core.errors import ConfigError
+from dip.core.stopping import ExponentialVariance
+from dip.core.tasks import make_problem, solve
 
 
 class Killed(Exception):
@@ -115,12 +115,12 @@ def test_an_unreadable_checkpoint_gets_a_clear_message(setup, tmp_path):
 def test_a_run_continued_on_another_machine_keeps_its_arithmetic(setup, tmp_path, monkeypatch):
     # "auto" is bf16 on CPUs with native bf16 and float32 elsewhere; sessions land on either kind.
     preset, problem = setup
-    monkeypatch.setattr("dip.fit.autocast_dtype", lambda precision, dev: torch.bfloat16)  # a bf16 machine
+    monkeypatch.setattr("dip.core.fit.autocast_dtype", lambda precision, dev: torch.bfloat16)  # a bf16 machine
     whole = solve(preset, problem)
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(Killed):
         solve(preset, problem, on_step=_kill_at(6), checkpoint=Checkpoint(path, every=4))
-    monkeypatch.setattr("dip.fit.autocast_dtype", lambda precision, dev: None)  # a float32 machine
+    monkeypatch.setattr("dip.core.fit.autocast_dtype", lambda precision, dev: None)  # a float32 machine
     assert solve(preset, problem).precision == "fp32"
     resumed = solve(preset, problem, checkpoint=Checkpoint(path, every=4))
     assert whole.precision == resumed.precision == "bf16" and resumed.resumed_from == 4

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip.cli import main
+from dip.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = str(ROOT / "sample_images" / "coffee.png")
@@ -162,7 +162,7 @@ def test_python_dash_m_entry_point_shows_help():
 
 
 def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypatch, capsys):
-    from dip.progress import FitProgress
+    from dip.cli.progress import FitProgress
 
     args = [
         "denoise",
@@ -204,7 +204,7 @@ def test_an_interrupted_command_continues_from_its_checkpoint(tmp_path, monkeypa
 
 
 def test_an_interrupted_impedance_command_continues_from_its_checkpoints(tmp_path, monkeypatch):
-    from dip.progress import FitProgress
+    from dip.cli.progress import FitProgress
 
     args = [
         "impedance",

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from dip.cli import main
-from dip.compare import compare_histories, compare_runs, comparison_markdown
-from dip.fit import StepRecord
-from dip.runio import write_history
+from dip.cli.commands import main
+from dip.core.fit import StepRecord
+from dip.core.runio import write_history
+from dip.lab.compare import compare_histories, compare_runs, comparison_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = str(ROOT / "sample_images" / "coffee.png")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip import degrade
-from dip.errors import ImageError
+from dip.core import degrade
+from dip.core.errors import ImageError
 
 
 def test_gaussian_noise_is_seeded_clipped_and_has_sigma():
@@ -89,8 +89,8 @@ def test_keep_known_puts_the_observed_pixels_back_and_fills_only_the_holes():
 def test_a_saved_problem_comes_back_with_its_operator(tmp_path, image64, task):
     import torch
 
-    from dip.presets import get_preset
-    from dip.tasks import load_problem, make_problem, save_problem
+    from dip.core.presets import get_preset
+    from dip.core.tasks import load_problem, make_problem, save_problem
 
     preset = get_preset("lab", task)
     problem = make_problem(preset, image64, seed=3)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from conftest import small_image, tiny_preset
 
-from dip import degrade
-from dip.errors import ConfigError
-from dip.fit import FitConfig
-from dip.tasks import build_net, make_problem, solve, summarize
+from dip.core import degrade
+from dip.core.errors import ConfigError
+from dip.core.fit import FitConfig
+from dip.core.tasks import build_net, make_problem, solve, summarize
 
 
 def test_denoising_beats_the_noisy_input_by_several_db():

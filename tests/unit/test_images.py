@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip.errors import ImageError
-from dip.images import (
+from dip.core.errors import ImageError
+from dip.core.images import (
     center_crop_to_multiple,
     check_min_size,
     limit_side,

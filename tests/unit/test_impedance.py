@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 from conftest import small_image, tiny_preset
 
-from dip.impedance import TARGETS, fig2_ordering, make_targets, remove_checkpoints, run_impedance, target_checkpoints
-from dip.presets import get_preset
+from dip.core.impedance import (
+    TARGETS,
+    fig2_ordering,
+    make_targets,
+    remove_checkpoints,
+    run_impedance,
+    target_checkpoints,
+)
+from dip.core.presets import get_preset
 
 
 def test_targets_are_the_four_of_figure_2():

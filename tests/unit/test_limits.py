@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dip.bench import count_flops
-from dip.limits import LimitExceeded, Limits, check_job, gflop_per_iteration, stored_snapshots
-from dip.presets import get_preset
-from dip.tasks import build_net
+from dip.core.limits import LimitExceeded, Limits, check_job, gflop_per_iteration, stored_snapshots
+from dip.core.presets import get_preset
+from dip.core.tasks import build_net
+from dip.lab.bench import count_flops
 
 CPU = Limits.for_device("cpu")
 

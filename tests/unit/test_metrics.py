@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from dip.metrics import psnr, psnr_from_mse, ssim
+from dip.core.metrics import psnr, psnr_from_mse, ssim
 
 
 def test_psnr_equals_skimage_with_data_range_1():

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from dip.errors import ConfigError
-from dip.models import InputConfig, SkipNet, SkipNetConfig, count_parameters, make_input_code
-from dip.presets import PRESETS, get_preset
-from dip.tasks import build_net
+from dip.core.errors import ConfigError
+from dip.core.models import InputConfig, SkipNet, SkipNetConfig, count_parameters, make_input_code
+from dip.core.presets import PRESETS, get_preset
+from dip.core.tasks import build_net
 
 # Parameter counts of the official models (REFERENCE.md §1.6).
 OFFICIAL_COUNTS = {

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dip.errors import ConfigError
-from dip.operators import Identity, Lanczos2Downsampler, PixelMask, lanczos2_taps
+from dip.core.errors import ConfigError
+from dip.core.operators import Identity, Lanczos2Downsampler, PixelMask, lanczos2_taps
 
 # The first 8 of the 16 symmetric taps of the official factor-4 Lanczos-2 kernel (REFERENCE.md §3.2).
 OFFICIAL_TAPS_X4 = [-0.001065, -0.009752, -0.020384, -0.014878, 0.024594, 0.098658, 0.183115, 0.239711]

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dip.errors import ConfigError, DIPError
-from dip.presets import DEFAULT_PRESET, get_preset, presets_for
-from dip.tasks import prepare_image, prepare_low_resolution, prepared_shape, smallest_max_side
+from dip.core.errors import ConfigError, DIPError
+from dip.core.presets import DEFAULT_PRESET, get_preset, presets_for
+from dip.core.tasks import prepare_image, prepare_low_resolution, prepared_shape, smallest_max_side
 
 
 @pytest.mark.parametrize(
@@ -105,11 +105,11 @@ def test_one_minimum_image_side_is_named_everywhere():
 
 
 def test_every_preset_survives_its_json_record():
-    """A queued job is written to disk as plain data and read back after a restart (dip.presets.preset_from_dict)."""
+    """A queued job is written to disk as plain data and read back after a restart (preset_from_dict)."""
     import json
 
-    from dip.presets import PRESETS, preset_from_dict
-    from dip.runio import preset_as_dict
+    from dip.core.presets import PRESETS, preset_from_dict
+    from dip.core.runio import preset_as_dict
 
     for preset in PRESETS.values():
         assert preset_from_dict(json.loads(json.dumps(preset_as_dict(preset)))) == preset

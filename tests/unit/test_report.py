@@ -10,12 +10,12 @@ import pytest
 from conftest import small_image, tiny_preset
 from PIL import Image
 
-from dip.baselines import denoise_baselines
-from dip.errors import DIPError
-from dip.figures import history_curves, line_plot, progress_strip
-from dip.report import markdown_table, report_zip
-from dip.runio import preset_as_dict, read_baselines, read_run, write_baselines, write_run
-from dip.tasks import make_problem, solve, summarize
+from dip.core.baselines import denoise_baselines
+from dip.core.errors import DIPError
+from dip.core.runio import preset_as_dict, read_baselines, read_run, write_baselines, write_run
+from dip.core.tasks import make_problem, solve, summarize
+from dip.lab.figures import history_curves, line_plot, progress_strip
+from dip.lab.report import markdown_table, report_zip
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +211,7 @@ def test_summary_of_super_resolution_names_its_factor_and_the_bicubic_input(tmp_
 
 
 def test_summary_of_inpainting_names_the_mask_used(tmp_path):
-    from dip.images import save_image
+    from dip.core.images import save_image
 
     config = {
         "task": "inpaint",
@@ -236,8 +236,8 @@ def test_summary_of_inpainting_names_the_mask_used(tmp_path):
 
 
 def test_report_zip_of_an_impedance_run_holds_every_target_and_its_fit(tmp_path):
-    from dip.images import save_image
-    from dip.impedance import TARGETS, target_slug
+    from dip.core.images import save_image
+    from dip.core.impedance import TARGETS, target_slug
 
     targets = {}
     for k, name in enumerate(TARGETS):

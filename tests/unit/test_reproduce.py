@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip import reproduce
-from dip.cli import main
-from dip.report import report_zip
+from dip.cli.commands import main
+from dip.lab import reproduce
+from dip.lab.report import report_zip
 
 DOCUMENTED = {
     "task",
@@ -165,7 +165,7 @@ def test_missing_images_and_bad_options_fail_before_any_fit(folders, tmp_path, c
 
 
 def test_scale_preset_scales_iterations_and_the_stopping_window():
-    from dip.presets import get_preset
+    from dip.core.presets import get_preset
 
     p = reproduce.scale_preset(get_preset("lab-denoise"), 0.1, seed=3)
     assert (p.fit.iterations, p.fit.es_window, p.fit.es_patience, p.fit.snapshot_every, p.fit.seed) == (
@@ -315,7 +315,7 @@ def test_only_may_name_presets_instead_of_groups(folders):
 
 
 def test_case_notes_explain_a_final_output_above_the_best_iterate():
-    from dip.reproduce_md import _case_notes
+    from dip.lab.reproduce_md import _case_notes
 
     above = {"final_input": "perturbed", "psnr_final": 27.46, "psnr_best": 27.38}
     below = {"final_input": "perturbed", "psnr_final": 30.22, "psnr_best": 30.24}
@@ -327,7 +327,7 @@ def test_case_notes_explain_a_final_output_above_the_best_iterate():
 def test_stopping_table_tells_a_confirmed_pick_from_a_provisional_one():
     """A pick is confirmed when the patience ran out before the run ended; chelsea's early pick (942 of 1800,
     patience 1000) was not, a run stopped at its pick + patience was."""
-    from dip.reproduce_md import _goal_rows, _stopping_section
+    from dip.lab.reproduce_md import _goal_rows, _stopping_section
 
     base = {
         "group": "stopping",

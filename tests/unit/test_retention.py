@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dip.retention import MB, prune_runs
+from dip.core.retention import MB, prune_runs
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

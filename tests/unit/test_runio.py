@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fakes import fake_run
 
-from dip.errors import DIPError, RunFolderError
-from dip.runio import atomic_folder, holds_only_run_output, read_baselines, read_history, read_run, write_baselines
+from dip.core.errors import DIPError, RunFolderError
+from dip.core.runio import atomic_folder, holds_only_run_output, read_baselines, read_history, read_run, write_baselines
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ def test_holds_only_run_output(tmp_path):
 
 
 def test_the_command_line_replaces_its_own_earlier_run_but_not_a_folder_holding_other_files(tmp_path):
-    from dip.cli import main
+    from dip.cli.commands import main
 
     sample = str(Path(__file__).resolve().parents[2] / "sample_images" / "coffee.png")
     args = ["denoise", "--image", sample, "--max-side", "96", "--iters", "2", "--snapshot-every", "1"]

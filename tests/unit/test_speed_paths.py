@@ -11,15 +11,15 @@ import torch
 from conftest import small_image, tiny_preset
 from torch.utils.flop_counter import FlopCounterMode
 
-from dip import bench
-from dip.cli import main
-from dip.device import available_cpus, tune_threads
-from dip.errors import ConfigError
-from dip.fit import FitStep, to_image, to_tensor
-from dip.metrics import psnr
-from dip.models import make_input_code
-from dip.operators import Identity
-from dip.tasks import build_net, make_problem, solve
+from dip.cli.commands import main
+from dip.core.device import available_cpus, tune_threads
+from dip.core.errors import ConfigError
+from dip.core.fit import FitStep, to_image, to_tensor
+from dip.core.metrics import psnr
+from dip.core.models import make_input_code
+from dip.core.operators import Identity
+from dip.core.tasks import build_net, make_problem, solve
+from dip.lab import bench
 
 
 def _steps(preset, side=32):
@@ -197,11 +197,11 @@ def test_a_forced_reduced_precision_warns_where_the_cpu_would_emulate_it(monkeyp
             torch.device("cpu"),
         )
 
-    monkeypatch.setattr("dip.device.cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr("dip.core.device.cpu_supports_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="emulated"):
         step("bf16")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         step("auto"), step("fp32")  # the defaults never warn
-        monkeypatch.setattr("dip.device.cpu_supports_bf16", lambda: True)
+        monkeypatch.setattr("dip.core.device.cpu_supports_bf16", lambda: True)
         step("bf16")  # a CPU with native bf16

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from dip import degrade
-from dip.errors import ConfigError
-from dip.fit import FitConfig, fit, to_tensor
-from dip.images import center_crop_to_multiple, limit_side, load_image
-from dip.metrics import psnr
-from dip.models import InputConfig, SkipNet, SkipNetConfig, make_input_code
-from dip.operators import Identity
-from dip.stopping import ExponentialVariance, WindowedVariance, make_detector
+from dip.core import degrade
+from dip.core.errors import ConfigError
+from dip.core.fit import FitConfig, fit, to_tensor
+from dip.core.images import center_crop_to_multiple, limit_side, load_image
+from dip.core.metrics import psnr
+from dip.core.models import InputConfig, SkipNet, SkipNetConfig, make_input_code
+from dip.core.operators import Identity
+from dip.core.stopping import ExponentialVariance, WindowedVariance, make_detector
 
 SHAPE = (1, 3, 8, 8)
 PATTERN = torch.rand(SHAPE, generator=torch.Generator().manual_seed(0)) - 0.5

@@ -1,0 +1,213 @@
+"""Command line: ``python -m dip {impedance,denoise,sr,inpaint} --image PATH [options] --out DIR``.
+
+Each subcommand maps its flags onto a preset, runs the one fit loop with a progress bar on stderr, and
+writes result.png, result_ema.png, observed.png, history.csv, snapshots/ and metrics.json to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Optional
+
+from dip.cli.progress import FitProgress, add_checkpoint_flag
+from dip.core import degrade
+from dip.core.checkpoint import Checkpoint
+from dip.core.errors import DIPError
+from dip.core.images import load_image
+from dip.core.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from dip.core.runio import atomic_folder, holds_only_run_output, preset_as_dict, write_run
+from dip.core.tasks import load_for, make_problem, prepare_image, prepare_low_resolution, solve, summarize
+
+
+def _common(p: argparse.ArgumentParser, task: str) -> None:
+    p.add_argument("--image", required=True, help="clean image (ground truth), or with --observed the degraded one")
+    p.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET[task],
+        help=f"one of {', '.join(n for n, q in PRESETS.items() if q.task == task)} (default: %(default)s)",
+    )
+    p.add_argument("--iters", type=int, help="iterations (default: the preset's)")
+    p.add_argument("--seed", type=int, help="seed of weights, input code and degradation (default: the preset's, 0)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    p.add_argument("--max-side", type=int, help="downscale the image first so its longer side is at most PX")
+    p.add_argument("--snapshot-every", type=int, help="save a snapshot every K iterations")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="arithmetic precision")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dip", description="Deep Image Prior experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("impedance", help="fit image, image+noise, shuffled pixels and noise (paper Fig. 2)")
+    _common(p, "impedance")
+    p.add_argument("--sigma", type=float, default=25.0, help="noise of the 'image + noise' target, 0-255 units")
+    add_checkpoint_flag(p, "OUT/checkpoint-TARGET.pt (one per target)")
+    p = sub.add_parser("denoise", help="remove Gaussian noise (or restore an already noisy image)")
+    _common(p, "denoise")
+    p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise sigma in 0-255 units (default 25)")
+    p.add_argument("--observed", action="store_true", help="--image is already noisy; no ground truth")
+    add_checkpoint_flag(p, "OUT/checkpoint.pt")
+    p = sub.add_parser("sr", help="super-resolution through the Lanczos-2 downsampler")
+    _common(p, "sr")
+    p.add_argument("--factor", type=int, choices=[4, 8], help="upscaling factor (default: the preset's, 4)")
+    p.add_argument("--observed", action="store_true", help="--image is the low-resolution input; no ground truth")
+    add_checkpoint_flag(p, "OUT/checkpoint.pt")
+    p = sub.add_parser("inpaint", help="fill holes or missing pixels")
+    _common(p, "inpaint")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--mask", type=Path, help="mask image: white = known, black = hole; same size as the image")
+    group.add_argument("--mask-kind", choices=["text", "bernoulli", "box"], help="generated mask")
+    p.add_argument("--keep", type=float, default=0.5, help="fraction of pixels kept by a bernoulli mask")
+    add_checkpoint_flag(p, "OUT/checkpoint.pt")
+    # Other subcommands register themselves here (benchmark, reproduction, comparison).
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions():
+    """register(subparsers) functions of modules that add subcommands (each sets ``handler=fn(args) -> int``)."""
+    from dip.lab import bench, compare, reproduce
+
+    return [bench.register, reproduce.register, compare.register]
+
+
+def preset_from_args(args: argparse.Namespace) -> Preset:
+    """The preset named by --preset with the command-line overrides applied."""
+    preset = get_preset(args.preset, args.command)
+    fit = {
+        k: v
+        for k, v in {
+            "iterations": args.iters,
+            "seed": args.seed,
+            "lr": args.lr,
+            "snapshot_every": args.snapshot_every,
+            "precision": args.precision,
+        }.items()
+        if v is not None
+    }
+    task = {}
+    if args.command in ("denoise", "impedance"):
+        task["sigma_255"] = args.sigma
+    if args.command == "sr" and args.factor:
+        task["factor"] = args.factor
+    if args.command == "inpaint":
+        if args.mask_kind:
+            task["mask_kind"] = args.mask_kind
+        task["keep_fraction"] = args.keep
+    return preset.with_overrides(fit=fit, **task)
+
+
+def run_task(args: argparse.Namespace) -> dict:
+    """denoise / sr / inpaint: load, degrade, fit, write; returns the metrics."""
+    preset = preset_from_args(args)
+    observed = getattr(args, "observed", False)
+    image = load_image(args.image, mode="grey" if preset.grey else "rgb")
+    if observed and preset.task == "sr":
+        image = prepare_low_resolution(image, preset, max_side=args.max_side)
+    else:
+        image = prepare_image(image, preset, max_side=args.max_side)
+    mask = None
+    if preset.task == "inpaint" and args.mask is not None:
+        mask = degrade.load_mask(args.mask, height=image.shape[0], width=image.shape[1])
+    problem = make_problem(preset, image, observed=observed, mask=mask, seed=preset.fit.seed)
+    progress = FitProgress(preset.fit.iterations, preset.task)
+    checkpoint = (
+        Checkpoint(args.out / "checkpoint.pt", args.checkpoint_every, extra=progress) if args.checkpoint_every else None
+    )
+    try:
+        result = solve(
+            preset,
+            problem,
+            device=args.device,
+            on_step=progress.step,
+            on_snapshot=progress.snapshots.append,
+            checkpoint=checkpoint,
+        )
+    finally:
+        progress.close()
+    metrics = {**summarize(preset, problem, result), "image": Path(args.image).name}
+    if result.resumed_from:
+        metrics["resumed_from"] = result.resumed_from
+    with _output_folder(args.out) as folder:
+        write_run(
+            folder,
+            metrics=metrics,
+            config=preset_as_dict(preset),
+            result=result,
+            degraded=problem.degraded,
+            x_true=problem.x_true,
+            mask=problem.mask,
+            snapshots=progress.snapshots,
+        )
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)
+    return metrics
+
+
+def run_impedance_cmd(args: argparse.Namespace) -> dict:
+    """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
+    from dip.core.impedance import (
+        TARGETS,
+        remove_checkpoints,
+        run_impedance,
+        target_checkpoints,
+        target_slug,
+        write_impedance_run,
+    )
+
+    preset = preset_from_args(args)
+    image = load_for(preset, args.image, max_side=args.max_side)
+    bars = {name: FitProgress(preset.fit.iterations, name) for name in TARGETS}
+    checkpoints = target_checkpoints(args.out, args.checkpoint_every, extras=bars) if args.checkpoint_every else {}
+    try:
+        res = run_impedance(
+            preset,
+            image,
+            device=args.device,
+            on_step=lambda name, rec: bars[name].step(rec),
+            on_snapshot=lambda name, snap: bars[name].snapshots.append(snap),
+            checkpoints=checkpoints,
+        )
+    finally:
+        for b in bars.values():
+            b.close()
+    with _output_folder(args.out, also=[target_slug(name) for name in TARGETS]) as folder:
+        metrics = write_impedance_run(
+            folder,
+            preset,
+            res,
+            snapshots={n: b.snapshots for n, b in bars.items()},
+            extra={"image": Path(args.image).name},
+        )
+    remove_checkpoints(checkpoints)
+    return metrics
+
+
+def _output_folder(out: Path, also=()):
+    """Where to write the run: through ``atomic_folder(out)`` when ``out`` is new or holds only an earlier run's
+    files and checkpoints (a crash then leaves no half-written run, and a rerun replaces the old one whole);
+    otherwise ``out`` itself, written in place as before, so that nothing else kept there is deleted."""
+    return atomic_folder(out) if holds_only_run_output(out, also=also) else nullcontext(Path(out))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    try:
+        if handler is not None:
+            return handler(args)
+        metrics = run_impedance_cmd(args) if args.command == "impedance" else run_task(args)
+    except DIPError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = {k: metrics.get(k) for k in ("psnr_observed", "psnr_final", "psnr_ema", "psnr_best", "seconds")}
+    print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    print(f"wrote {args.out}")
+    return 0

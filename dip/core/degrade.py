@@ -1,0 +1,121 @@
+"""Make observations from a clean image: noise, low-resolution images, masks. numpy/PIL only, seeded.
+
+Images are float32 (H, W, C) in [0, 1]; masks are float32 (H, W) with 1 = known pixel, 0 = hole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from dip.core.errors import ImageError
+from dip.core.images import ImageSource, read_image, resize
+
+
+def add_gaussian_noise(x: np.ndarray, sigma_255: float, *, seed: int | None = 0) -> np.ndarray:
+    """x + N(0, (sigma_255/255)^2), clipped to [0, 1], float32 and not quantised (as the official code)."""
+    if sigma_255 < 0:
+        raise ValueError(f"sigma_255={sigma_255}; the noise level must be >= 0 (in 0-255 units, e.g. 25).")
+    rng = np.random.default_rng(seed)
+    noisy = x + rng.normal(0.0, sigma_255 / 255.0, size=x.shape)
+    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+
+
+def downscale(x: np.ndarray, factor: int) -> np.ndarray:
+    """Low-resolution image of size (H // factor, W // factor) by PIL Lanczos, as the official SR notebook."""
+    h, w = x.shape[:2]
+    if h // factor < 1 or w // factor < 1:
+        raise ImageError(f"image is {w}x{h} px, too small to downscale by {factor}.")
+    return np.clip(resize(x, h // factor, w // factor), 0.0, 1.0)
+
+
+def upscale(x: np.ndarray, factor: int, method: str = "bicubic") -> np.ndarray:
+    """Classical upsampling baseline by PIL: "bicubic", "lanczos" or "nearest"."""
+    modes = {
+        "bicubic": Image.Resampling.BICUBIC,
+        "lanczos": Image.Resampling.LANCZOS,
+        "nearest": Image.Resampling.NEAREST,
+    }
+    if method not in modes:
+        raise ValueError(f"method={method!r}; choose one of {', '.join(modes)}.")
+    h, w = x.shape[:2]
+    return np.clip(resize(x, h * factor, w * factor, resample=modes[method]), 0.0, 1.0)
+
+
+def bernoulli_mask(height: int, width: int, keep_fraction: float = 0.5, *, seed: int | None = 0) -> np.ndarray:
+    """Random mask keeping each pixel with probability ``keep_fraction`` (the official drops 1 - keep)."""
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction={keep_fraction}; expected a value in (0, 1], e.g. 0.5.")
+    rng = np.random.default_rng(seed)
+    return (rng.random((height, width)) < keep_fraction).astype(np.float32)
+
+
+def box_mask(height: int, width: int, *, fraction: float = 0.25) -> np.ndarray:
+    """A centred rectangular hole covering about ``fraction`` of the image area."""
+    side = np.sqrt(fraction)
+    bh, bw = max(1, round(height * side)), max(1, round(width * side))
+    m = np.ones((height, width), np.float32)
+    top, left = (height - bh) // 2, (width - bw) // 2
+    m[top : top + bh, left : left + bw] = 0.0
+    return m
+
+
+def text_mask(height: int, width: int, *, text: str = "Deep Image Prior", seed: int | None = 0) -> np.ndarray:
+    """Lines of text drawn over the image as holes, like the paper's text-inpainting example."""
+    canvas = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(canvas)
+    size = max(8, height // 16)
+    font = ImageFont.load_default(size=size)
+    rng = np.random.default_rng(seed)
+    for row, top in enumerate(range(size // 2, height - size // 2, int(size * 1.8))):
+        left = int(rng.integers(0, max(1, width // 8))) - (row % 2) * size
+        draw.text((left, top), (text + "  ") * 8, fill=0, font=font)
+    return (np.asarray(canvas) > 127).astype(np.float32)
+
+
+def load_mask(source: ImageSource, *, height: int, width: int, max_side: int | None = None) -> np.ndarray:
+    """Read a mask file: white (or opaque) = known, black (or transparent) = hole; must match the image size.
+
+    ``height`` and ``width`` are the full image's; with ``max_side`` the mask is decoded at reduced size, the size
+    ``read_image(..., max_side=max_side)`` gives that image (so a mask fits an image decoded that way).
+    """
+    d = read_image(source, mode="grey", max_side=max_side)
+    if (d.height, d.width) != (height, width):
+        raise ImageError(
+            f"mask is {d.width}x{d.height} px but the image is {width}x{height} px; "
+            "use a mask of the same size as the image."
+        )
+    m = (d.pixels[..., 0] > 0.5).astype(np.float32)
+    if m.min() == 1.0:
+        raise ImageError("mask has no holes (it is all white); paint the missing region black.")
+    if m.max() == 0.0:
+        raise ImageError("mask has no known pixels (it is all black); known pixels must be white.")
+    return m
+
+
+def apply_mask(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Observed image of an inpainting problem: holes set to 0."""
+    return (x * mask[..., None]).astype(np.float32)
+
+
+def keep_known(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The restored image with the observed pixels put back where the mask is 1: only the holes are filled in.
+
+    The network re-draws every pixel, the known ones only approximately; an inpainting result that keeps what
+    was observed is what classical methods (e.g. biharmonic) return, so this is the fair image to compare them with.
+    """
+    if restored.shape != observed.shape or restored.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"shapes differ: restored {restored.shape}, observed {observed.shape}, mask {mask.shape}")
+    known = (mask > 0.5)[..., None] if mask.ndim == 2 else mask > 0.5
+    return np.where(known, observed, restored).astype(np.float32)
+
+
+def make_mask(kind: str, height: int, width: int, *, keep_fraction: float = 0.5, seed: int | None = 0) -> np.ndarray:
+    """Mask by name: "text", "bernoulli" (keeps ``keep_fraction``) or "box"."""
+    if kind == "text":
+        return text_mask(height, width, seed=seed)
+    if kind == "bernoulli":
+        return bernoulli_mask(height, width, keep_fraction, seed=seed)
+    if kind == "box":
+        return box_mask(height, width)
+    raise ValueError(f"mask kind {kind!r}; choose text, bernoulli or box.")

@@ -1,0 +1,293 @@
+"""Tasks as data: a Problem is an observation y, its forward operator, and (maybe) the ground truth.
+
+``make_problem`` turns a preset and an image into a Problem; ``solve`` builds the preset's network and input
+code and runs the one fit loop. The command line and the app both go through these two functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from dip.core import degrade
+from dip.core.checkpoint import Checkpoint
+from dip.core.errors import ImageError
+from dip.core.fit import FitResult, Snapshot, StepRecord, fit, to_tensor
+from dip.core.images import (
+    ImageSource,
+    center_crop_to_multiple,
+    check_min_size,
+    limit_side,
+    load_image,
+    pad_to_multiple,
+)
+from dip.core.metrics import psnr
+from dip.core.models import SkipNet, make_input_code
+from dip.core.operators import Identity, Lanczos2Downsampler, PixelMask
+from dip.core.presets import Preset
+
+
+@dataclass
+class Problem:
+    """One restoration problem. Images are float32 (H, W, C) in [0, 1].
+
+    y: the observation (for SR the low-resolution image); op: maps an estimate to y's space;
+    x_true: ground truth or None ("blind"); degraded: y shown in the estimate's space (SR: bicubic).
+    """
+
+    task: str
+    y: np.ndarray
+    op: nn.Module
+    shape: tuple
+    x_true: Optional[np.ndarray] = None
+    degraded: Optional[np.ndarray] = None
+    mask: Optional[np.ndarray] = None
+
+    @property
+    def psnr_degraded(self) -> Optional[float]:
+        """PSNR of the degraded input against the ground truth (None when blind)."""
+        if self.x_true is None:
+            return None
+        return psnr(self.x_true, self.degraded)
+
+    def holes_filled(self, x: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Inpainting: ``x`` with the observed pixels put back (None for other tasks, or without ``x``)."""
+        if self.mask is None or x is None:
+            return None
+        return degrade.keep_known(x, self.y, self.mask)
+
+
+def prepare_image(
+    x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None, min_side: Optional[int] = None
+) -> np.ndarray:
+    """Downscale (optional), pad or centre-crop to the preset's multiple, and check the network can take it.
+
+    Raises ImageError when the result is too small for the network; when only ``max_side`` made it so, the
+    message names the smallest ``max_side`` that works.
+    """
+    try:
+        return _prepare(x, preset, max_side, min_side)
+    except ImageError as err:
+        h, w = x.shape[:2]
+        enough = smallest_max_side(h, w, preset, above=max_side) if max_side and max(h, w) > max_side else None
+        if enough is None or min_side:
+            raise
+        ph, pw = prepared_shape(h, w, preset, max_side=max_side)
+        raise ImageError(
+            f"image is {w}x{h} px; downscaled to a longer side of {max_side} px it becomes {pw}x{ph} "
+            f"px, below the {preset.min_image_side}x{preset.min_image_side} px this network needs. Use a "
+            f"longer side (max_side) of at least {enough} px."
+        ) from err
+
+
+def _prepare(x: np.ndarray, preset: Preset, max_side: Optional[int], min_side: Optional[int]) -> np.ndarray:
+    x = limit_side(x, max_side)
+    if preset.grey and x.shape[2] == 3:
+        x = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    if preset.border_pad:
+        b = preset.border_pad
+        x = np.pad(x, ((b, b), (b, b), (0, 0)), mode="reflect")
+    if preset.pad_multiple:
+        x = pad_to_multiple(x, preset.pad_multiple)
+    elif preset.crop_multiple:
+        check_min_size(x, min_side or preset.min_image_side)  # one minimum, the one the crop must leave
+        x = center_crop_to_multiple(x, preset.crop_multiple)
+    check_min_size(x, min_side or preset.min_image_side)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def prepare_low_resolution(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None) -> np.ndarray:
+    """A low-resolution input for blind super-resolution, downscaled to ``max_side`` (optional) and centre-cropped
+    only as far as its ``preset.factor``-times larger output needs: to a multiple of 8 at x4 when the network takes
+    multiples of 32 (cropping the input itself to 32 would throw away up to 31 of its rows).
+
+    Raises ImageError when even the output would be too small for the network.
+    """
+    f = preset.factor
+    multiple = preset.crop_multiple // math.gcd(preset.crop_multiple, f) if preset.crop_multiple else 0
+    lr = prepare_image(x, preset.with_overrides(crop_multiple=multiple), max_side=max_side, min_side=1)
+    h, w = lr.shape[:2]
+    need = preset.min_image_side
+    if min(h, w) * f < need:
+        raise ImageError(
+            f"low-resolution image is {w}x{h} px after cropping, so its x{f} output would be "
+            f"{w * f}x{h * f} px, below the {need}x{need} px this network needs. Use a larger image."
+        )
+    return lr
+
+
+def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> tuple[int, int]:
+    """The (height, width) ``prepare_image`` makes of an image of this size, without touching any pixels (0 where
+    cropping would leave nothing): lets a caller offer only the working sizes the network can take."""
+    if max_side and max(height, width) > max_side:
+        s = max_side / max(height, width)
+        height, width = max(1, round(height * s)), max(1, round(width * s))
+    height, width = height + 2 * preset.border_pad, width + 2 * preset.border_pad
+    if preset.pad_multiple:
+        m = preset.pad_multiple
+        return height + (-height) % m, width + (-width) % m
+    if preset.crop_multiple:
+        m = preset.crop_multiple
+        return height - height % m, width - width % m
+    return height, width
+
+
+def fits_network(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> bool:
+    """Whether an image of this size, prepared at ``max_side``, is still big enough for the preset's network."""
+    return min(prepared_shape(height, width, preset, max_side=max_side)) >= preset.net.min_side
+
+
+def smallest_max_side(height: int, width: int, preset: Preset, *, above: int = 0) -> Optional[int]:
+    """The smallest longer side above ``above`` at which an image of this size is still big enough for the
+    preset's network after preparation, or None when not even its full size is."""
+    for side in range(above + 1, max(height, width) + 1):
+        if fits_network(height, width, preset, max_side=side):
+            return side
+    return None
+
+
+def load_for(preset: Preset, source: ImageSource, *, max_side: Optional[int] = None) -> np.ndarray:
+    """Load an image file and prepare it for ``preset``."""
+    return prepare_image(load_image(source, mode="grey" if preset.grey else "rgb"), preset, max_side=max_side)
+
+
+def make_problem(
+    preset: Preset, image: np.ndarray, *, observed: bool = False, mask: Optional[np.ndarray] = None, seed: int = 0
+) -> Problem:
+    """Build the Problem of ``preset.task`` from a prepared image.
+
+    With ``observed=True`` the image is already degraded (a noisy photo, or a low-resolution image for SR)
+    and there is no ground truth. For inpainting, ``mask`` (H, W) of {0, 1} overrides ``preset.mask_kind``.
+    """
+    h, w, c = image.shape
+    if preset.task in ("denoise", "impedance"):
+        y = image if observed else degrade.add_gaussian_noise(image, preset.sigma_255, seed=seed)
+        return Problem(preset.task, y, Identity(), image.shape, None if observed else image, y)
+    if preset.task == "sr":
+        f = preset.factor
+        if observed:
+            shape = (h * f, w * f, c)
+            return Problem("sr", image, Lanczos2Downsampler(f), shape, None, degrade.upscale(image, f))
+        y = degrade.downscale(image, f)
+        return Problem("sr", y, Lanczos2Downsampler(f), image.shape, image, _bicubic_view(y, f, image.shape))
+    if preset.task == "inpaint":
+        if mask is None:
+            if preset.mask_kind == "file":
+                raise ImageError(f"preset {preset.name!r} uses the mask that comes with its image; provide a mask.")
+            mask = degrade.make_mask(preset.mask_kind, h, w, keep_fraction=preset.keep_fraction, seed=seed)
+        if mask.shape != (h, w):
+            raise ImageError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {w}x{h} px; "
+                "use a mask of the same size as the image."
+            )
+        y = degrade.apply_mask(image, mask)
+        return Problem("inpaint", y, PixelMask(mask), image.shape, None if observed else image, y, mask)
+    raise ValueError(f"unknown task {preset.task!r}")
+
+
+PROBLEM_ARRAYS = ("y", "x_true", "degraded", "mask")
+
+
+def save_problem(problem: Problem, path) -> None:
+    """Write a Problem's arrays to an ``.npz`` file (no pickled objects): a queued job survives a restart of the
+    process that accepted it, or travels to another machine. ``load_problem`` rebuilds the operator."""
+    arrays = {name: getattr(problem, name) for name in PROBLEM_ARRAYS if getattr(problem, name) is not None}
+    np.savez(path, task=np.array(problem.task), shape=np.array(problem.shape), **arrays)
+
+
+def load_problem(path, preset: Preset) -> Problem:
+    """The Problem ``save_problem`` wrote, with its forward operator made from ``preset`` (SR factor) and the mask."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in PROBLEM_ARRAYS if name in data.files}
+        task, shape = str(data["task"]), tuple(int(v) for v in data["shape"])
+    mask = arrays.get("mask")
+    op = Lanczos2Downsampler(preset.factor) if task == "sr" else PixelMask(mask) if task == "inpaint" else Identity()
+    return Problem(task, arrays["y"], op, shape, arrays.get("x_true"), arrays.get("degraded"), mask)
+
+
+def _bicubic_view(y: np.ndarray, factor: int, shape: tuple) -> np.ndarray:
+    up = degrade.upscale(y, factor, "bicubic")
+    out = np.zeros(shape, np.float32)
+    out[: up.shape[0], : up.shape[1]] = up[: shape[0], : shape[1]]
+    return out
+
+
+def build_net(preset: Preset, channels: int) -> SkipNet:
+    """The preset's network with ``channels`` outputs, initialised from the preset's seed."""
+    torch.manual_seed(preset.fit.seed)
+    return SkipNet(replace(preset.net, input_channels=preset.input.channels, output_channels=channels))
+
+
+def solve(
+    preset: Preset,
+    problem: Problem,
+    *,
+    device: Optional[str] = None,
+    on_step: Optional[Callable[[StepRecord], None]] = None,
+    on_snapshot: Optional[Callable[[Snapshot], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    checkpoint: Optional[Checkpoint] = None,
+) -> FitResult:
+    """Fit the preset's network to ``problem`` and return the FitResult (resumable with ``checkpoint``)."""
+    h, w, c = problem.shape
+    check_min_size(np.empty((h, w, 0)), preset.net.min_side)
+    net = build_net(preset, c)
+    z = make_input_code(preset.input, h, w, generator=torch.Generator().manual_seed(preset.fit.seed))
+    x_true = to_tensor(problem.x_true) if problem.x_true is not None else None
+    return fit(
+        net,
+        z,
+        to_tensor(problem.y),
+        problem.op,
+        preset.fit,
+        x_true=x_true,
+        on_step=on_step,
+        on_snapshot=on_snapshot,
+        should_stop=should_stop,
+        device=device,
+        checkpoint=checkpoint,
+    )
+
+
+def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> dict:
+    """The metrics.json record of a finished run (PSNR keys are None without ground truth)."""
+    gt = problem.x_true
+    score = lambda x: psnr(gt, x) if gt is not None and x is not None else None
+    best_psnr = score(result.best)
+    out = {
+        "task": problem.task,
+        "preset": preset.name,
+        "iterations": result.iterations_done,
+        "parameters": result.parameters,
+        "seconds": round(result.seconds, 3),
+        "device": result.device,
+        "precision": result.precision,
+        "seed": preset.fit.seed,
+        "cancelled": result.cancelled,
+        "shape": list(problem.shape),
+        "psnr_observed": problem.psnr_degraded,
+        "psnr_final": score(result.output),
+        "psnr_ema": score(result.ema),
+        "psnr_best": best_psnr,
+        "best_iteration": result.best_iteration if best_psnr is not None else None,
+        "psnr_blind": score(result.blind),
+        "blind_iteration": result.blind_iteration,
+        "blind_confirmed": result.blind_confirmed,
+        "early_stop": preset.fit.early_stop,
+        "es_window": preset.fit.es_window,
+        "es_patience": preset.fit.es_patience,
+        "final_input": preset.fit.final_input,
+    }
+    if problem.mask is not None and gt is not None:  # inpainting: also the result that keeps the observed pixels
+        out["psnr_final_known_kept"] = score(problem.holes_filled(result.output))
+        out["psnr_ema_known_kept"] = score(problem.holes_filled(result.ema))
+    if border and gt is not None:
+        out["psnr_final_border_excluded"] = psnr(gt, result.output, border=border)
+        out["psnr_ema_border_excluded"] = psnr(gt, result.ema, border=border)
+    return out

@@ -1,0 +1,466 @@
+"""``python -m dip bench``: time, FLOPs and memory of one iteration of each lab configuration.
+
+A case times the engine's own iteration (``dip.core.fit.FitStep``: z perturbation, forward, loss, backward, Adam
+step) with the engine's defaults against a plain reference: the same net and code in eager float32, NCHW.
+Both run in the same process with the same allocator, one reference iteration then one engine iteration
+(then the other way round), so both see the same machine load; the ratio is the median of the per-pair
+ratios. The glibc allocator tuning that ``fit`` applies on CPU helps both sides, so ``--allocator-check``
+measures it separately, in fresh processes with and without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from dip.core.device import (
+    autocast_dtype,
+    cpu_supports_bf16,
+    describe_device,
+    pick_device,
+    precision_name,
+    synchronize,
+    tune_allocator,
+    tune_threads,
+)
+from dip.core.errors import ConfigError
+from dip.core.fit import FitConfig, FitStep, uses_channels_last
+from dip.core.models import make_input_code
+from dip.core.operators import Identity, Lanczos2Downsampler
+from dip.core.presets import get_preset
+from dip.core.tasks import build_net
+
+CONFIGS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr"}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One variant of a case. ``seconds`` is the median of ``times``; GFLOP/s = FLOPs per iteration / seconds."""
+
+    seconds: float
+    times: tuple
+    gflops: float
+    peak_memory_mib: Optional[float]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A configuration at one size: FLOPs per iteration (forward + backward) and the timed variants.
+
+    ratio: median over alternating pairs of engine seconds / reference seconds (below 1: the engine is faster).
+    """
+
+    config: str
+    size: int
+    flops: int
+    precision: str
+    channels_last: bool
+    engine: Optional[Timing]
+    reference: Optional[Timing]
+    ratio: Optional[float]
+
+
+def reference_config(fit: FitConfig) -> FitConfig:
+    """The plain reference: the same settings in eager float32 with NCHW tensors."""
+    return replace(fit, precision="fp32", channels_last=False)
+
+
+def make_step(config: str, size: int, dev: torch.device, *, reference: bool = False) -> FitStep:
+    """The iteration of lab configuration ``config`` on a ``size`` x ``size`` RGB image.
+
+    The observation is random: no part of the iteration's cost depends on the image content.
+    """
+    if config not in CONFIGS:
+        raise ConfigError(f"unknown benchmark configuration {config!r}; choose from {', '.join(CONFIGS)}.")
+    preset = get_preset(CONFIGS[config])
+    if size < preset.net.min_side:
+        raise ConfigError(
+            f"size {size} px is too small for the {config} network; use at least {preset.net.min_side} px."
+        )
+    gen = torch.Generator().manual_seed(0)
+    z = make_input_code(preset.input, size, size, generator=gen)
+    op = Lanczos2Downsampler(preset.factor) if preset.task == "sr" else Identity()
+    y = torch.rand(1, 3, *op.output_size(size, size), generator=gen)
+    fit = reference_config(preset.fit) if reference else preset.fit
+    return FitStep(build_net(preset, 3), z, y, op, fit, dev)
+
+
+def count_flops(run: Callable[[], object]) -> int:
+    """FLOPs of one call of ``run`` (forward and backward) by ``torch.utils.flop_counter``."""
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return int(counter.get_total_flops())
+
+
+def peak_memory_mib(step: FitStep) -> Optional[float]:
+    """Peak tensor memory of one iteration: what persists (weights, Adam state, z, y) plus the iteration's peak.
+
+    CUDA reads its allocator's peak; on CPU the profiler's allocation trace gives it (None on MPS).
+    """
+    dev = step.dev
+    step.optimizer.zero_grad(set_to_none=True)  # free last iteration's gradients before measuring
+    step.z_in = step.z
+    if dev.type == "cuda":
+        synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        step()
+        synchronize(dev)
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    if dev.type != "cpu":
+        return None
+    tensors = [step.z, step.y, *step.net.parameters(), *step.net.buffers()]
+    tensors += [t for state in step.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    persistent = sum(t.numel() * t.element_size() for t in tensors)
+    return (persistent + _cpu_iteration_peak(step)) / 2**20
+
+
+def _cpu_iteration_peak(step: FitStep) -> int:
+    """Highest running total of bytes allocated during one iteration, from the profiler's memory events."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        events = [e["args"] for e in json.loads(trace.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+    if not events:
+        return 0
+    start = events[0]["Total Allocated"] - events[0]["Bytes"]
+    return max(0, max(e["Total Allocated"] for e in events) - start)
+
+
+def time_alternating(
+    runs: dict[str, Callable[[], object]], dev: torch.device, *, warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    """Seconds of each run, interleaved A B, B A, A B, ... so that a change in machine load hits all alike."""
+    names = list(runs)
+    for _ in range(warmup):
+        for name in names:
+            runs[name]()
+    synchronize(dev)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            runs[name]()
+            synchronize(dev)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def run_case(
+    config: str,
+    size: int,
+    dev: torch.device,
+    *,
+    warmup: int = 2,
+    repeats: int = 5,
+    variant: str = "both",
+    memory: bool = True,
+) -> Case:
+    """Benchmark one configuration at one size; ``variant`` "both", "engine" or "reference"."""
+    if variant not in ("both", "engine", "reference"):
+        raise ConfigError(f"variant={variant!r}; choose both, engine or reference.")
+    names = ["reference", "engine"] if variant == "both" else [variant]
+    steps = {name: make_step(config, size, dev, reference=name == "reference") for name in names}
+    flops = count_flops(steps[names[0]])  # the same arithmetic in every precision
+    peaks = {name: peak_memory_mib(step) if memory else None for name, step in steps.items()}
+    times = time_alternating(steps, dev, warmup=warmup, repeats=repeats)
+    timing = {
+        name: Timing(statistics.median(t), tuple(t), flops / statistics.median(t) / 1e9, peaks[name])
+        for name, t in times.items()
+    }
+    ratio = None
+    if variant == "both":
+        ratio = statistics.median(e / r for e, r in zip(times["engine"], times["reference"]))
+    fit = get_preset(CONFIGS[config]).fit
+    return Case(
+        config,
+        size,
+        flops,
+        precision_name(fit.precision, dev),
+        uses_channels_last(fit, dev),
+        timing.get("engine"),
+        timing.get("reference"),
+        ratio,
+    )
+
+
+def conv_throughput(
+    dev: torch.device,
+    *,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    size: int = 256,
+    channels: int = 128,
+    warmup: int = 1,
+    repeats: int = 10,
+) -> float:
+    """GFLOP/s of a 3x3, ``channels``-to-``channels`` convolution on a ``size``^2 map, forward and backward.
+
+    The machine's speed at the work that dominates the net, to read the achieved GFLOP/s against. The best
+    of ``repeats`` runs: what the hardware can do (other load only ever slows a run down).
+    """
+    mem = torch.channels_last if channels_last else torch.contiguous_format
+    conv = nn.Conv2d(channels, channels, 3, padding=1).to(dev, memory_format=mem)
+    x = torch.randn(1, channels, size, size, device=dev).contiguous(memory_format=mem).requires_grad_()
+    amp = autocast_dtype(precision, dev)
+
+    def run():
+        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = conv(x)
+        out.backward(torch.ones_like(out))
+
+    flops = count_flops(run)
+    times = time_alternating({"conv": run}, dev, warmup=warmup, repeats=repeats)["conv"]
+    return flops / min(times) / 1e9
+
+
+def machine_info(dev: torch.device) -> dict:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "device": describe_device(dev),
+        "cpu": cpu,
+        "cpu_bf16": cpu_supports_bf16(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def run_bench(
+    configs: list[str],
+    sizes: list[int],
+    dev: torch.device,
+    *,
+    warmup: int = 2,
+    repeats: int = 5,
+    variant: str = "both",
+    memory: bool = True,
+    conv: bool = True,
+    log: Callable[[str], None] = lambda msg: None,
+) -> dict:
+    """Every configuration at every size, plus the machine's conv throughput; a JSON-ready dict."""
+    report = {"machine": machine_info(dev), "conv_gflops": {}, "cases": []}
+    if conv:
+        engine = get_preset(CONFIGS["denoise"]).fit
+        computes, nhwc = precision_name(engine.precision, dev), uses_channels_last(engine, dev)
+        variants = {"fp32 NCHW": ("fp32", False)}
+        if (computes, nhwc) != ("fp32", False):  # else the engine's conv is the row above
+            variants[f"engine ({computes}, {'NHWC' if nhwc else 'NCHW'})"] = (engine.precision, nhwc)
+        for label, (precision, cl) in variants.items():
+            log(f"conv throughput, {label}")
+            report["conv_gflops"][label] = conv_throughput(dev, precision=precision, channels_last=cl)
+    for size in sizes:
+        for config in configs:
+            log(f"{config} at {size}x{size}: warm-up {warmup}, {repeats} timed iterations per variant")
+            case = run_case(config, size, dev, warmup=warmup, repeats=repeats, variant=variant, memory=memory)
+            report["cases"].append(asdict(case))
+    return report
+
+
+def allocator_check(
+    config: str,
+    size: int,
+    *,
+    rounds: int = 3,
+    warmup: int = 1,
+    repeats: int = 2,
+    log: Callable[[str], None] = lambda msg: None,
+) -> dict:
+    """The effect of ``tune_allocator`` on CPU, measured in fresh processes (it cannot be undone in one).
+
+    Each round runs three processes in turn: the reference with glibc's default allocator, the reference
+    tuned, the engine tuned. Returns the median seconds of each and their ratios.
+    """
+    variants = {
+        "reference, glibc defaults": ["--variant", "reference", "--default-allocator"],
+        "reference, tuned allocator": ["--variant", "reference"],
+        "engine, tuned allocator": ["--variant", "engine"],
+    }
+    times = {name: [] for name in variants}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    for r in range(rounds):
+        for name, flags in variants.items():
+            log(f"allocator check {config} {size}x{size}, round {r + 1}/{rounds}: {name}")
+            cmd = [
+                sys.executable,
+                "-m",
+                "dip",
+                "bench",
+                "--json",
+                "--no-conv",
+                "--no-memory",
+                "--configs",
+                config,
+                "--sizes",
+                str(size),
+                "--warmup",
+                str(warmup),
+                "--repeats",
+                str(repeats),
+                "--device",
+                "cpu",
+                "--threads",
+                str(torch.get_num_threads()),
+                *flags,
+            ]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            case = json.loads(out)["cases"][0]
+            times[name] += case["engine" if "engine" in name else "reference"]["times"]
+    med = {name: statistics.median(t) for name, t in times.items()}
+    default, tuned, engine = med.values()
+    return {
+        "config": config,
+        "size": size,
+        "seconds": med,
+        "times": times,
+        "allocator_ratio": tuned / default,
+        "engine_vs_default_reference": engine / default,
+    }
+
+
+def format_report(report: dict) -> str:
+    """Markdown tables of a ``run_bench`` report (and its allocator check, when present)."""
+    m = report["machine"]
+    lines = [
+        f"{m['date']} · {m['device']} · {m['cpu']}{' (bf16)' if m.get('cpu_bf16') else ''} · torch {m['torch']}"
+        f" · allocator {m.get('allocator', 'tuned')}",
+        "",
+    ]
+    if report["conv_gflops"]:
+        conv = " · ".join(f"{k}: {v:.0f} GFLOP/s" for k, v in report["conv_gflops"].items())
+        lines += [f"3x3 conv, 128 channels, 256x256, forward + backward, best of 10: {conv}", ""]
+    engine_conv = list(report["conv_gflops"].values())[-1] if report["conv_gflops"] else None
+    lines += [
+        "| config | size | GFLOP/iter | reference s/iter | engine s/iter | engine / reference | speed-up "
+        "| engine GFLOP/s (% of conv) | peak MiB reference / engine |",
+        "|" + "---|" * 9,
+    ]
+    for c in report["cases"]:
+        ref, eng = c["reference"] or {}, c["engine"] or {}
+        share = f" ({100 * eng['gflops'] / engine_conv:.0f} %)" if eng and engine_conv else ""
+        lines.append(
+            " | ".join(
+                [
+                    f"| {c['config']}",
+                    f"{c['size']}²",
+                    f"{c['flops'] / 1e9:.0f}",
+                    _num(ref.get("seconds")),
+                    _num(eng.get("seconds")) + f" ({c['precision']}{', NHWC' if c['channels_last'] else ''})",
+                    _num(c["ratio"]),
+                    _num(1 / c["ratio"] if c["ratio"] else None, "×"),
+                    (f"{eng['gflops']:.0f}" + share) if eng else "–",
+                    f"{_num(ref.get('peak_memory_mib'), fmt='.0f')} / {_num(eng.get('peak_memory_mib'), fmt='.0f')} |",
+                ]
+            )
+        )
+    for a in report.get("allocator_check", []):
+        if a == report["allocator_check"][0]:
+            lines += [
+                "",
+                "| config | size | reference, glibc defaults | reference, tuned allocator "
+                "| engine, tuned allocator | tuned / default | engine / default reference |",
+                "|" + "---|" * 7,
+            ]
+        s = list(a["seconds"].values())
+        lines.append(
+            f"| {a['config']} | {a['size']}² | {s[0]:.2f} s | {s[1]:.2f} s | {s[2]:.2f} s "
+            f"| {a['allocator_ratio']:.2f} | {a['engine_vs_default_reference']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: Optional[float], suffix: str = "", fmt: str = ".2f") -> str:
+    return "–" if value is None else f"{value:{fmt}}{suffix}"
+
+
+def _parse_list(text: str, name: str, parse: Callable = str) -> list:
+    try:
+        return [parse(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--{name} {text!r}: expected comma-separated values such as 256,512.") from None
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """The ``bench`` subcommand: prints the tables (or JSON) to stdout, progress to stderr."""
+    if args.repeats < 1 or args.warmup < 0:
+        raise ConfigError(
+            f"--repeats {args.repeats} --warmup {args.warmup}: need at least 1 timed iteration and no negative warm-up."
+        )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    else:
+        tune_threads()
+    dev = pick_device(args.device)
+    if dev.type == "cpu" and not args.default_allocator:
+        tune_allocator()  # as fit() does; before the first large allocation
+    configs, sizes = _parse_list(args.configs, "configs"), _parse_list(args.sizes, "sizes", int)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    report = run_bench(
+        configs,
+        sizes,
+        dev,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        variant=args.variant,
+        memory=not args.no_memory,
+        conv=not args.no_conv,
+        log=log,
+    )
+    report["machine"]["allocator"] = "glibc defaults" if args.default_allocator or dev.type != "cpu" else "tuned"
+    if args.allocator_check and dev.type == "cpu":
+        report["allocator_check"] = [allocator_check(c, s, log=log) for s in sizes for c in configs]
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``bench`` subcommand to ``python -m dip``."""
+    p = subparsers.add_parser("bench", help="seconds, FLOPs and memory per iteration against float32 NCHW")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--sizes", default="256,512", help="comma-separated image sides in px (default: %(default)s)")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from %(default)s")
+    p.add_argument("--repeats", type=int, default=5, help="timed iterations per variant; the median is reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations per variant first (default 2)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    p.add_argument("--threads", type=int, help="CPU threads (default: one per core this process may use)")
+    p.add_argument(
+        "--allocator-check",
+        action="store_true",
+        help="also time the reference with glibc's default allocator, in fresh processes (CPU)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=["both", "engine", "reference"],
+        default="both",
+        help="time both alternately (default), or only one",
+    )
+    p.add_argument("--default-allocator", action="store_true", help="leave glibc's allocator untuned")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--no-conv", action="store_true", help="skip the conv throughput measurement")
+    p.set_defaults(handler=run_cli)

@@ -1,0 +1,585 @@
+"""``python -m dip reproduce``: the lab's experiments (and the paper's presets) on the paper's images.
+
+Writes, under ``--out``: ``results.json`` and ``results.md`` (rewritten after every case, so a long run
+that stops keeps what it finished), ``figures/`` (per case a progress strip and the loss/PSNR curves as PNG)
+and ``runs/<case>/`` (each case's full run folder: images, history.csv with every iteration, snapshots,
+metrics.json, config.json, baselines.json). While a case runs, its folder holds ``checkpoint.pt`` (the fit's
+state, saved every ``--checkpoint-every`` iterations; the impedance case one ``checkpoint-TARGET.pt`` per target):
+running the same command again continues an interrupted case from there instead of from the start, and the files
+are removed once the case is written.
+
+Every fit also feeds an ES-EMV detector from its per-iteration snapshots, so both ground-truth-free
+detectors are measured on the same trajectory (ES-WMV runs inside the fit loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from dip.cli.progress import FitProgress, add_checkpoint_flag, continue_bar, progress_bar
+from dip.core.baselines import denoise_baselines, inpaint_baselines, sr_baselines
+from dip.core.checkpoint import Checkpoint
+from dip.core.errors import ConfigError, ImageError
+from dip.core.fit import Snapshot
+from dip.core.images import load_image, save_image
+from dip.core.metrics import psnr
+from dip.core.presets import Preset, get_preset
+from dip.core.runio import preset_as_dict, write_baselines, write_json, write_run
+from dip.core.stopping import ExponentialVariance
+from dip.core.tasks import load_for, make_problem, prepare_image, solve, summarize
+from dip.lab.figures import history_curves, pick_evenly, progress_strip
+from dip.lab.reproduce_md import machine_info, render_markdown
+
+GROUPS = ("denoise", "sr", "inpaint", "impedance", "stopping")
+DEFAULT_GROUPS = ("denoise", "sr", "inpaint", "impedance")
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+IMPEDANCE_CHECKPOINTS = (100, 300, 1000, 2400)  # of the lab's 2400 iterations; scaled with the run
+
+
+@dataclass(frozen=True)
+class Case:
+    """One experiment: a preset on an image (from --images, or --samples for the "samples" set)."""
+
+    group: str
+    preset: str
+    image: str
+    set: str = "lab"  # "lab", "paper" or "samples"
+    mask: Optional[str] = None
+    border: int = 0  # also report PSNR with this many border pixels excluded (F16's corrupted frame)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.preset}-{Path(self.image).stem}"
+
+
+LAB_CASES = (
+    Case("denoise", "lab-denoise", "F16_GT.png", border=1),
+    Case("sr", "lab-sr", "zebra_GT.png"),
+    Case("inpaint", "lab-inpaint", "kate.png", mask="kate_mask.png"),
+    Case("impedance", "lab-impedance", "F16_GT.png"),
+)
+PAPER_CASES = (
+    Case("denoise", "f16", "F16_GT.png", "paper", border=1),
+    Case("sr", "zebra-x4", "zebra_GT.png", "paper"),
+    Case("sr", "zebra-x8", "zebra_GT.png", "paper"),
+    Case("inpaint", "barbara", "barbara.png", "paper"),
+)
+PRESET_NAMES = {c.preset for c in LAB_CASES + PAPER_CASES}  # --only may name one instead of a group
+
+
+def sample_cases(samples: Path) -> tuple[Case, ...]:
+    """lab-denoise on every PNG of the sample folder (the stopping study)."""
+    return tuple(Case("stopping", "lab-denoise", p.name, "samples") for p in sorted(Path(samples).glob("*.png")))
+
+
+def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case]:
+    """The cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples.
+
+    An item of ``only`` may also name a preset (e.g. "barbara") or one case by its run folder (e.g.
+    "lab-denoise-chelsea"): that case runs on its own, paper preset or not. Naming cases lets a multi-hour
+    study go on with the cases it has not finished, without running the finished ones again.
+    """
+    named = lambda c: c.preset in only or c.slug in only
+    chosen = [c for c in LAB_CASES if c.group in only or named(c)]
+    chosen += [c for c in PAPER_CASES if (paper and c.group in only) or named(c)]
+    return chosen + [c for c in sample_cases(samples) if "stopping" in only or named(c)]
+
+
+def case_names(samples: Path) -> set[str]:
+    """The run-folder names ``--only`` accepts besides groups and presets."""
+    return {c.slug for c in LAB_CASES + PAPER_CASES + sample_cases(samples)}
+
+
+def adjust_preset(preset: Preset) -> Preset:
+    """Hook applied to every preset after scaling (identity; tests swap in a tiny network)."""
+    return preset
+
+
+def scale_preset(preset: Preset, scale: float, seed: int, precision: str = "auto") -> Preset:
+    """The preset with iterations (and, for a reduced run, snapshot spacing and ES patience) multiplied by
+    ``scale``, and the seed set.
+
+    A reduced run keeps the ES-WMV window at the preset's (100) unless that is more than a quarter of the
+    run: a window scaled down with the run (10 at scale 0.1) is dominated by the step-to-step jitter that
+    the input noise causes and finds spurious minima in the first few dozen iterations (seen on F16 at
+    128 px: window 10 picked iteration 39, 18.5 dB; windows 50 and 100 picked the oracle's end, 24.6 dB).
+    """
+    iterations = max(1, round(preset.fit.iterations * scale))
+    fit = {"iterations": iterations, "seed": seed}
+    if precision != "auto":
+        fit["precision"] = precision
+    if scale != 1.0:
+        window = min(preset.fit.es_window, max(2, iterations // 4))
+        fit.update(
+            snapshot_every=max(1, round(preset.fit.snapshot_every * scale)),
+            es_window=window,
+            es_patience=max(window, round(preset.fit.es_patience * scale)),
+        )
+    return adjust_preset(preset.with_overrides(fit=fit))
+
+
+class _Watcher:
+    """Per-iteration snapshots: feeds an ES-EMV detector and keeps every ``keep_every``-th for the strip."""
+
+    def __init__(self, preset: Preset, label: str):
+        f = preset.fit
+        self.keep_every = f.snapshot_every
+        self.emv = ExponentialVariance(alpha=0.1, patience=f.es_patience, warmup=f.es_window)
+        self.kept: list[Snapshot] = []
+        self.fed = 0
+        self.bar = progress_bar(f.iterations, label)
+
+    def snapshot(self, s: Snapshot) -> None:
+        if s.iteration > self.fed:  # the fit may repeat the last iteration's snapshot at the end
+            self.fed = s.iteration
+            self.emv.update(s.iteration, torch.from_numpy(s.image))
+        if s.iteration % self.keep_every == 0 or s.iteration == self.bar.total:
+            self.kept.append(s)
+
+    def step(self, _rec) -> None:
+        self.bar.update(1)
+
+    def state_dict(self) -> dict:
+        return {"emv": self.emv.state_dict(), "fed": self.fed, "kept": [s.to_state() for s in self.kept]}
+
+    def load_state_dict(self, state: dict) -> None:
+        # the checkpoint is mapped to the fit's device; this side detector works on host arrays
+        on_host = lambda t: t.cpu() if isinstance(t, torch.Tensor) else t
+        self.emv.load_state_dict({k: on_host(v) for k, v in state["emv"].items()})
+        self.kept = [Snapshot.from_state(k) for k in state["kept"]]
+        self.fed = state["fed"]
+        continue_bar(self.bar, self.fed, f"{self.bar.desc}: continuing from the checkpoint at iteration {self.fed}")
+
+
+def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
+    """A mask file brought to the prepared image's size by the same resizing and cropping."""
+    m = prepare_image(load_image(path, mode="grey"), preset.with_overrides(grey=False), max_side=max_side)
+    m = (m[..., 0] > 0.5).astype(np.float32)
+    if m.shape != image.shape[:2]:
+        raise ImageError(
+            f"{path.name} is {m.shape[1]}x{m.shape[0]} px after preparation but the image is "
+            f"{image.shape[1]}x{image.shape[0]} px; the mask must match its image."
+        )
+    return m
+
+
+def _baselines(preset: Preset, problem) -> list:
+    if problem.task == "denoise":
+        return denoise_baselines(problem.y, preset.sigma_255, x_true=problem.x_true)
+    if problem.task == "sr":
+        return sr_baselines(problem.y, preset.factor, problem.shape, x_true=problem.x_true)
+    return inpaint_baselines(problem.y, problem.mask, x_true=problem.x_true)
+
+
+def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict) -> dict:
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    paths = {"progress": f"figures/{slug}_progress.png", "curves": f"figures/{slug}_curves.png"}
+    progress_strip(frames, max_frames=len(frames)).save(out / paths["progress"])
+    history_curves(rows, markers=markers, title=f"{slug}: loss").save(out / paths["curves"])
+    return paths
+
+
+def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
+    """Denoise / SR / inpaint case: fit, baselines, run folder, figures; returns its results.json record."""
+    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
+    image = load_for(preset, path, max_side=opts.max_side)
+    mask = _load_mask(path.parent / case.mask, preset, image, opts.max_side) if case.mask else None
+    problem = make_problem(preset, image, mask=mask, seed=opts.seed)
+    baselines = _baselines(preset, problem)
+    watch = _Watcher(preset, case.slug)
+    run_preset = preset.with_overrides(fit={"snapshot_every": 1})  # every output goes to the EMV detector
+    run_dir = out / "runs" / case.slug
+    checkpoint = (
+        Checkpoint(run_dir / "checkpoint.pt", opts.checkpoint_every, extra=watch) if opts.checkpoint_every else None
+    )
+    try:
+        result = solve(
+            run_preset,
+            problem,
+            device=opts.device,
+            on_step=watch.step,
+            on_snapshot=watch.snapshot,
+            checkpoint=checkpoint,
+        )
+    finally:
+        watch.bar.close()
+    metrics = summarize(preset, problem, result, border=case.border)
+    gt = problem.x_true
+    emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
+    metrics.update(
+        psnr_blind_emv=psnr(gt, emv_image) if emv_image is not None else None,
+        blind_iteration_emv=watch.emv.best_iteration,
+        es_window=preset.fit.es_window,
+        image=case.image,
+        emv_side_detector=True,
+    )  # summarize records es_patience
+    border_psnr = {}
+    if case.border:
+        metrics["psnr_observed_border_excluded"] = psnr(gt, problem.degraded, border=case.border)
+        for key, x in (("best", result.best), ("blind", result.blind), ("blind_emv", emv_image)):
+            metrics[f"psnr_{key}_border_excluded"] = psnr(gt, x, border=case.border) if x is not None else None
+        border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines}
+    write_run(
+        run_dir,
+        metrics=metrics,
+        config=preset_as_dict(run_preset),
+        result=result,
+        degraded=problem.degraded,
+        x_true=gt,
+        mask=problem.mask,
+        snapshots=watch.kept,
+    )
+    if emv_image is not None:
+        save_image(emv_image, run_dir / "blind_emv.png")
+    write_baselines(run_dir, baselines, border_psnr=border_psnr)
+    frames = (
+        [("input", problem.degraded)]
+        + [(f"it {s.iteration}", s.image) for s in pick_evenly(watch.kept, 6)]
+        + [("ground truth", gt)]
+    )
+    markers = {
+        "best": metrics["best_iteration"],
+        "WMV": metrics["blind_iteration"],
+        "EMV": metrics["blind_iteration_emv"],
+    }
+    figures = _figures(out, case.slug, frames, [r.__dict__ for r in result.history], markers)
+    record = {
+        "group": case.group,
+        "task": problem.task,
+        "image": case.image,
+        "preset": case.set,
+        "preset_name": preset.name,
+        "precision": result.precision,
+        "factor": preset.factor if problem.task == "sr" else None,
+        "sigma_255": preset.sigma_255 if problem.task == "denoise" else None,
+    }
+    record.update({k: v for k, v in metrics.items() if k not in ("task", "preset", "cancelled", "image")})
+    record.update(
+        baselines={b.name: b.psnr for b in baselines},
+        baseline_seconds={b.name: round(b.seconds, 3) for b in baselines},
+        baseline_labels={b.name: b.label for b in baselines},
+        folder=f"runs/{case.slug}",
+        figures=figures,
+    )
+    if border_psnr:
+        record["baselines_border_excluded"] = border_psnr
+    if result.resumed_from:
+        record["resumed_from"] = result.resumed_from
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)  # the case is written; a rerun starts it afresh
+    return record
+
+
+def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
+    """Noise impedance (Fig. 2): loss of the four targets at a few iterations and their ordering."""
+    from dip.core.impedance import TARGETS, remove_checkpoints, run_impedance, target_checkpoints, write_impedance_run
+
+    preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
+    image = load_for(preset, path, max_side=opts.max_side)
+    n = preset.fit.iterations
+    run_dir = out / "runs" / case.slug
+    bars = {name: FitProgress(n, f"{case.slug}: {name}") for name in TARGETS}
+    checkpoints = target_checkpoints(run_dir, opts.checkpoint_every, extras=bars) if opts.checkpoint_every else {}
+    try:
+        res = run_impedance(
+            preset,
+            image,
+            device=opts.device,
+            on_step=lambda name, r: bars[name].step(r),
+            on_snapshot=lambda name, s: bars[name].snapshots.append(s),
+            checkpoints=checkpoints,
+        )
+    finally:
+        for b in bars.values():
+            b.close()
+    metrics = write_impedance_run(run_dir, preset, res, snapshots={k: b.snapshots for k, b in bars.items()})
+    at = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
+    fig2 = res.ordering(at)
+    rows = [
+        {"iteration": h.iteration, "loss": h.loss, "target": name} for name, r in res.results.items() for h in r.history
+    ]
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    figures = {"curves": f"figures/{case.slug}_curves.png"}
+    history_curves(rows, title="noise impedance: loss per target").save(out / figures["curves"])
+    frames = [(name, t) for name, t in res.targets.items()] + [(f"fit: {k}", r.output) for k, r in res.results.items()]
+    figures["progress"] = f"figures/{case.slug}_progress.png"
+    progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
+    remove_checkpoints(checkpoints)  # the case is written; a rerun starts it afresh
+    return {
+        "group": case.group,
+        "task": "impedance",
+        "image": case.image,
+        "preset": case.set,
+        "preset_name": preset.name,
+        "precision": next(iter(res.results.values())).precision,
+        "factor": None,
+        "iterations": n,
+        "shape": metrics["shape"],
+        "psnr_observed": None,
+        "psnr_final": None,
+        "psnr_ema": None,
+        "psnr_best": None,
+        "best_iteration": None,
+        "psnr_blind": None,
+        "blind_iteration": None,
+        "baselines": {},
+        "loss_at": {str(c): res.loss_at(c) for c in at},
+        "relative_loss_at": {str(c): v for c, v in fig2["relative"]["loss_at"].items()},
+        "fig2": {
+            m: {
+                "order_at": {str(c): o for c, o in f["order_at"].items()},
+                "mean_loss": f["mean_loss"],
+                "speed_order": f["speed_order"],
+                "holds": f["holds"],
+            }
+            for m, f in fig2.items()
+        },
+        "fig2_order_holds": fig2["mse"]["holds"],
+        "fig2_order_holds_relative": fig2["relative"]["holds"],
+        "targets": metrics["targets"],
+        "seconds": metrics["seconds"],
+        "device": metrics["device"],
+        "seed": preset.fit.seed,
+        "folder": f"runs/{case.slug}",
+        "figures": figures,
+    }
+
+
+def reproduce(
+    images: Path,
+    out: Path,
+    *,
+    only: tuple[str, ...] = DEFAULT_GROUPS,
+    paper_presets: bool = False,
+    iters_scale: float = 1.0,
+    max_side: Optional[int] = None,
+    device: Optional[str] = None,
+    seed: int = 0,
+    precision: str = "auto",
+    samples: Path = SAMPLES,
+    command: str = "",
+    checkpoint_every: int = 100,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
+
+    Raises
+    ------
+    ConfigError for unknown groups or a non-positive scale; ImageError when an image file is missing.
+
+    Every fit (each impedance target too) saves its state every ``checkpoint_every`` iterations (0: never) in its run
+    folder, and continue from it when the same command runs again after an interruption.
+    """
+    cases_known = case_names(Path(samples))
+    unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES and g not in cases_known]
+    if unknown:
+        raise ConfigError(
+            f"--only {','.join(unknown)}: unknown group; choose from {', '.join(GROUPS)}, or a "
+            f"preset: {', '.join(sorted(PRESET_NAMES))}, or a case: {', '.join(sorted(cases_known))}."
+        )
+    if checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every {checkpoint_every}; use 0 (no checkpoints) or a number of iterations.")
+    if not iters_scale > 0:
+        raise ConfigError(f"--iters-scale {iters_scale}; must be positive (1 = the presets' iterations).")
+    cases = select_cases(tuple(only), paper_presets, Path(samples))
+    paths = {c: (Path(samples) if c.set == "samples" else Path(images)) / c.image for c in cases}
+    needed = sorted({str(p) for p in paths.values()} | {str(paths[c].parent / c.mask) for c in cases if c.mask})
+    missing = [p for p in needed if not Path(p).is_file()]
+    if missing:
+        raise ImageError(
+            f"missing image files: {', '.join(missing)}. --images must be the folder of the paper's "
+            "images (shared/paper_images: F16_GT.png, zebra_GT.png, kate.png, kate_mask.png, "
+            "barbara.png)."
+        )
+    if not cases:
+        raise ConfigError("no case selected; check --only (and --samples for the stopping group).")
+    _preflight(cases, paths, iters_scale, max_side, seed, precision)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    opts = argparse.Namespace(
+        iters_scale=iters_scale,
+        max_side=max_side,
+        device=device,
+        seed=seed,
+        precision=precision,
+        checkpoint_every=checkpoint_every,
+    )
+    date = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results = {
+        "date": date,
+        "command": command,
+        "machine": machine_info(device),
+        "settings": {
+            "images": str(images),
+            "only": list(only),
+            "paper_presets": paper_presets,
+            "iters_scale": iters_scale,
+            "max_side": max_side,
+            "seed": seed,
+            "precision": precision,
+            "reduced": iters_scale != 1.0 or max_side is not None,
+        },
+        "cases": [],
+    }
+    earlier = _earlier_results(out, results["settings"], log)
+    results["invocations"] = earlier.get("invocations", []) + [
+        {"date": date, "command": command, "device": results["machine"]["device"], "cpu": results["machine"]["cpu"]}
+    ]
+    for k, case in enumerate(cases, start=1):
+        log(f"[{k}/{len(cases)}] {case.slug}")
+        run = run_impedance_case if case.group == "impedance" else run_restoration
+        results["cases"].append({**run(case, paths[case], out, opts), "date": time.strftime("%Y-%m-%d %H:%M %Z")})
+        _write(out, _merged(earlier.get("cases", []), results))
+    return _merged(earlier.get("cases", []), results)
+
+
+def _merged(earlier_cases: list[dict], results: dict) -> dict:
+    """``results`` with the earlier cases it did not run again in front (in their order)."""
+    key = lambda c: (c["group"], c["preset_name"], c["image"])
+    done = {key(c) for c in results["cases"]}
+    return {**results, "cases": [c for c in earlier_cases if key(c) not in done] + results["cases"]}
+
+
+def _earlier_results(out: Path, settings: dict, log: Callable[[str], None]) -> dict:
+    """results.json already in ``out`` from a run with the same scale, size, seed and precision, else {}.
+
+    Full-size cases take hours on a CPU, so they are run a few at a time (``--only``) into one folder: each
+    invocation keeps the other cases' records and replaces those it runs again.
+    """
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+        same = (
+            all(earlier["settings"][k] == settings[k] for k in ("iters_scale", "max_side", "seed"))
+            and earlier["settings"].get("precision", "auto") == settings["precision"]
+        )
+    except (ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        log(f"{path} was written with other settings (or is unreadable); it will be replaced.")
+        return {}
+    invocations = earlier.get("invocations") or [
+        {
+            "date": earlier.get("date"),
+            "command": earlier.get("command"),
+            "device": earlier.get("machine", {}).get("device"),
+        }
+    ]
+    return {"cases": earlier.get("cases", []), "invocations": invocations}
+
+
+def _preflight(
+    cases: list[Case], paths: dict, iters_scale: float, max_side: Optional[int], seed: int, precision: str
+) -> None:
+    """Load and prepare every image (and mask) before the first fit, so a bad setting fails in seconds."""
+    for case in cases:
+        preset = scale_preset(get_preset(case.preset), iters_scale, seed, precision)
+        try:
+            image = load_for(preset, paths[case], max_side=max_side)
+            if case.mask:
+                _load_mask(paths[case].parent / case.mask, preset, image, max_side)
+        except ImageError as err:
+            hint = f" (at --max-side {max_side}; use a larger value)" if max_side else ""
+            raise ImageError(f"case {case.slug}: {err}{hint}") from None
+
+
+def _write(out: Path, results: dict) -> None:
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(render_markdown(results))
+
+
+def register(subparsers) -> None:
+    """Add the ``reproduce`` subcommand to the ``python -m dip`` parser."""
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run the lab experiments (and paper presets) on the paper's images",
+        description="Run the lab experiments (and, with --paper-presets, the official "
+        "notebooks' presets) on the paper's images; write results.md, "
+        "results.json, figures and run folders.",
+    )
+    p.add_argument("--images", required=True, type=Path, help="folder with the paper's images (shared/paper_images)")
+    p.add_argument("--out", required=True, type=Path, help="output folder for results.md/json, figures and runs")
+    p.add_argument(
+        "--only",
+        default=",".join(DEFAULT_GROUPS),
+        help=f"comma-separated groups among {','.join(GROUPS)}, preset names (e.g. barbara) or case "
+        "names (run folders, e.g. lab-denoise-chelsea) to run just those cases "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--iters-scale",
+        type=float,
+        default=1.0,
+        help="multiply every preset's iterations (and ES window/patience, snapshot spacing) by F",
+    )
+    p.add_argument(
+        "--paper-presets",
+        action="store_true",
+        help="also run the official notebooks' presets (f16, zebra-x4, zebra-x8, barbara)",
+    )
+    p.add_argument("--max-side", type=int, help="downscale images first so the longer side is at most PX (quick runs)")
+    p.add_argument("--samples", type=Path, default=SAMPLES, help="folder of the stopping study's images")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, input code and degradation (default 0)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="arithmetic of the fits (default auto: bf16 autocast where the hardware has it); "
+        "fp32 gives the float32 counterpart of a run",
+    )
+    add_checkpoint_flag(p, "OUT/runs/CASE/checkpoint.pt (removed once the case is written)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Handler of ``python -m dip reproduce``."""
+    only = tuple(g.strip() for g in args.only.split(",") if g.strip())
+    argv = sys.argv[1:]
+    command = "python -m dip " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["reproduce"] else ""
+    results = reproduce(
+        args.images,
+        args.out,
+        only=only,
+        paper_presets=args.paper_presets,
+        iters_scale=args.iters_scale,
+        max_side=args.max_side,
+        device=args.device,
+        seed=args.seed,
+        precision=args.precision,
+        checkpoint_every=args.checkpoint_every,
+        samples=args.samples,
+        command=command or _command_from_args(args),
+    )
+    print(f"wrote {args.out / 'results.md'} and results.json ({len(results['cases'])} cases)")
+    return 0
+
+
+def _command_from_args(args: argparse.Namespace) -> str:
+    parts = ["python -m dip reproduce", f"--images {args.images}", f"--out {args.out}", f"--only {args.only}"]
+    if args.iters_scale != 1.0:
+        parts.append(f"--iters-scale {args.iters_scale}")
+    if args.paper_presets:
+        parts.append("--paper-presets")
+    if args.max_side:
+        parts.append(f"--max-side {args.max_side}")
+    parts += [f"--device {args.device}", f"--seed {args.seed}", f"--precision {args.precision}"]
+    return " ".join(parts)
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a results.json."""
+    return json.loads(Path(path).read_text())

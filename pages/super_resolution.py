@@ -1,0 +1,19 @@
+"""Super-resolution ×4 or ×8 through the Lanczos downsampler, beside bicubic and nearest upsampling."""
+
+import streamlit as st
+
+from ui import inputs, panels, state, widgets
+
+state.run_through_entry_point()
+TASK = "sr"
+st.title("Super-resolution")
+st.caption("The network's output, downsampled, must match the low-resolution image; the prior fills in the detail.")
+
+picked = inputs.image_picker(TASK, blind_label="Upload a low-resolution image (blind)")
+s = widgets.settings(TASK, picked, extra=widgets.sr_factor)
+image = widgets.prepared(picked, s) if picked and s else None
+problem = widgets.problem_for(picked, s, image) if image is not None else None
+if problem is not None:
+    info = widgets.observation(problem, source=picked.name, preset=s.preset)
+    widgets.run_area(TASK, s, info, problem=problem)
+panels.job_panel(TASK)
