@@ -268,8 +268,3 @@ def inpaint_baselines(y: np.ndarray, mask: np.ndarray, *, x_true: Optional[np.nd
             y.shape,
         )
     ]
-
-
-def baseline_records(baselines: list[Baseline]) -> list[dict]:
-    """JSON-ready records (name, label, psnr, seconds, settings) of a list of baselines."""
-    return [b.as_record() for b in baselines]

@@ -341,13 +341,6 @@ def save_image(x: np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
-def encode_png(x: np.ndarray) -> bytes:
-    """float (H, W, C) image -> PNG bytes (for downloads)."""
-    buf = io.BytesIO()
-    to_pil(x).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def center_crop_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     """Centre-crop (H, W, C) to the largest multiple of ``multiple`` per side, as the official ``crop_image``."""
     h, w = x.shape[:2]

@@ -62,10 +62,6 @@ class ImpedanceResult:
         """``fig2_ordering`` of this run's losses at the given iterations."""
         return fig2_ordering(self.losses, {n: float(t.var()) for n, t in self.targets.items()}, checkpoints)
 
-    def iterations_to_reach(self, loss: float) -> dict[str, Optional[int]]:
-        """First iteration at which each target's loss is at or below ``loss`` (None if never)."""
-        return {name: next((i + 1 for i, v in enumerate(ls) if v <= loss), None) for name, ls in self.losses.items()}
-
 
 def fig2_ordering(losses: dict[str, list[float]], variances: dict[str, float], checkpoints) -> dict:
     """Fig. 2's claim (natural image fits fastest, noise slowest), checked two ways.

@@ -83,12 +83,3 @@ class PixelMask(nn.Module):
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height, width
-
-
-def observed_fraction(op: nn.Module) -> float:
-    """Fraction of the image the operator observes (1 for identity; kept pixels for a mask)."""
-    if isinstance(op, PixelMask):
-        return float(op.mask.mean())
-    if isinstance(op, Lanczos2Downsampler):
-        return 1.0 / op.factor**2
-    return 1.0

@@ -87,13 +87,6 @@ def wipe(left: np.ndarray, right: np.ndarray, position: int) -> np.ndarray:
     return out
 
 
-def abs_error(x: np.ndarray, x_true: np.ndarray) -> np.ndarray:
-    """|x - x_true| averaged over channels as a uint8 heat map (brighter = larger error, x4 gain)."""
-    x_true = fit_to(x_true, x)
-    err = np.abs(x.astype(np.float32) - x_true.astype(np.float32)).mean(axis=2)
-    return np.clip(err * 4, 0, 255).astype(np.uint8)
-
-
 @dataclass
 class UploadInfo:
     """What an uploaded file is, read from its header without decoding the pixels."""
