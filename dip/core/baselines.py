@@ -74,7 +74,8 @@ def unavailable_baselines(task: str) -> dict[str, str]:
     return {n: OPTIONAL[n][1] for n in names if not _has_module(OPTIONAL[n][0])}
 
 
-def _check_image(x: np.ndarray, what: str) -> None:
+def check_image(x: np.ndarray, what: str) -> None:
+    """Raise ImageError naming ``what`` unless ``x`` is a float (H, W, 1 or 3) array in [0, 1]."""
     if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[2] not in (1, 3):
         got = getattr(x, "shape", type(x).__name__)
         raise ImageError(f"{what} must be a float (H, W, C) array with C = 1 or 3; got {got}.")
@@ -85,9 +86,11 @@ def _check_image(x: np.ndarray, what: str) -> None:
         )
 
 
-def _run(
+def run_baseline(
     name: str, label: str, settings: str, fn: Callable[[], np.ndarray], x_true: Optional[np.ndarray], shape: tuple
 ) -> Baseline:
+    """Time ``fn()`` (a classical method on one image) and wrap its clipped output, with its PSNR against ``x_true``
+    when given, as a Baseline named ``name``."""
     start = time.perf_counter()
     out = np.asarray(fn(), dtype=np.float32)
     seconds = time.perf_counter() - start
@@ -95,18 +98,42 @@ def _run(
     return Baseline(name, label, out, psnr(x_true, out) if x_true is not None else None, seconds, settings)
 
 
-def estimate_sigma(noisy: np.ndarray) -> float:
-    """Noise standard deviation (data range 1) of an (H, W, C) image, averaged over channels.
+ESTIMATE_MIN_SIDE = 8
+"""Smallest side ``estimate_sigma`` accepts: fewer pixels give no usable median, and scikit-image takes an image
+at most 4 px wide for one with a channel axis (it warns, then estimates from the wrong axis)."""
 
-    Donoho's robust estimate median(|HH|) / 0.6745 on the finest diagonal Haar detail band, which is what
-    scikit-image's ``estimate_sigma`` does with a db2 wavelet, without needing PyWavelets.
+
+def estimate_sigma(noisy: np.ndarray) -> float:
+    """Estimate the noise standard deviation (data range 1) of an image, averaged over its channels.
+
+    scikit-image's ``estimate_sigma``: Donoho's robust median(|HH|) / 0.6745 on the finest diagonal
+    db2 wavelet detail band of each channel (needs PyWavelets).
+
+    Parameters
+    ----------
+    noisy : ndarray
+        float (H, W, C) image in [0, 1], C = 1 or 3, at least ``ESTIMATE_MIN_SIDE`` px on each side.
+
+    Returns
+    -------
+    float
+        The estimated sigma on the [0, 1] scale (multiply by 255 for the 0-255 scale).
+
+    Raises
+    ------
+    ImageError
+        If the image is not (H, W, C) or is smaller than ``ESTIMATE_MIN_SIDE`` px on a side.
     """
-    h, w = noisy.shape[0] // 2 * 2, noisy.shape[1] // 2 * 2
-    if h == 0 or w == 0:
-        raise ImageError(f"image is {noisy.shape[1]}x{noisy.shape[0]} px; need at least 2x2 to estimate noise.")
-    x = noisy[:h, :w].astype(np.float64)
-    hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2.0
-    return float(np.mean([np.median(np.abs(hh[..., c])) / 0.6745 for c in range(x.shape[2])]))
+    from skimage.restoration import estimate_sigma as skimage_estimate_sigma
+
+    if not isinstance(noisy, np.ndarray) or noisy.ndim != 3:
+        raise ImageError(f"estimate_sigma needs an (H, W, C) image; got {getattr(noisy, 'shape', type(noisy).__name__)}.")
+    h, w = noisy.shape[:2]
+    if min(h, w) < ESTIMATE_MIN_SIDE:
+        raise ImageError(
+            f"image is {w}x{h} px; need at least {ESTIMATE_MIN_SIDE}x{ESTIMATE_MIN_SIDE} px to estimate its noise."
+        )
+    return float(skimage_estimate_sigma(noisy, channel_axis=-1, average_sigmas=True))
 
 
 def denoise_baselines(
@@ -131,7 +158,7 @@ def denoise_baselines(
     """
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
-    _check_image(noisy, "noisy")
+    check_image(noisy, "noisy")
     if sigma_255 is not None and not sigma_255 > 0:
         raise ConfigError(f"sigma_255={sigma_255}; give the noise level in 0-255 units (e.g. 25) or None.")
     s = sigma_255 / 255.0 if sigma_255 is not None else estimate_sigma(noisy)
@@ -139,7 +166,7 @@ def denoise_baselines(
     rgb = noisy.shape[2] == 3
     y = noisy.astype(np.float64)
     out = [
-        _run(
+        run_baseline(
             "nlm",
             "Non-local means",
             f"h = 0.6 sigma, patch 5, distance 6, fast mode, {known}",
@@ -149,7 +176,7 @@ def denoise_baselines(
             x_true,
             noisy.shape,
         ),
-        _run(
+        run_baseline(
             "tv",
             "Total variation",
             "Chambolle, weight 0.1",
@@ -160,7 +187,7 @@ def denoise_baselines(
     ]
     if _has_module("pywt"):
         out.append(
-            _run(
+            run_baseline(
                 "wavelet",
                 "Wavelet (BayesShrink)",
                 f"db1, soft, {'YCbCr, ' if rgb else ''}{known}",
@@ -187,7 +214,7 @@ def _bm3d(noisy: np.ndarray, s: float, known: str, x_true: Optional[np.ndarray])
     import bm3d
 
     if noisy.shape[2] == 3:
-        return _run(
+        return run_baseline(
             "bm3d",
             "CBM3D",
             f"bm3d_rgb, sigma_psd {known}",
@@ -195,7 +222,7 @@ def _bm3d(noisy: np.ndarray, s: float, known: str, x_true: Optional[np.ndarray])
             x_true,
             noisy.shape,
         )
-    return _run(
+    return run_baseline(
         "bm3d", "BM3D", f"bm3d, sigma_psd {known}", lambda: bm3d.bm3d(noisy[..., 0], sigma_psd=s), x_true, noisy.shape
     )
 
@@ -217,7 +244,7 @@ def sr_baselines(lr: np.ndarray, factor: int, shape: tuple, *, x_true: Optional[
     shape : (H, W, C) of the high-resolution estimate, normally (h * factor, w * factor, C).
     x_true : optional (H, W, C) ground truth.
     """
-    _check_image(lr, "lr")
+    check_image(lr, "lr")
     h, w = int(shape[0]), int(shape[1])
     if h < lr.shape[0] or w < lr.shape[1]:
         raise ImageError(
@@ -225,7 +252,7 @@ def sr_baselines(lr: np.ndarray, factor: int, shape: tuple, *, x_true: Optional[
         )
     out_shape = (h, w, lr.shape[2])
     return [
-        _run(
+        run_baseline(
             name,
             label,
             f"PIL {name} resize x{factor} to {w}x{h}",
@@ -248,7 +275,7 @@ def inpaint_baselines(y: np.ndarray, mask: np.ndarray, *, x_true: Optional[np.nd
     """
     from skimage.restoration import inpaint_biharmonic
 
-    _check_image(y, "y")
+    check_image(y, "y")
     mask = np.asarray(mask)
     if mask.shape != y.shape[:2]:
         raise ImageError(
@@ -257,9 +284,9 @@ def inpaint_baselines(y: np.ndarray, mask: np.ndarray, *, x_true: Optional[np.nd
         )
     holes = mask < 0.5
     if not holes.any():
-        return [_run("biharmonic", "Biharmonic", "nothing to fill", lambda: y, x_true, y.shape)]
+        return [run_baseline("biharmonic", "Biharmonic", "nothing to fill", lambda: y, x_true, y.shape)]
     return [
-        _run(
+        run_baseline(
             "biharmonic",
             "Biharmonic",
             f"scikit-image inpaint_biharmonic, {holes.mean():.1%} holes",
