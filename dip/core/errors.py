@@ -18,7 +18,20 @@ class RunFolderError(DIPError):
 
     The message names the run (its folder's name, never a server path), the file and what is wrong, e.g.
     ``Run 20260101-denoise-ab12cd could not be read: metrics.json is not a JSON object (it holds a list).``
-    ``run_id`` and ``reason`` (the message without the run) are kept for listings.
+
+    Parameters
+    ----------
+    reason : str
+        What is wrong, naming the file; the whole message when ``run_id`` is empty.
+    run_id : str, optional
+        The run's folder name (never a server path); prefixed to the message when given.
+
+    Attributes
+    ----------
+    run_id : str
+        The run's folder name, kept for listings ("" when not given).
+    reason : str
+        The message without the run, kept for listings.
     """
 
     def __init__(self, reason: str, *, run_id: str = ""):

@@ -67,7 +67,7 @@ def _head(source) -> bytes:
 
 
 def _refused_kind(head: bytes) -> Optional[str]:
-    """The format of a file PIL may not open, when its first bytes say it unambiguously (None otherwise)."""
+    """Name the format of a file PIL may not open, when its first bytes say it unambiguously (None otherwise)."""
     if head[4:8] == b"ftyp":
         return _FTYP.get(head[8:12])
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
@@ -145,8 +145,21 @@ def _to_array(im: Image.Image, mode: str, *, wide: Optional[bool] = None) -> np.
 
 
 def flatten(im: Image.Image) -> Image.Image:
-    """An image in one of the modes "L", "RGB", "I", "F": transparency composited on white, 16-bit as "I",
-    bilevel as "L", anything else (palette, CMYK, YCbCr, ...) as "RGB". Pixel for pixel, as ``load_image``."""
+    """Convert an image to one of the modes "L", "RGB", "I", "F", pixel for pixel, as ``load_image``.
+
+    Transparency is composited on white, 16-bit becomes "I", bilevel "L", anything else (palette, CMYK, YCbCr, ...)
+    "RGB".
+
+    Parameters
+    ----------
+    im : PIL.Image.Image
+        Any image PIL opened.
+
+    Returns
+    -------
+    PIL.Image.Image
+        ``im`` itself when it is already "L", "RGB", "I" or "F" without transparency, else a converted copy.
+    """
     if _has_alpha(im):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -159,7 +172,20 @@ def flatten(im: Image.Image) -> Image.Image:
 
 
 def reduced_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
-    """(width, height) scaled so the longer side is at most ``max_side``, rounded as ``limit_side`` rounds."""
+    """Scale (width, height) so the longer side is at most ``max_side``, rounded as ``limit_side`` rounds.
+
+    Parameters
+    ----------
+    width, height : int
+        Full size in px.
+    max_side : int or None
+        Longest side allowed in px; None (or 0) keeps the size.
+
+    Returns
+    -------
+    tuple of int
+        (width, height), each at least 1; unchanged when already small enough.
+    """
     if not max_side or max(width, height) <= max_side:
         return width, height
     s = max_side / max(width, height)
@@ -257,16 +283,18 @@ def read_image(
         ``pixels`` (h, w, C) float32 in [0, 1] (uint8 with ``uint8=True``), and ``height``, ``width`` of the full
         image after EXIF orientation.
 
-    Notes
-    -----
-    EXIF orientation is applied; transparent images are composited on white; 16-bit images are scaled by
-    1/65535; animated images give their first frame. Only ``FORMATS`` are read.
-
     Raises
     ------
     ImageError
         For a missing file, a file that is not a PNG, JPEG, BMP, TIFF or WebP image, a truncated file, or too many
         pixels.
+    ValueError
+        If ``mode`` is not one of the three.
+
+    Notes
+    -----
+    EXIF orientation is applied; transparent images are composited on white; 16-bit images are scaled by
+    1/65535; animated images give their first frame. Only ``FORMATS`` are read.
     """
     if mode not in ("rgb", "keep", "grey"):
         raise ValueError(f"mode={mode!r}; expected 'rgb', 'keep' or 'grey'.")
@@ -308,33 +336,75 @@ def load_image(
     max_side : int, optional
         Decode at reduced size so the longer side is at most this many px (see ``read_image``); None: full size.
 
-    Notes
-    -----
-    EXIF orientation is applied; transparent images are composited on white; 16-bit images are scaled by
-    1/65535; animated images give their first frame. Only ``FORMATS`` (PNG, JPEG, BMP, TIFF, WebP) are read.
+    Returns
+    -------
+    ndarray
+        float32 (H, W, C) in [0, 1], C = 3 (or 1 for "grey", and for greyscale files with "keep").
 
     Raises
     ------
     ImageError
         For a missing file, a file that is not a PNG, JPEG, BMP, TIFF or WebP image, a truncated file, or too many
         pixels.
+    ValueError
+        If ``mode`` is not one of the three.
+
+    Notes
+    -----
+    EXIF orientation is applied; transparent images are composited on white; 16-bit images are scaled by
+    1/65535; animated images give their first frame. Only ``FORMATS`` (PNG, JPEG, BMP, TIFF, WebP) are read.
     """
     return read_image(source, mode=mode, max_pixels=max_pixels, max_side=max_side).pixels
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float image in [0, 1] (values outside are clipped) -> uint8, rounding to nearest."""
+    """Convert a float image in [0, 1] to uint8, rounding to nearest.
+
+    Parameters
+    ----------
+    x : ndarray
+        Float image in [0, 1], any shape; values outside are clipped.
+
+    Returns
+    -------
+    ndarray
+        uint8 in [0, 255], same shape.
+    """
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def to_pil(x: np.ndarray) -> Image.Image:
-    """float32 (H, W, C) image -> PIL image (L for one channel, RGB for three)."""
+    """Convert a float32 (H, W, C) image in [0, 1] to an 8-bit PIL image.
+
+    Parameters
+    ----------
+    x : ndarray
+        float32 (H, W, C) in [0, 1], C = 1 or 3.
+
+    Returns
+    -------
+    PIL.Image.Image
+        Mode "L" for one channel, "RGB" for three.
+    """
     a = to_uint8(x)
     return Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
 
 
 def save_image(x: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a float (H, W, C) image in [0, 1] as an 8-bit PNG (or any format PIL infers from the suffix)."""
+    """Write a float (H, W, C) image in [0, 1] as an 8-bit PNG (or any format PIL infers from the suffix).
+
+    Parameters
+    ----------
+    x : ndarray
+        float (H, W, C) in [0, 1], C = 1 or 3.
+    path : str or PathLike
+        Destination file; missing parent folders are created.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     to_pil(x).save(path)
@@ -342,7 +412,25 @@ def save_image(x: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def center_crop_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
-    """Centre-crop (H, W, C) to the largest multiple of ``multiple`` per side, as the official ``crop_image``."""
+    """Centre-crop (H, W, C) to the largest multiple of ``multiple`` per side, as the official ``crop_image``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Image (H, W, C).
+    multiple : int
+        Each side of the result is a multiple of this, e.g. 32.
+
+    Returns
+    -------
+    ndarray
+        View of ``x`` of shape (H - H % multiple, W - W % multiple, C).
+
+    Raises
+    ------
+    ImageError
+        If a side is smaller than ``multiple``.
+    """
     h, w = x.shape[:2]
     nh, nw = h - h % multiple, w - w % multiple
     if nh == 0 or nw == 0:
@@ -355,7 +443,20 @@ def center_crop_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
-    """Reflection-pad (H, W, C) at the bottom/right up to the next multiple of ``multiple``."""
+    """Reflection-pad (H, W, C) at the bottom/right up to the next multiple of ``multiple``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Image (H, W, C).
+    multiple : int
+        Each side of the result is a multiple of this, e.g. 32.
+
+    Returns
+    -------
+    ndarray
+        Padded copy, or ``x`` itself when both sides are already multiples.
+    """
     h, w = x.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else x
@@ -364,7 +465,22 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
 def resize(
     x: np.ndarray, height: int, width: int, *, resample: Image.Resampling = Image.Resampling.LANCZOS
 ) -> np.ndarray:
-    """Resize a float (H, W, C) image with PIL per channel in float precision (no 8-bit rounding)."""
+    """Resize a float (H, W, C) image with PIL per channel in float precision (no 8-bit rounding).
+
+    Parameters
+    ----------
+    x : ndarray
+        Float image (H, W, C).
+    height, width : int
+        Size of the result in px.
+    resample : PIL.Image.Resampling, optional
+        PIL filter. Default Lanczos.
+
+    Returns
+    -------
+    ndarray
+        float32 (height, width, C), not clipped (Lanczos may overshoot [0, 1]).
+    """
     channels = [
         Image.fromarray(x[..., c].astype(np.float32), mode="F").resize((width, height), resample)
         for c in range(x.shape[2])
@@ -373,7 +489,20 @@ def resize(
 
 
 def limit_side(x: np.ndarray, max_side: int | None) -> np.ndarray:
-    """Downscale (Lanczos) so the longer side is at most ``max_side``; unchanged if already small or None."""
+    """Downscale (Lanczos) so the longer side is at most ``max_side``; unchanged if already small or None.
+
+    Parameters
+    ----------
+    x : ndarray
+        float32 (H, W, C) in [0, 1].
+    max_side : int or None
+        Longest side allowed in px; None (or 0) keeps the size.
+
+    Returns
+    -------
+    ndarray
+        Downscaled image clipped to [0, 1], or ``x`` itself.
+    """
     h, w = x.shape[:2]
     if not max_side or max(h, w) <= max_side:
         return x
@@ -382,7 +511,22 @@ def limit_side(x: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def check_min_size(x: np.ndarray, min_side: int, *, what: str = "image") -> None:
-    """Raise ImageError when either side of ``x`` is below ``min_side`` pixels."""
+    """Raise ImageError when either side of ``x`` is below ``min_side`` pixels.
+
+    Parameters
+    ----------
+    x : ndarray
+        Image (H, W, ...).
+    min_side : int
+        Smallest side allowed in px.
+    what : str, optional
+        How the message names the image. Default "image".
+
+    Raises
+    ------
+    ImageError
+        If ``min(H, W) < min_side``.
+    """
     h, w = x.shape[:2]
     if min(h, w) < min_side:
         raise ImageError(
