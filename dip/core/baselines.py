@@ -127,7 +127,8 @@ def estimate_sigma(noisy: np.ndarray) -> float:
     from skimage.restoration import estimate_sigma as skimage_estimate_sigma
 
     if not isinstance(noisy, np.ndarray) or noisy.ndim != 3:
-        raise ImageError(f"estimate_sigma needs an (H, W, C) image; got {getattr(noisy, 'shape', type(noisy).__name__)}.")
+        got = getattr(noisy, "shape", type(noisy).__name__)
+        raise ImageError(f"estimate_sigma needs an (H, W, C) image; got {got}.")
     h, w = noisy.shape[:2]
     if min(h, w) < ESTIMATE_MIN_SIDE:
         raise ImageError(

@@ -39,6 +39,20 @@ def test_denoise_without_known_sigma_estimates_it(image):
     assert estimate_sigma(image) < estimate_sigma(noisy) / 2
 
 
+def test_estimate_sigma_of_grey_and_tiny_images():
+    rng = np.random.default_rng(0)
+    flat = np.full((32, 48, 1), 0.5, np.float32)
+    noisy = np.clip(flat + rng.normal(0, 10 / 255, flat.shape), 0, 1).astype(np.float32)
+    sigma = estimate_sigma(noisy)
+    assert isinstance(sigma, float) and sigma * 255 == pytest.approx(10, rel=0.2)
+    assert estimate_sigma(flat) == pytest.approx(0, abs=1e-6)
+    for shape in ((4, 40, 3), (40, 4, 1), (0, 0, 3)):  # too few pixels: a clear message, no skimage warning
+        with pytest.raises(ImageError, match=r"need at least 8x8 px to estimate its noise"):
+            estimate_sigma(np.zeros(shape, np.float32))
+    with pytest.raises(ImageError, match=r"\(H, W, C\) image"):
+        estimate_sigma(np.zeros((16, 16), np.float32))
+
+
 def test_denoise_on_a_grey_image(image):
     grey = image.mean(axis=2, keepdims=True)
     noisy = degrade.add_gaussian_noise(grey, 25, seed=0)
