@@ -27,17 +27,35 @@ _NOT_TRAJECTORY = ("snapshot_every", "sync_every", "stop_at_blind")
 
 
 class Stateful(Protocol):
-    def state_dict(self) -> dict: ...
+    """What a checkpoint can save and restore: an object with ``state_dict`` and ``load_state_dict``."""
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def state_dict(self) -> dict:
+        """Return the state to save: tensors and plain data only."""
+        ...
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned."""
+        ...
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     """Where and how often a fit saves its state.
 
-    extra: the caller's own state that must resume with the fit (e.g. a side detector fed from snapshots);
-    its ``state_dict()`` may hold tensors and plain data only.
+    Parameters
+    ----------
+    path : Path or str
+        The checkpoint file (stored as a ``Path``).
+    every : int, optional
+        Iterations between saves, >= 1. Default 100.
+    extra : Stateful or None, optional
+        The caller's own state that must resume with the fit (e.g. a side detector fed from snapshots);
+        its ``state_dict()`` may hold tensors and plain data only.
+
+    Raises
+    ------
+    ConfigError
+        If ``every`` < 1.
     """
 
     path: Path
@@ -45,13 +63,30 @@ class Checkpoint:
     extra: Optional[Stateful] = None
 
     def __post_init__(self):
+        """Validate ``every`` and make ``path`` a ``Path``."""
         if self.every < 1:
             raise ConfigError(f"checkpoint every={self.every}; need at least 1 iteration (e.g. 100).")
         object.__setattr__(self, "path", Path(self.path))
 
 
 def fingerprint(config, parameters: int, z: torch.Tensor, y: torch.Tensor) -> dict:
-    """What identifies a trajectory: the fit settings, the network size and the input and observation."""
+    """Identify a trajectory: the fit settings, the network size and the input and observation.
+
+    Parameters
+    ----------
+    config : FitConfig
+        The fit settings; those that do not change the trajectory (snapshot_every, sync_every,
+        stop_at_blind) are left out.
+    parameters : int
+        Trainable parameters of the network.
+    z, y : Tensor
+        Input code and observation, summarised by shape, sum and sum of squares.
+
+    Returns
+    -------
+    dict
+        Plain data, equal for two runs that follow the same trajectory.
+    """
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_TRAJECTORY}
     data = {
         name: [list(t.shape), float(t.double().sum()), float(t.double().square().sum())]
@@ -61,7 +96,15 @@ def fingerprint(config, parameters: int, z: torch.Tensor, y: torch.Tensor) -> di
 
 
 def save(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file, then rename)."""
+    """Write ``state`` to ``path`` atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : Path
+        The checkpoint file; missing parent folders are created.
+    state : dict
+        Tensors and plain data only.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -69,10 +112,27 @@ def save(path: Path, state: dict) -> None:
 
 
 def load(path: Path, expected: dict, device: torch.device) -> Optional[dict]:
-    """The saved state, or None when there is no checkpoint.
+    """Load the saved state, or None when there is no checkpoint.
 
-    Raises ConfigError when the checkpoint belongs to another run (settings, network, input or observation
-    differ) or cannot be read.
+    Parameters
+    ----------
+    path : Path
+        The checkpoint file.
+    expected : dict
+        This run's ``fingerprint``.
+    device : torch.device
+        Where the tensors are loaded.
+
+    Returns
+    -------
+    dict or None
+        The state ``save`` wrote, None when ``path`` is not a file.
+
+    Raises
+    ------
+    ConfigError
+        When the checkpoint belongs to another run (settings, network, input or observation differ; the message
+        names them) or cannot be read.
     """
     if not path.is_file():
         return None
@@ -99,8 +159,19 @@ def load(path: Path, expected: dict, device: torch.device) -> Optional[dict]:
 
 
 def saved_progress(path: Path) -> Optional[tuple[int, list]]:
-    """(iteration, history rows) of the checkpoint at ``path``, or None when there is none or it is unreadable:
-    what a resumed job shows before its fit continues."""
+    """Read the progress of the checkpoint at ``path``: what a resumed job shows before its fit continues.
+
+    Parameters
+    ----------
+    path : Path or str
+        The checkpoint file.
+
+    Returns
+    -------
+    tuple of (int, list) or None
+        (iteration, history rows), or None when there is no checkpoint or it is unreadable (the fit itself
+        reports that when it loads it).
+    """
     if not Path(path).is_file():
         return None
     try:

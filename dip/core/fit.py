@@ -41,16 +41,52 @@ from dip.core.stopping import make_detector
 class FitConfig:
     """Optimisation settings. Defaults are the lab's denoising preset.
 
-    precision: "fp32", "bf16", "fp16" or "auto" (bf16 autocast on CPUs with native bf16 and on CUDA, fp16 on
-    CUDA without bf16, else fp32). On a 2-core AVX512-BF16 CPU it halves the time of the lab iterations
-    at 256 and 512 px without costing PSNR (docs/benchmark.md).
-    channels_last: NHWC activations, or None (default) for NHWC only where it pays: with bf16/fp16 autocast
-    (oneDNN's and the tensor cores' fast kernels are NHWC) and on CUDA. Plain float32 on a CPU stays NCHW:
-    on a 2-core AVX2 CPU, NHWC float32 convolutions ran at 39 GFLOP/s against 64 for NCHW (docs/benchmark.md).
-    final_input: the input of the extra forward pass that gives the final image, "perturbed" (the last
-    z + noise, as the official denoising/SR notebooks) or "clean" (z, as the inpainting notebook).
-    early_stop: ground-truth-free detector of the best iterate, "wmv", "emv" or "none";
-    stop_at_blind ends the run when it has not improved for ``es_patience`` iterations.
+    Parameters
+    ----------
+    iterations : int
+        Number of Adam steps, >= 1. Default 1800.
+    lr : float
+        Adam learning rate, > 0. Default 0.01.
+    reg_noise_std : float
+        sigma_p, the standard deviation of the fresh noise added to z at every iteration, >= 0. Default 1/30.
+    exp_weight : float
+        Weight in [0, 1) of the moving average (EMA) of the outputs. Default 0.99.
+    backtrack : bool
+        Use the official notebooks' backtracking: roll back an iteration whose PSNR against the observation
+        collapses. Default False.
+    backtrack_threshold_db : float
+        The collapse that triggers it, in dB. Default 5.
+    seed : int
+        Seed of torch (weights, z) and, plus 1, of the input-noise generator. Default 0.
+    snapshot_every : int
+        Iterations between snapshots, >= 1. Default 100.
+    final_input : {"perturbed", "clean"}
+        The input of the extra forward pass that gives the final image, "perturbed" (the last z + noise, as the
+        official denoising/SR notebooks) or "clean" (z, as the inpainting notebook).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        "auto" is bf16 autocast on CPUs with native bf16 and on CUDA, fp16 on CUDA without bf16, else fp32.
+        On a 2-core AVX512-BF16 CPU it halves the time of the lab iterations at 256 and 512 px without costing
+        PSNR (docs/benchmark.md).
+    channels_last : bool or None
+        NHWC activations, or None (default) for NHWC only where it pays: with bf16/fp16 autocast (oneDNN's and
+        the tensor cores' fast kernels are NHWC) and on CUDA. Plain float32 on a CPU stays NCHW: on a 2-core
+        AVX2 CPU, NHWC float32 convolutions ran at 39 GFLOP/s against 64 for NCHW (docs/benchmark.md).
+    sync_every : int
+        Iterations between reads of the metrics back to the host; 0 (default): every iteration on CPU, every
+        25 on GPU.
+    early_stop : {"wmv", "emv", "none"}
+        Ground-truth-free detector of the best iterate (``dip.core.stopping``). Default "wmv".
+    es_window : int
+        The detector's window (ES-WMV) or warm-up (ES-EMV) in iterations. Default 100.
+    es_patience : int
+        Iterations without a new variance minimum after which the pick is confirmed. Default 1000.
+    stop_at_blind : bool
+        End the run once the detector has not improved for ``es_patience`` iterations. Default False.
+
+    Raises
+    ------
+    ConfigError
+        If a setting is out of range or not one of its choices.
     """
 
     iterations: int = 1800
@@ -71,6 +107,7 @@ class FitConfig:
     stop_at_blind: bool = False
 
     def __post_init__(self):
+        """Validate the settings (raises ``ConfigError``)."""
         if self.iterations < 1:
             raise ConfigError(f"iterations={self.iterations}; need at least 1.")
         if not self.lr > 0:
@@ -93,7 +130,21 @@ class FitConfig:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """Metrics of one iteration. PSNRs in dB; ``*_true`` are None without ground truth."""
+    """Metrics of one iteration. PSNRs in dB; ``*_true`` are None without ground truth.
+
+    Attributes
+    ----------
+    iteration : int
+        1-based iteration.
+    loss : float
+        Mean squared error of op(x) against the observation y.
+    psnr_observed : float
+        PSNR of op(x) against y.
+    psnr_true, psnr_ema_true : float or None
+        PSNR of x, and of the moving average of outputs, against the ground truth.
+    backtracked : bool
+        Whether backtracking rolled this iteration back.
+    """
 
     iteration: int
     loss: float
@@ -112,18 +163,54 @@ class Snapshot:
     ema: np.ndarray
 
     def to_state(self) -> list:
-        """As checkpoint data (tensors and numbers only)."""
+        """Return the snapshot as checkpoint data (tensors and numbers only): [iteration, image, ema]."""
         return [self.iteration, torch.from_numpy(self.image), torch.from_numpy(self.ema)]
 
     @classmethod
     def from_state(cls, state: list) -> Snapshot:
+        """Rebuild a snapshot from ``to_state``'s list (tensors on any device)."""
         iteration, image, ema = state
         return cls(iteration, image.cpu().numpy(), ema.cpu().numpy())
 
 
 @dataclass
 class FitResult:
-    """Everything a run produced. Images are float32 (H, W, C) in [0, 1]."""
+    """Everything a run produced. Images are float32 (H, W, C) in [0, 1].
+
+    Attributes
+    ----------
+    output : ndarray
+        The final image (see ``FitConfig.final_input``).
+    ema : ndarray
+        The moving average of the outputs.
+    history : list of StepRecord
+        One record per iteration, earlier runs' included after a resume.
+    best : ndarray or None
+        Oracle best iterate against the ground truth (None without ground truth).
+    best_iteration : int or None
+        Its 1-based iteration.
+    blind : ndarray or None
+        The early-stopping detector's pick (None with ``early_stop="none"``).
+    blind_iteration : int or None
+        Its 1-based iteration.
+    blind_confirmed : bool or None
+        True once no lower variance came for ``es_patience`` iterations: the detector saw the fit turn. False
+        leaves the pick provisional (the fit may still have been improving).
+    iterations_done : int
+        Iterations run, earlier runs' included.
+    cancelled : bool
+        Whether ``should_stop`` ended the run.
+    seconds : float
+        Wall-clock time of the fit in s, earlier runs' included.
+    device : str
+        The device it ran on, e.g. "cpu" or "cuda:0".
+    precision : str
+        The arithmetic the fit ran in: "fp32", or "bf16" / "fp16" autocast.
+    parameters : int
+        Trainable parameters of the network.
+    resumed_from : int
+        The checkpoint's iteration when the run continued an earlier one, else 0.
+    """
 
     output: np.ndarray
     ema: np.ndarray
@@ -145,12 +232,36 @@ class FitResult:
 
 
 def to_tensor(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(H, W, C) float array -> (1, C, H, W) float32 tensor."""
+    """Convert an (H, W, C) float array to a (1, C, H, W) float32 tensor.
+
+    Parameters
+    ----------
+    x : ndarray
+        Image (H, W, C).
+    device : torch.device or str, optional
+        Where the tensor goes. Default "cpu".
+
+    Returns
+    -------
+    Tensor
+        float32 (1, C, H, W) on ``device``.
+    """
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))[None].to(device)
 
 
 def to_image(t: torch.Tensor) -> np.ndarray:
-    """(1, C, H, W) tensor -> (H, W, C) float32 array."""
+    """Convert a (1, C, H, W) tensor to an (H, W, C) float32 array.
+
+    Parameters
+    ----------
+    t : Tensor
+        (1, C, H, W) on any device, any float dtype.
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W, C), a copy on the host (not clipped).
+    """
     return t.detach()[0].float().cpu().numpy().transpose(1, 2, 0).copy()
 
 
@@ -205,7 +316,20 @@ def _perturb(z: torch.Tensor, std: float, generator: torch.Generator) -> torch.T
 
 
 def uses_channels_last(config: FitConfig, dev: torch.device) -> bool:
-    """``config.channels_last``, or where it is None, whether NHWC pays off for its precision on ``dev``."""
+    """Decide whether a fit runs NHWC: ``config.channels_last``, or where it is None, whether it pays off.
+
+    Parameters
+    ----------
+    config : FitConfig
+        Its ``channels_last`` and ``precision``.
+    dev : torch.device
+        The device the fit runs on.
+
+    Returns
+    -------
+    bool
+        True for NHWC (channels-last) activations.
+    """
     if config.channels_last is not None:
         return config.channels_last
     return prefers_channels_last(autocast_dtype(config.precision, dev), dev)
@@ -220,6 +344,29 @@ class FitStep:
     Built once per run, it holds what the iterations share (optimizer, noise generator, autocast dtype,
     gradient scaler), so ``fit`` and the benchmark time the same work. ``net`` is moved to ``dev`` (NHWC where
     ``channels_last`` says so) and its weights are optimised in place.
+
+    Parameters
+    ----------
+    net : nn.Module
+        The generator.
+    z : Tensor
+        Fixed input code (1, C_z, H, W).
+    y : Tensor
+        Observation, shaped like ``op(net(z))``, values in [0, 1].
+    op : nn.Module
+        Forward operator (``dip.core.operators``).
+    config : FitConfig
+        Settings: learning rate, ``reg_noise_std``, seed, precision, channels_last.
+    dev : torch.device
+        Device to run on.
+    continues : dict or None, optional
+        The saved state of the step this one goes on with (a checkpoint's ``"step"``); its precision and
+        memory format are kept even where "auto" would resolve otherwise.
+
+    Warns
+    -----
+    RuntimeWarning
+        When an explicitly chosen reduced precision has no hardware path on this CPU.
     """
 
     def __init__(
@@ -232,7 +379,7 @@ class FitStep:
         dev: torch.device,
         continues: Optional[dict] = None,
     ):
-        """``continues``: the saved state of the step this one goes on with (a checkpoint's ``"step"``)."""
+        """Set up the step; see the class docstring for the parameters."""
         self.config, self.dev = config, dev
         note = slow_precision_note(config.precision, dev)
         if note is not None:
@@ -260,15 +407,35 @@ class FitStep:
 
     @property
     def precision(self) -> str:
+        """The arithmetic the step runs in: "fp32", or "bf16" / "fp16" autocast."""
         return PRECISION_NAMES[self.amp]
 
     def forward(self, z_in: torch.Tensor) -> torch.Tensor:
-        """net(z_in) under the configured autocast, returned as float32 (the loss and metrics stay float32)."""
+        """Compute net(z_in) under the configured autocast, returned as float32 (the loss and metrics stay float32).
+
+        Parameters
+        ----------
+        z_in : Tensor
+            Network input (1, C_z, H, W) on the step's device.
+
+        Returns
+        -------
+        Tensor
+            float32 (1, C, H, W) output, in (0, 1) with the sigmoid.
+        """
         with torch.autocast(self.dev.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
             return self.net(z_in).float()
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run one iteration; returns the output x and the loss, detached and still on the device."""
+        """Run one iteration.
+
+        Returns
+        -------
+        x : Tensor
+            float32 output (1, C, H, W) of the perturbed input, detached and still on the device.
+        loss : Tensor
+            0-d mean squared error of op(x) against y, detached and still on the device.
+        """
         self.z_in = _perturb(self.z, self.config.reg_noise_std, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         x = self.forward(self.z_in)
@@ -283,6 +450,7 @@ class FitStep:
         return x.detach(), loss.detach()
 
     def state_dict(self) -> dict:
+        """Return the step's state for a checkpoint: weights, Adam, noise generator, last input, precision."""
         return {
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -294,6 +462,7 @@ class FitStep:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned (precision and memory format are set at construction)."""
         self.net.load_state_dict(state["net"])  # copies in place: aliases of the weights stay valid
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
@@ -363,18 +532,40 @@ def fit(
 
     Parameters
     ----------
-    net : the generator; its weights are optimised in place.
-    z : (1, C_z, H, W) fixed input code.
-    y : observation, shaped like ``op(net(z))``; values in [0, 1].
-    op : forward operator (``dip.core.operators``).
-    x_true : optional (1, C, H, W) ground truth; enables PSNR against it and the oracle best iterate.
-    on_step : called with the StepRecord of every iteration this call runs (in batches of ``sync_every``);
+    net : nn.Module
+        The generator; its weights are optimised in place.
+    z : Tensor
+        (1, C_z, H, W) fixed input code.
+    y : Tensor
+        Observation, shaped like ``op(net(z))``; values in [0, 1].
+    op : nn.Module
+        Forward operator (``dip.core.operators``).
+    config : FitConfig, optional
+        Optimisation settings. Default ``FitConfig()``.
+    x_true : Tensor or None, optional
+        (1, C, H, W) ground truth in [0, 1]; enables PSNR against it and the oracle best iterate.
+    on_step : callable or None, optional
+        Called with the StepRecord of every iteration this call runs (in batches of ``sync_every``);
         after a resume, ``result.history`` also holds the earlier ones.
-    on_snapshot : called every ``snapshot_every`` iterations and at the last one.
-    should_stop : polled every iteration; returning True cancels the run (the result so far is returned).
-    device : "cuda", "mps", "cpu" or None for the best available.
-    checkpoint : save the loop's state there every ``checkpoint.every`` iterations, and continue from it when
-        it exists (``dip.core.checkpoint``; ConfigError when it belongs to another run). The caller removes it.
+    on_snapshot : callable or None, optional
+        Called with a ``Snapshot`` every ``snapshot_every`` iterations and at the last one.
+    should_stop : callable or None, optional
+        Polled every iteration; returning True cancels the run (the result so far is returned).
+    device : torch.device, str or None, optional
+        "cuda", "mps", "cpu" or None for the best available.
+    checkpoint : Checkpoint or None, optional
+        Save the loop's state there every ``checkpoint.every`` iterations, and continue from it when it exists
+        (``dip.core.checkpoint``). The caller removes it.
+
+    Returns
+    -------
+    FitResult
+        Final image, EMA, history, best and blind iterates, timing.
+
+    Raises
+    ------
+    ConfigError
+        When the checkpoint belongs to another run or cannot be read.
     """
     dev = pick_device(device)
     if dev.type == "cpu":

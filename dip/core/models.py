@@ -23,7 +23,27 @@ PADDINGS = ("reflection", "zero")
 
 
 def per_level(value: int | str | Sequence, levels: int, name: str) -> tuple:
-    """Broadcast a scalar to ``levels`` entries, or check that a sequence has exactly that many."""
+    """Broadcast a scalar to ``levels`` entries, or check that a sequence has exactly that many.
+
+    Parameters
+    ----------
+    value : int, str or sequence
+        One value for every level, or one per level.
+    levels : int
+        Number of levels (entries of ``channels_down``).
+    name : str
+        Setting name used in the error message.
+
+    Returns
+    -------
+    tuple
+        ``levels`` entries.
+
+    Raises
+    ------
+    ConfigError
+        If a sequence does not have exactly ``levels`` entries.
+    """
     if isinstance(value, (int, str)):
         return (value,) * levels
     value = tuple(value)
@@ -40,6 +60,42 @@ class SkipNetConfig:
     """Hyper-parameters of the skip network; scalars apply to every level.
 
     Defaults are the official "standard" DIP net (``get_net(32, 'skip', 128/128/4, 5 scales)``).
+
+    Parameters
+    ----------
+    input_channels : int
+        Channels of the input code z, >= 1. Default 32.
+    output_channels : int
+        Channels of the output image, >= 1. Default 3.
+    channels_down : tuple of int
+        Channels of each level's down branch, outermost first; its length is the number of levels (>= 1).
+        Default 128 on 5 levels.
+    channels_up : tuple of int, int or None
+        Channels of each level's up (merge) branch; None: same as ``channels_down``.
+    channels_skip : tuple of int or int
+        Channels of each level's skip branch; 0 drops that skip connection. Default 4.
+    kernel_down, kernel_up : tuple of int or int
+        Kernel sizes of the down and up convolutions. Default 3.
+    kernel_skip : int
+        Kernel size of the skip convolutions. Default 1.
+    upsample_mode : tuple of str or str
+        "bilinear" or "nearest", per level. Default "bilinear".
+    downsample_mode : tuple of str or str
+        "stride" (stride-2 conv) or "avg" (2x2 average pooling), per level. Default "stride".
+    padding : {"reflection", "zero"}
+        Padding of every convolution. Default "reflection".
+    need_1x1_up : bool
+        Add a 1x1 conv -> BN -> act after each merge. Default True.
+    need_sigmoid : bool
+        Map the output to (0, 1) with a sigmoid. Default True.
+    bn_gamma_init : {"ones", "uniform"}
+        Batch-norm weight init: "ones" (PyTorch >= 1.2) or "uniform" (PyTorch 0.4, the official env).
+
+    Raises
+    ------
+    ConfigError
+        If a per-level sequence has the wrong length, a mode or padding is not supported, or a channel count
+        is < 1.
     """
 
     input_channels: int = 32
@@ -58,6 +114,7 @@ class SkipNetConfig:
     bn_gamma_init: str = "ones"  # "ones" (PyTorch >= 1.2) or "uniform" (PyTorch 0.4, the official env)
 
     def __post_init__(self):
+        """Validate the settings (raises ``ConfigError``)."""
         if len(tuple(self.channels_down)) < 1:
             raise ConfigError("channels_down needs at least one level.")
         for name in ("up", "skip", "k_down", "k_up", "up_mode", "down_mode"):
@@ -72,30 +129,37 @@ class SkipNetConfig:
     # Per-level views: a scalar setting applies to every level; a sequence must have one entry per level.
     @property
     def down(self) -> tuple:
+        """Channels of the down branch, per level."""
         return tuple(self.channels_down)
 
     @property
     def up(self) -> tuple:
+        """Channels of the up branch, per level (``channels_down`` when ``channels_up`` is None)."""
         return per_level(self.down if self.channels_up is None else self.channels_up, self.levels, "channels_up")
 
     @property
     def skip(self) -> tuple:
+        """Channels of the skip branch, per level."""
         return per_level(self.channels_skip, self.levels, "channels_skip")
 
     @property
     def k_down(self) -> tuple:
+        """Kernel size of the down convolutions, per level."""
         return per_level(self.kernel_down, self.levels, "kernel_down")
 
     @property
     def k_up(self) -> tuple:
+        """Kernel size of the up convolutions, per level."""
         return per_level(self.kernel_up, self.levels, "kernel_up")
 
     @property
     def up_mode(self) -> tuple:
+        """Upsampling mode, per level."""
         return per_level(self.upsample_mode, self.levels, "upsample_mode")
 
     @property
     def down_mode(self) -> tuple:
+        """Downsampling mode, per level."""
         return per_level(self.downsample_mode, self.levels, "downsample_mode")
 
     @staticmethod
@@ -106,6 +170,7 @@ class SkipNetConfig:
 
     @property
     def levels(self) -> int:
+        """Number of resolution levels (entries of ``channels_down``)."""
         return len(tuple(self.channels_down))
 
     @property
@@ -173,7 +238,13 @@ class _Level(nn.Module):
 
 
 class SkipNet(nn.Module):
-    """Hourglass generator ``f_theta``: (N, input_channels, H, W) -> (N, output_channels, H, W) in (0, 1)."""
+    """Hourglass generator ``f_theta``: (N, input_channels, H, W) -> (N, output_channels, H, W) in (0, 1).
+
+    Parameters
+    ----------
+    cfg : SkipNetConfig
+        The architecture; kept as ``config``.
+    """
 
     def __init__(self, cfg: SkipNetConfig):
         super().__init__()
@@ -186,12 +257,24 @@ class SkipNet(nn.Module):
                     nn.init.uniform_(m.weight)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map the input code to an image.
+
+        Parameters
+        ----------
+        z : Tensor
+            Input code (N, input_channels, H, W), each side at least ``config.min_side``.
+
+        Returns
+        -------
+        Tensor
+            (N, output_channels, H, W), in (0, 1) when ``need_sigmoid``.
+        """
         out = self.head(self.body(z))
         return torch.sigmoid(out) if self.config.need_sigmoid else out
 
 
 def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Count the trainable parameters of ``net`` (those with ``requires_grad``)."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
@@ -199,7 +282,22 @@ def count_parameters(net: nn.Module) -> int:
 class InputConfig:
     """The fixed input code z.
 
-    ``"noise"`` is U(0, 1) * scale (official ``var=1/10``); ``"meshgrid"`` needs 2 channels.
+    Parameters
+    ----------
+    kind : {"noise", "meshgrid"}
+        ``"noise"`` is U(0, 1) * scale (official ``var=1/10``); ``"meshgrid"`` is the (x, y) coordinates in [0, 1]
+        and needs 2 channels. Default "noise".
+    channels : int
+        Channels of z. Default 32.
+    scale : float
+        Scale of the noise. Default 0.1.
+    extra : dict
+        Free-form settings kept with the config; left out of comparisons and ``repr``.
+
+    Raises
+    ------
+    ConfigError
+        If ``kind`` is unknown, or a meshgrid does not have 2 channels.
     """
 
     kind: str = "noise"
@@ -208,6 +306,7 @@ class InputConfig:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
+        """Validate the settings (raises ``ConfigError``)."""
         if self.kind not in ("noise", "meshgrid"):
             raise ConfigError(f"input kind {self.kind!r} is not supported; choose 'noise' or 'meshgrid'.")
         if self.kind == "meshgrid" and self.channels != 2:
@@ -217,7 +316,22 @@ class InputConfig:
 def make_input_code(
     cfg: InputConfig, height: int, width: int, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Build z of shape (1, channels, height, width), float32 on the CPU."""
+    """Build the input code z.
+
+    Parameters
+    ----------
+    cfg : InputConfig
+        Kind, channels and scale of z.
+    height, width : int
+        Size of z in px (the network's input size).
+    generator : torch.Generator or None, optional
+        Random generator of the noise (seed it for a reproducible z); None uses torch's global one.
+
+    Returns
+    -------
+    Tensor
+        float32 (1, channels, height, width) on the CPU: in [0, scale) for noise, [0, 1] for a meshgrid.
+    """
     if cfg.kind == "meshgrid":
         xs = torch.linspace(0, 1, width).expand(height, width)
         ys = torch.linspace(0, 1, height)[:, None].expand(height, width)

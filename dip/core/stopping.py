@@ -25,8 +25,23 @@ from dip.core.errors import ConfigError
 
 
 def pick_confirmed(pick: int, last_iteration: int, patience: int) -> bool:
-    """True once ``patience`` iterations have passed since the pick with no lower variance: the detector saw the
-    fit turn. Before that the pick is provisional (the fit may still be improving)."""
+    """Tell whether a blind pick is confirmed: the detector saw the fit turn.
+
+    Parameters
+    ----------
+    pick : int
+        Iteration of the least variance so far.
+    last_iteration : int
+        Last iteration scored.
+    patience : int
+        Iterations without a lower variance that confirm the pick.
+
+    Returns
+    -------
+    bool
+        True once ``patience`` iterations have passed since the pick with no lower variance. Before that the
+        pick is provisional (the fit may still be improving).
+    """
     return last_iteration - pick >= patience
 
 
@@ -60,19 +75,20 @@ class _Detector:
         return None if self._best_iter is None else int(self._best_iter)
 
     def should_stop(self) -> bool:
-        """True once the variance has not reached a new minimum for ``patience`` iterations."""
+        """Return True once the variance has not reached a new minimum for ``patience`` iterations."""
         best = self.best_iteration
         return best is not None and pick_confirmed(best, self.last_iteration, self.patience)
 
     def state_dict(self) -> dict:
-        """Every attribute (tensors and plain numbers), for resuming a run (``dip.core.checkpoint``)."""
+        """Return every attribute (tensors and plain numbers), for resuming a run (``dip.core.checkpoint``)."""
         return dict(vars(self))
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the attributes ``state_dict`` returned."""
         vars(self).update(state)
 
     def state_bytes(self) -> int:
-        """Bytes held in tensors by the detector (for memory checks)."""
+        """Count the bytes held in tensors by the detector (for memory checks)."""
         return sum(t.numel() * t.element_size() for t in vars(self).values() if isinstance(t, torch.Tensor))
 
 
@@ -83,6 +99,18 @@ class WindowedVariance(_Detector):
     operations per iteration from sums of deviations from a reference image; the reference and the sums
     are recomputed exactly from the buffer every ``window`` iterations, so float32 round-off cannot build up
     over a long run (running sums of raw values lose the 1e-6-level variances late in a fit).
+
+    Parameters
+    ----------
+    window : int, optional
+        Outputs in the window W, >= 2. Default 100 (the paper's).
+    patience : int, optional
+        Iterations without a new minimum after which ``should_stop`` is True, >= 1. Default 1000 (the paper's).
+
+    Raises
+    ------
+    ConfigError
+        If ``window`` < 2 or ``patience`` < 1.
     """
 
     def __init__(self, window: int = 100, patience: int = 1000):
@@ -136,6 +164,20 @@ class ExponentialVariance(_Detector):
 
     The variance starts at 0, so the first ``warmup`` iterations are not scored (the estimate needs about
     1/alpha iterations to fill up, and the fit changes fastest at the start anyway).
+
+    Parameters
+    ----------
+    alpha : float, optional
+        Weight of the newest output, in (0, 1). Default 0.1 (the paper's).
+    patience : int, optional
+        Iterations without a new minimum after which ``should_stop`` is True, >= 1. Default 1000.
+    warmup : int, optional
+        Iterations not scored at the start. Default 100.
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` is not in (0, 1) or ``patience`` < 1.
     """
 
     def __init__(self, alpha: float = 0.1, patience: int = 1000, warmup: int = 100):
@@ -161,7 +203,30 @@ class ExponentialVariance(_Detector):
 
 
 def make_detector(kind: str, *, window: int = 100, patience: int = 1000, alpha: float = 0.1):
-    """Detector by name: "wmv" (window ``window``), "emv" (weight ``alpha``, warm-up ``window``) or "none" (None)."""
+    """Make an early-stopping detector by name.
+
+    Parameters
+    ----------
+    kind : {"wmv", "emv", "none"}
+        ``WindowedVariance`` (window ``window``), ``ExponentialVariance`` (weight ``alpha``, warm-up ``window``)
+        or no detector.
+    window : int, optional
+        Window (ES-WMV) or warm-up (ES-EMV) in iterations. Default 100.
+    patience : int, optional
+        Iterations without a new minimum after which ``should_stop`` is True. Default 1000.
+    alpha : float, optional
+        ES-EMV weight in (0, 1). Default 0.1.
+
+    Returns
+    -------
+    WindowedVariance, ExponentialVariance or None
+        None for "none".
+
+    Raises
+    ------
+    ConfigError
+        If ``kind`` is unknown or a setting is out of range.
+    """
     if kind == "wmv":
         return WindowedVariance(window, patience)
     if kind == "emv":
