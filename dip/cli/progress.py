@@ -11,17 +11,50 @@ from tqdm import tqdm
 from dip.core.fit import Snapshot
 
 
-def progress_bar(total: int, label: str, refresh_s: float = 2.0) -> tqdm:
-    """A bar on stderr (stdout stays for results), redrawn at most every ``refresh_s`` seconds."""
-    return tqdm(total=total, desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=refresh_s)
+def progress_bar(total: int, label: str, refresh_s: float = 2.0, *, done: int = 0) -> tqdm:
+    """Make a bar on stderr (stdout stays for results), redrawn at most every ``refresh_s`` seconds.
+
+    Parameters
+    ----------
+    total : int
+        Iterations of the whole fit.
+    label : str
+        Text before the bar.
+    refresh_s : float, optional
+        Shortest time between redraws, in seconds.
+    done : int, optional
+        Iterations already run by an earlier process: shown as done and left out of the rate and ETA
+        (tqdm's ``initial``).
+
+    Returns
+    -------
+    tqdm
+        The bar, already drawn.
+    """
+    return tqdm(total=total, initial=done, desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=refresh_s)
 
 
-def continue_bar(bar: tqdm, done: int, note: str) -> None:
-    """Show ``done`` iterations (run by an earlier process) as done, leaving them out of the rate and ETA."""
-    bar.n = bar.last_print_n = bar.initial = done
-    bar.start_t = bar.last_print_t = bar._time()
-    bar.write(note)
-    bar.refresh()
+def continue_bar(old: tqdm | None, total: int, label: str, done: int, *, refresh_s: float = 2.0) -> tqdm:
+    """Replace a fit's bar by one that continues from a checkpoint at iteration ``done``.
+
+    Parameters
+    ----------
+    old : tqdm or None
+        The fit's bar so far, closed here; None when it has not been drawn yet.
+    total, label, refresh_s
+        As for ``progress_bar``.
+    done : int
+        The checkpoint's iteration: shown as done and left out of the rate and ETA.
+
+    Returns
+    -------
+    tqdm
+        A new bar at ``done`` of ``total``, after a note on stderr that the run continues from the checkpoint.
+    """
+    if old is not None:
+        old.close()
+    tqdm.write(f"{label}: continuing from the checkpoint at iteration {done}", file=sys.stderr)
+    return progress_bar(total, label, refresh_s, done=done)
 
 
 def non_negative_int(text: str) -> int:
@@ -51,6 +84,8 @@ class FitProgress:
     step, so the progress objects of fits that run one after another can be made up front.
     """
 
+    refresh_s = 0.5
+
     def __init__(self, total: int, label: str):
         self.total, self.label = total, label
         self._bar: tqdm | None = None
@@ -59,7 +94,7 @@ class FitProgress:
     @property
     def bar(self) -> tqdm:
         if self._bar is None:
-            self._bar = progress_bar(self.total, self.label, refresh_s=0.5)
+            self._bar = progress_bar(self.total, self.label, refresh_s=self.refresh_s)
         return self._bar
 
     def step(self, rec) -> None:
@@ -78,6 +113,4 @@ class FitProgress:
 
     def load_state_dict(self, state: dict) -> None:
         self.snapshots[:] = [Snapshot.from_state(s) for s in state["snapshots"]]  # fit appends to this list
-        continue_bar(
-            self.bar, state["steps"], f"{self.bar.desc}: continuing from the checkpoint at iteration {state['steps']}"
-        )
+        self._bar = continue_bar(self._bar, self.total, self.label, state["steps"], refresh_s=self.refresh_s)

@@ -138,13 +138,21 @@ class _Watcher:
         self.emv = ExponentialVariance(alpha=0.1, patience=f.es_patience, warmup=f.es_window)
         self.kept: list[Snapshot] = []
         self.fed = 0
-        self.bar = progress_bar(f.iterations, label)
+        self.total, self.label = f.iterations, label
+        self._bar = None  # a tqdm bar once drawn
+
+    @property
+    def bar(self):
+        """The case's tqdm bar, drawn at the fit's first step (a continued fit draws its own from the checkpoint)."""
+        if self._bar is None:
+            self._bar = progress_bar(self.total, self.label)
+        return self._bar
 
     def snapshot(self, s: Snapshot) -> None:
         if s.iteration > self.fed:  # the fit may repeat the last iteration's snapshot at the end
             self.fed = s.iteration
             self.emv.update(s.iteration, torch.from_numpy(s.image))
-        if s.iteration % self.keep_every == 0 or s.iteration == self.bar.total:
+        if s.iteration % self.keep_every == 0 or s.iteration == self.total:
             self.kept.append(s)
 
     def step(self, _rec) -> None:
@@ -159,7 +167,7 @@ class _Watcher:
         self.emv.load_state_dict({k: on_host(v) for k, v in state["emv"].items()})
         self.kept = [Snapshot.from_state(k) for k in state["kept"]]
         self.fed = state["fed"]
-        continue_bar(self.bar, self.fed, f"{self.bar.desc}: continuing from the checkpoint at iteration {self.fed}")
+        self._bar = continue_bar(self._bar, self.total, self.label, self.fed)
 
 
 def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
