@@ -17,7 +17,13 @@ _threads_tuned = False
 
 
 def available_devices() -> list[str]:
-    """Devices usable here, best first."""
+    """List the device types usable here, best first.
+
+    Returns
+    -------
+    list of str
+        A subset of ["cuda", "mps", "cpu"], in that order; "cpu" is always last.
+    """
     found = []
     if torch.cuda.is_available():
         found.append("cuda")
@@ -27,7 +33,24 @@ def available_devices() -> list[str]:
 
 
 def pick_device(preferred: Optional[str | torch.device] = None) -> torch.device:
-    """CUDA, then MPS, then CPU; or the ``preferred`` device ("cuda", "cuda:1", "mps", "cpu", "auto")."""
+    """Pick the device to run on: CUDA, then MPS, then CPU; or the ``preferred`` one.
+
+    Parameters
+    ----------
+    preferred : str, torch.device or None, optional
+        "cuda", "cuda:1", "mps", "cpu", or None / "" / "auto" for the best available; a ``torch.device`` is
+        returned as is.
+
+    Returns
+    -------
+    torch.device
+        For CUDA, ``cudnn.benchmark`` is switched on (fixed input size for the whole run).
+
+    Raises
+    ------
+    ConfigError
+        If the preferred device type is not available here.
+    """
     if isinstance(preferred, torch.device):
         return preferred
     if preferred in (None, "", "auto"):
@@ -43,7 +66,7 @@ def pick_device(preferred: Optional[str | torch.device] = None) -> torch.device:
 
 
 def describe_device(dev: torch.device) -> str:
-    """Human-readable device name, e.g. "CUDA · NVIDIA H100" or "CPU · 2 threads"."""
+    """Name the device for people, e.g. "CUDA · NVIDIA H100", "Apple MPS" or "CPU · 2 threads"."""
     if dev.type == "cuda":
         return f"CUDA · {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
@@ -54,7 +77,10 @@ def describe_device(dev: torch.device) -> str:
 
 @functools.cache  # asked for the precision, the memory format and the warning of every FitStep; flags never change
 def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    """Return True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    Reads /proc/cpuinfo once per process; False where it cannot be read.
+    """
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()
@@ -67,7 +93,20 @@ PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"} 
 
 
 def autocast_dtype(precision: str, dev: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for a precision setting on a device, or None for plain float32."""
+    """Resolve a precision setting to the autocast dtype on a device.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        The setting; "auto" is bf16 on CUDA with bf16 (else fp16) and on CPUs with native bf16, else fp32.
+    dev : torch.device
+        The device the fit runs on.
+
+    Returns
+    -------
+    torch.dtype or None
+        ``torch.bfloat16`` or ``torch.float16``, or None for plain float32.
+    """
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -82,19 +121,43 @@ def autocast_dtype(precision: str, dev: torch.device) -> Optional[torch.dtype]:
 
 
 def prefers_channels_last(amp: Optional[torch.dtype], dev: torch.device) -> bool:
-    """Whether NHWC activations pay off for autocast dtype ``amp`` (None: float32) on ``dev``.
+    """Tell whether NHWC activations pay off for autocast dtype ``amp`` (None: float32) on ``dev``.
 
     oneDNN's bf16 and CUDA's tensor-core convolutions are fastest in NHWC; plain float32 on a CPU is faster in
     NCHW (3x3 conv, 128 channels, 256², 2-core AVX2 EPYC: 64 GFLOP/s NCHW, 39 NHWC). MPS stays NCHW.
+
+    Parameters
+    ----------
+    amp : torch.dtype or None
+        Autocast dtype, None for float32.
+    dev : torch.device
+        The device the fit runs on.
+
+    Returns
+    -------
+    bool
+        True on CUDA, and on a CPU with autocast.
     """
     return dev.type == "cuda" or (dev.type == "cpu" and amp is not None)
 
 
 def slow_precision_note(precision: str, dev: torch.device) -> Optional[str]:
-    """A warning when an explicitly chosen reduced precision has no hardware path on this CPU, else None.
+    """Warn when an explicitly chosen reduced precision has no hardware path on this CPU.
 
     Without AVX512-BF16/AMX, bf16 and fp16 convolutions are emulated: a 3x3 conv ran at 4 GFLOP/s in bf16 on a
     2-core AVX2 EPYC against 64 in float32. ("auto" never picks them there.)
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        The setting.
+    dev : torch.device
+        The device the fit runs on.
+
+    Returns
+    -------
+    str or None
+        The warning text, or None when the precision is not "bf16" / "fp16" on such a CPU.
     """
     if dev.type != "cpu" or precision not in ("bf16", "fp16") or cpu_supports_bf16():
         return None
@@ -105,7 +168,20 @@ def slow_precision_note(precision: str, dev: torch.device) -> Optional[str]:
 
 
 def precision_name(precision: str, dev: torch.device) -> str:
-    """What a precision setting computes in on ``dev``: "fp32", or "bf16" / "fp16" autocast ("auto" resolved)."""
+    """Name what a precision setting computes in on ``dev``: "fp32", or "bf16" / "fp16" autocast ("auto" resolved).
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        The setting.
+    dev : torch.device
+        The device the fit runs on.
+
+    Returns
+    -------
+    str
+        "fp32", "bf16" or "fp16".
+    """
     return PRECISION_NAMES[autocast_dtype(precision, dev)]
 
 
@@ -132,7 +208,13 @@ def tune_allocator() -> None:
 
 
 def synchronize(dev: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on CPU, where every op has finished when it returns)."""
+    """Wait for the device's queued work (a no-op on CPU, where every op has finished when it returns).
+
+    Parameters
+    ----------
+    dev : torch.device
+        CUDA, MPS or CPU device.
+    """
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     elif dev.type == "mps":
@@ -140,7 +222,13 @@ def synchronize(dev: torch.device) -> None:
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a container's CPU quota."""
+    """Count the CPUs this process may use: its affinity mask, capped by a container's CPU quota.
+
+    Returns
+    -------
+    int
+        At least 1; a cgroup quota (v2 ``cpu.max`` or v1 ``cfs_quota_us``) counts whole CPUs.
+    """
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     limit = _cgroup_cpu_limit()
     return max(1, min(n, limit) if limit else n)
@@ -167,11 +255,16 @@ def _read(path: str) -> str:
 
 
 def tune_threads() -> int:
-    """Cap torch's intra-op threads at the CPUs this process may use; returns the thread count.
+    """Cap torch's intra-op threads at the CPUs this process may use.
 
     torch starts one thread per physical core of the machine, which in a container with a CPU quota or a
     narrower affinity mask oversubscribes the CPUs, and every OpenMP barrier then waits for a descheduled
     thread. The count is only ever lowered, once per process, and an explicit OMP_NUM_THREADS wins.
+
+    Returns
+    -------
+    int
+        torch's intra-op thread count afterwards.
     """
     global _threads_tuned
     if not _threads_tuned and "OMP_NUM_THREADS" not in os.environ:

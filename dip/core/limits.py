@@ -28,11 +28,16 @@ class Limits:
 
     Parameters
     ----------
-    max_tflop : compute budget of one job, in TFLOP (forward + backward of every iteration).
-    max_side : longest side of the working image, px.
-    max_channels : widest layer of the network.
-    max_snapshots : snapshots stored per fitted image (the run folder keeps each one as a PNG).
-    max_minutes : wall-clock limit of one job; the worker stops it there and saves what it has.
+    max_tflop : float
+        Compute budget of one job, in TFLOP (forward + backward of every iteration).
+    max_side : int
+        Longest side of the working image, px.
+    max_channels : int
+        Widest layer of the network.
+    max_snapshots : int
+        Snapshots stored per fitted image (the run folder keeps each one as a PNG).
+    max_minutes : float
+        Wall-clock limit of one job, in minutes; the worker stops it there and saves what it has.
     """
 
     max_tflop: float
@@ -43,8 +48,20 @@ class Limits:
 
     @classmethod
     def for_device(cls, device_type: str) -> Limits:
-        """Defaults for a 2-core CPU (the lab denoising and inpainting presets at 256 px fit; 512 px does not) and
-        for one GPU (the paper's largest case, Barbara at 514 px x 11000 iterations, fits)."""
+        """Return the default limits for a device type.
+
+        The CPU defaults suit a 2-core CPU (the lab denoising and inpainting presets at 256 px fit; 512 px does
+        not); the others one GPU (the paper's largest case, Barbara at 514 px x 11000 iterations, fits).
+
+        Parameters
+        ----------
+        device_type : str
+            "cpu", or any other type (e.g. "cuda") for the GPU defaults.
+
+        Returns
+        -------
+        Limits
+        """
         if device_type == "cpu":
             return cls(max_tflop=400.0, max_side=512, max_channels=256, max_snapshots=200, max_minutes=180.0)
         return cls(max_tflop=10_000.0, max_side=1024, max_channels=512, max_snapshots=400, max_minutes=60.0)
@@ -64,27 +81,79 @@ def _gflop_per_iteration(net_config, input_channels: int, output_channels: int, 
 
 
 def gflop_per_iteration(preset: Preset, height: int, width: int, channels: int = 3) -> float:
-    """FLOPs (forward + backward) of one iteration of ``preset``'s network on a ``height`` x ``width`` image, in
-    GFLOP (the lab denoising net: 115 at 256², 460 at 512²)."""
+    """Count the FLOPs (forward + backward) of one iteration of ``preset``'s network, in GFLOP.
+
+    Counted on the meta device (shapes only, a fraction of a second) and cached. The lab denoising net: 115 GFLOP
+    at 256², 460 at 512².
+
+    Parameters
+    ----------
+    preset : Preset
+        Its network and input code.
+    height, width : int
+        Working image size in px.
+    channels : int, optional
+        Output channels (1 or 3). Default 3.
+
+    Returns
+    -------
+    float
+        GFLOP per iteration.
+    """
     return _gflop_per_iteration(preset.net, preset.input.channels, channels, height, width)
 
 
 def job_tflop(preset: Preset, shape: tuple, *, fits: int = 1) -> float:
-    """Compute of a whole job in TFLOP: ``fits`` fits (noise impedance fits 4 targets) of all its iterations."""
+    """Compute the cost of a whole job in TFLOP: ``fits`` fits of all its iterations.
+
+    Parameters
+    ----------
+    preset : Preset
+        Network and iterations.
+    shape : tuple
+        Working image shape (H, W[, C]); C defaults to 3.
+    fits : int, optional
+        Fits in the job (noise impedance fits 4 targets). Default 1.
+
+    Returns
+    -------
+    float
+        TFLOP.
+    """
     h, w = shape[:2]
     c = shape[2] if len(shape) > 2 else 3
     return fits * preset.fit.iterations * gflop_per_iteration(preset, h, w, c) / 1000
 
 
 def stored_snapshots(preset: Preset) -> int:
-    """Snapshots a fit stores: one every ``snapshot_every`` iterations, plus the final one."""
+    """Count the snapshots a fit stores: one every ``snapshot_every`` iterations, plus the final one."""
     return preset.fit.iterations // preset.fit.snapshot_every + 1
 
 
 def check_job(preset: Preset, shape: tuple, limits: Limits, *, fits: int = 1) -> float:
     """Raise LimitExceeded when a job of ``preset`` on an image of ``shape`` (H, W[, C]) exceeds ``limits``.
 
-    Returns the job's compute in TFLOP. Each message names the limit, the request and a setting that fits.
+    Parameters
+    ----------
+    preset : Preset
+        Network, iterations and snapshot interval of the job.
+    shape : tuple
+        Working image shape (H, W[, C]).
+    limits : Limits
+        What the server allows.
+    fits : int, optional
+        Fits in the job (noise impedance fits 4 targets). Default 1.
+
+    Returns
+    -------
+    float
+        The job's compute in TFLOP.
+
+    Raises
+    ------
+    LimitExceeded
+        For the first limit exceeded (working size, channels, snapshots, then compute); each message names the
+        limit, the request and a setting that fits.
     """
     h, w = shape[:2]
     if max(h, w) > limits.max_side:

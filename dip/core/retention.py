@@ -105,7 +105,18 @@ def prune_runs(
 
 
 def last_change(folder: Path) -> float:
-    """The newest modification time (Unix seconds) of ``folder`` and the entries directly in it."""
+    """Return the newest modification time (Unix seconds) of ``folder`` and the entries directly in it.
+
+    Parameters
+    ----------
+    folder : Path
+        A run folder; symbolic links in it are not followed, an unreadable listing counts the folder alone.
+
+    Returns
+    -------
+    float
+        Unix timestamp in seconds.
+    """
     times = [folder.lstat().st_mtime]
     try:
         times += [p.lstat().st_mtime for p in folder.iterdir()]
@@ -115,7 +126,18 @@ def last_change(folder: Path) -> float:
 
 
 def tree_size(path: Path) -> int:
-    """Bytes of the files under ``path`` (symbolic links are not followed)."""
+    """Sum the lengths in bytes of the files under ``path`` (symbolic links are not followed).
+
+    Parameters
+    ----------
+    path : Path
+        A folder; files that vanish or cannot be read are skipped.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
     total = 0
     for dirpath, _, files in os.walk(path):
         for f in files:
