@@ -27,7 +27,23 @@ TARGETS = ("image", "image + noise", "shuffled pixels", "noise")
 
 
 def make_targets(x: np.ndarray, *, sigma_255: float = 25.0, seed: int = 0) -> dict[str, np.ndarray]:
-    """The four fitting targets of Fig. 2 from an (H, W, C) image in [0, 1], in ``TARGETS`` order."""
+    """Make the four fitting targets of Fig. 2 from an image, in ``TARGETS`` order.
+
+    Parameters
+    ----------
+    x : ndarray
+        Natural image, float (H, W, C) in [0, 1].
+    sigma_255 : float, optional
+        Noise level of "image + noise" in 0-255 units. Default 25.
+    seed : int, optional
+        Seed of the noise, the pixel permutation and the U(0, 1) noise. Default 0.
+
+    Returns
+    -------
+    dict of str to ndarray
+        "image", "image + noise", "shuffled pixels" (one permutation for all channels) and "noise" (U(0, 1)),
+        each float32 (H, W, C) in [0, 1].
+    """
     rng = np.random.default_rng(seed)
     h, w, c = x.shape
     shuffled = x.reshape(h * w, c)[rng.permutation(h * w)].reshape(h, w, c)  # same permutation for all channels
@@ -41,37 +57,63 @@ def make_targets(x: np.ndarray, *, sigma_255: float = 25.0, seed: int = 0) -> di
 
 @dataclass
 class ImpedanceResult:
-    """Per-target fit results; ``losses[name]`` is the loss at every iteration."""
+    """Per-target fit results; ``losses[name]`` is the loss at every iteration.
+
+    Attributes
+    ----------
+    targets : dict of str to ndarray
+        The targets fitted, float32 (H, W, C) in [0, 1], by name.
+    results : dict of str to FitResult
+        The fits done, by target name (fewer than ``targets`` when the run was cancelled).
+    """
 
     targets: dict[str, np.ndarray]
     results: dict[str, FitResult] = field(default_factory=dict)
 
     @property
     def losses(self) -> dict[str, list[float]]:
+        """The loss (MSE) of every iteration, by target name."""
         return {name: [r.loss for r in res.history] for name, res in self.results.items()}
 
     def loss_at(self, iteration: int) -> dict[str, float]:
-        """Each target's loss at ``iteration`` (1-based), or its last loss if it stopped earlier."""
+        """Return each target's loss at ``iteration`` (1-based), or its last loss if it stopped earlier."""
         return {name: ls[min(iteration, len(ls)) - 1] for name, ls in self.losses.items() if ls}
 
     def relative_loss_at(self, iteration: int) -> dict[str, float]:
-        """Loss divided by the target's variance: the fraction of it still unexplained (1 = nothing fitted)."""
+        """Return each target's loss at ``iteration`` divided by its variance: the fraction still unexplained.
+
+        1 means nothing fitted yet.
+        """
         return {name: v / float(self.targets[name].var()) for name, v in self.loss_at(iteration).items()}
 
     def ordering(self, checkpoints) -> dict:
-        """``fig2_ordering`` of this run's losses at the given iterations."""
+        """Return ``fig2_ordering`` of this run's losses at the given iterations (``checkpoints``, 1-based)."""
         return fig2_ordering(self.losses, {n: float(t.var()) for n, t in self.targets.items()}, checkpoints)
 
 
 def fig2_ordering(losses: dict[str, list[float]], variances: dict[str, float], checkpoints) -> dict:
-    """Fig. 2's claim (natural image fits fastest, noise slowest), checked two ways.
+    """Check Fig. 2's claim (natural image fits fastest, noise slowest) two ways.
 
     ``mse``: the loss itself, which is what the paper plots ("the energy as a function of the iterations").
     ``relative``: the loss divided by the target's variance, the fraction still unexplained (1 = nothing
     fitted yet); stricter, because U(0, 1) noise starts ~3x higher than a natural image's variance and so
-    stays "slowest" by MSE for longer. Each gives the order (lowest first) at every checkpoint, the order by
-    mean loss over the run (area under the curve: the speed of fitting) and whether the claim holds both at
-    the last checkpoint and by the mean.
+    stays "slowest" by MSE for longer.
+
+    Parameters
+    ----------
+    losses : dict of str to list of float
+        The loss of every iteration, by target name.
+    variances : dict of str to float
+        Each target's variance.
+    checkpoints : iterable of int
+        Iterations (1-based) to compare at; a target that stopped earlier counts with its last loss.
+
+    Returns
+    -------
+    dict
+        For "mse" and "relative": ``loss_at`` and ``order_at`` (the order, lowest first, at every checkpoint),
+        ``mean_loss`` and ``speed_order`` (the order by mean loss over the run, the area under the curve: the
+        speed of fitting), and ``holds``: whether the claim holds both at the last checkpoint and by the mean.
     """
     out = {}
     for measure, scale in (("mse", {n: 1.0 for n in losses}), ("relative", variances)):
@@ -103,9 +145,31 @@ def run_impedance(
 ) -> ImpedanceResult:
     """Fit each target in turn with the preset's network and fit settings (lab: 2400 iterations each).
 
-    checkpoints : per target name, where its fit saves its state and continues from (``target_checkpoints``).
+    Parameters
+    ----------
+    preset : Preset
+        Network, input and fit settings; ``sigma_255`` is the noise of "image + noise".
+    x : ndarray
+        Natural image, float32 (H, W, C) in [0, 1].
+    targets : tuple of str, optional
+        Names from ``TARGETS`` to fit, in order. Default all four.
+    device : str or None, optional
+        As ``dip.core.fit.fit``; None for the best available.
+    on_step : callable or None, optional
+        Called with (target name, StepRecord) for every iteration.
+    on_snapshot : callable or None, optional
+        Called with (target name, Snapshot).
+    should_stop : callable or None, optional
+        Polled every iteration; True cancels the current fit and skips the remaining targets.
+    checkpoints : dict of str to Checkpoint or None, optional
+        Per target name, where its fit saves its state and continues from (``target_checkpoints``).
         Keep them until the whole run is written: a target that had finished is rebuilt from its last
         checkpoint (repeating at most ``every`` iterations) rather than fitted again from the start.
+
+    Returns
+    -------
+    ImpedanceResult
+        The targets and the fits done.
     """
     all_targets = make_targets(x, sigma_255=preset.sigma_255, seed=preset.fit.seed)
     out = ImpedanceResult({k: all_targets[k] for k in targets})
@@ -127,15 +191,31 @@ def run_impedance(
 
 
 def target_slug(name: str) -> str:
-    """Folder name of a target: "image + noise" -> "image_plus_noise"."""
+    """Make the folder name of a target: "image + noise" -> "image_plus_noise"."""
     return name.replace(" + ", "_plus_").replace(" ", "_")
 
 
 def target_checkpoints(
     folder, every: int, extras: Optional[dict[str, Stateful]] = None, targets: tuple = TARGETS
 ) -> dict[str, Checkpoint]:
-    """One checkpoint file per target in ``folder`` (``checkpoint-image_plus_noise.pt``...), each saved every
-    ``every`` iterations with the caller's state ``extras[name]`` (e.g. its progress bar and snapshots)."""
+    """Make one checkpoint file per target in ``folder`` (``checkpoint-image_plus_noise.pt``...).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder.
+    every : int
+        Iterations between saves, >= 1.
+    extras : dict of str to Stateful or None, optional
+        The caller's state saved with each target's fit, ``extras[name]`` (e.g. its progress bar and snapshots).
+    targets : tuple of str, optional
+        Target names. Default ``TARGETS``.
+
+    Returns
+    -------
+    dict of str to Checkpoint
+        By target name.
+    """
     extras = extras or {}
     return {
         name: Checkpoint(Path(folder) / f"checkpoint-{target_slug(name)}.pt", every, extra=extras.get(name))
@@ -157,9 +237,31 @@ def write_impedance_run(
     snapshots: Optional[dict[str, list[Snapshot]]] = None,
     extra: Optional[dict] = None,
 ) -> dict:
-    """Write an impedance run: per-target folders (target, result, snapshots), a combined history.csv with a
-    ``target`` column, result.png / result_ema.png of the natural image, observed.png (the four targets side by
-    side), metrics.json and config.json. Returns the metrics."""
+    """Write an impedance run.
+
+    The folder gets per-target folders (target, result, snapshots), a combined history.csv with a ``target``
+    column, result.png / result_ema.png of the natural image, observed.png (the four targets side by side),
+    metrics.json and config.json.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder, created if needed; an existing history.csv is replaced.
+    preset : Preset
+        Written as config.json.
+    res : ImpedanceResult
+        The targets and fits.
+    snapshots : dict of str to list of Snapshot or None, optional
+        Snapshots by target name.
+    extra : dict or None, optional
+        Metrics put first in metrics.json (the run's own keys win).
+
+    Returns
+    -------
+    dict
+        The metrics written; ``targets`` holds each target's final and minimum loss, iterations, seconds and
+        PSNR of the fit in dB.
+    """
     folder, snapshots = Path(folder), snapshots or {}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "history.csv").unlink(missing_ok=True)

@@ -37,7 +37,17 @@ HISTORY_FIELDS = [f.name for f in dataclasses.fields(StepRecord)]
 
 
 def write_history(records: Iterable[StepRecord], path: Path, *, extra: Optional[dict] = None) -> None:
-    """history.csv: one row per record; ``extra`` adds constant columns (e.g. the impedance target)."""
+    """Append records to a history.csv: one row per record, the header first when the file is new.
+
+    Parameters
+    ----------
+    records : iterable of StepRecord
+        The rows, in order.
+    path : Path
+        The CSV file; appended to when it exists.
+    extra : dict or None, optional
+        Constant columns put before the record's (e.g. the impedance target).
+    """
     extra = extra or {}
     new = not path.exists()
     with open(path, "a", newline="") as f:
@@ -49,10 +59,27 @@ def write_history(records: Iterable[StepRecord], path: Path, *, extra: Optional[
 
 
 def read_history(path: Path, *, run_id: str = "") -> list[dict]:
-    """Rows of a history.csv with numbers parsed (empty cells become None).
+    """Read the rows of a history.csv with numbers parsed (empty cells become None).
 
     A last line cut off mid-row (no line end, and too few cells or a cell that does not parse) is left out;
-    ``read_run`` reports it in its ``notes``. Any other damage raises ``RunFolderError``.
+    ``read_run`` reports it in its ``notes``.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    run_id : str, optional
+        The run's folder name, for error messages.
+
+    Returns
+    -------
+    list of dict
+        One dict per row, column name to value (int, float, bool, None or str).
+
+    Raises
+    ------
+    RunFolderError
+        For any other damage: a missing or unreadable file, no ``iteration`` column, a bad row before the last.
     """
     return _read_history(Path(path), run_id=run_id)[0]
 
@@ -134,7 +161,15 @@ def _read_history(path: Path, *, run_id: str = "", name: str = "history.csv") ->
 
 
 def write_snapshots(snapshots: Iterable[Snapshot], folder: Path) -> None:
-    """snapshots/NNNNN.png (current output) for each snapshot."""
+    """Write NNNNN.png (the current output, NNNNN the iteration) into ``folder`` for each snapshot.
+
+    Parameters
+    ----------
+    snapshots : iterable of Snapshot
+        The snapshots.
+    folder : Path
+        The snapshots folder, created if needed.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for s in snapshots:
         save_image(s.image, folder / f"{s.iteration:05d}.png")
@@ -151,7 +186,32 @@ def write_run(
     mask: Optional[np.ndarray] = None,
     snapshots: Iterable[Snapshot] = (),
 ) -> Path:
-    """Write everything a finished run produced; returns the folder."""
+    """Write everything a finished run produced (the layout of the module docstring).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder, created if needed; an existing history.csv is replaced.
+    metrics : dict
+        Written as metrics.json.
+    config : dict
+        Written as config.json (the preset as plain data, ``preset_as_dict``).
+    result : FitResult
+        Its images (float32 (H, W, C) in [0, 1]) and history.
+    degraded : ndarray
+        The observation in the estimate's space, saved as observed.png.
+    x_true : ndarray or None, optional
+        Ground truth, saved as ground_truth.png.
+    mask : ndarray or None, optional
+        Inpainting mask (H, W), 1 = known; saved as mask.png, with result_known_kept.png (``keep_known``).
+    snapshots : iterable of Snapshot, optional
+        Written to snapshots/.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_image(result.output, folder / "result.png")
@@ -177,6 +237,20 @@ def write_run(
 
 
 def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON; dataclasses, numpy scalars, tuples and sets are converted.
+
+    Parameters
+    ----------
+    path : Path
+        The file, replaced if it exists.
+    data : dict
+        JSON-ready data, or values of the types above.
+
+    Raises
+    ------
+    TypeError
+        For a value of another type.
+    """
     path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
@@ -191,15 +265,37 @@ def _jsonable(o):
 
 
 def preset_as_dict(preset) -> dict:
-    """A preset as plain JSON-ready data (config.json)."""
+    """Convert a preset to plain JSON-ready data (config.json).
+
+    Parameters
+    ----------
+    preset : Preset
+        Any dataclass of settings.
+
+    Returns
+    -------
+    dict
+        Nested dicts, lists, strings, numbers, booleans and None.
+    """
     return json.loads(json.dumps(dataclasses.asdict(preset), default=_jsonable))
 
 
 def read_run(folder: str | Path) -> dict:
-    """A run folder as a dict: metrics, config, history rows, and the images that exist (float arrays).
+    """Read a run folder: metrics, config, history rows, and the images that exist (float arrays).
 
-    Also ``snapshots`` (paths, not decoded), ``baselines`` (``read_baselines``) and ``notes``: what was tolerated
-    (a history.csv cut off in its last row), as sentences. Extra files are ignored.
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder; its name is the run id in messages.
+
+    Returns
+    -------
+    dict
+        ``folder`` (Path), ``metrics`` and ``config`` (dicts, config {} when absent), ``history`` (rows of
+        ``read_history``), ``images`` (for every top-level PNG, its stem to a float32 (H, W, C) array in [0, 1],
+        C = 1 for greyscale files), ``snapshots`` (paths, not decoded), ``baselines`` (``read_baselines``) and
+        ``notes``: what was tolerated (a history.csv cut off in its last row), as sentences. Extra files are
+        ignored.
 
     Raises
     ------
@@ -235,7 +331,7 @@ def read_run(folder: str | Path) -> dict:
 
 
 def _read_text(path: Path, name: str, run_id: str) -> str:
-    """A file of a run folder as text; ``name`` is how messages call it (never the server path)."""
+    """Read a file of a run folder as text; ``name`` is how messages call it (never the server path)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -263,10 +359,27 @@ _JSON_KINDS = {
 
 
 def read_json_object(path: Path, *, run_id: str = "", required: bool = True) -> Optional[dict]:
-    """A JSON file of a run folder that must hold an object (None when it is absent and not ``required``).
+    """Read a JSON file of a run folder that must hold an object.
 
-    Raises ``RunFolderError`` naming the file: missing, unreadable, empty, not valid JSON (a truncated file
-    ends mid-value), or valid JSON that is not an object (``[]``, a string, a number).
+    Parameters
+    ----------
+    path : Path
+        The file; messages name it by its file name only.
+    run_id : str, optional
+        The run's folder name, for error messages.
+    required : bool, optional
+        If False, a missing file gives None instead of an error. Default True.
+
+    Returns
+    -------
+    dict or None
+        The object; None when the file is absent and not ``required``.
+
+    Raises
+    ------
+    RunFolderError
+        Naming the file: missing, unreadable, empty, not valid JSON (a truncated file ends mid-value), or valid
+        JSON that is not an object (``[]``, a string, a number).
     """
     path, name = Path(path), Path(path).name
     if not required and not path.exists():
@@ -302,6 +415,18 @@ def check_metrics(metrics: dict, *, run_id: str = "") -> None:
 
     PSNRs (``psnr_*``) and counts must be numbers or null, names strings or null, ``targets`` (impedance) an
     object of objects. Other keys are not checked.
+
+    Parameters
+    ----------
+    metrics : dict
+        The parsed metrics.json.
+    run_id : str, optional
+        The run's folder name, for error messages.
+
+    Raises
+    ------
+    RunFolderError
+        Naming the first key with a wrong type.
     """
 
     def fail(key, value, expected):
@@ -318,9 +443,26 @@ def check_metrics(metrics: dict, *, run_id: str = "") -> None:
 
 
 def read_run_image(folder: str | Path, name: str, *, mode: str = "rgb") -> np.ndarray:
-    """The image ``name`` (a path relative to the run folder) of a run folder.
+    """Read the image ``name`` of a run folder.
 
-    Raises ``RunFolderError`` naming the image when it is missing, outside the folder, or does not decode.
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder.
+    name : str
+        A POSIX path relative to the run folder, e.g. "result.png" or "baselines/nlm.png".
+    mode : {"rgb", "keep", "grey"}, optional
+        As ``load_image``. Default "rgb".
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W, C) in [0, 1].
+
+    Raises
+    ------
+    RunFolderError
+        Naming the image when it is missing, outside the folder, or does not decode.
     """
     folder = Path(folder)
     run_id = folder.name
@@ -346,9 +488,20 @@ def write_baselines(folder: str | Path, baselines: Iterable, *, border_psnr: Opt
 
     Parameters
     ----------
-    baselines : ``dip.core.baselines.Baseline`` objects, or dicts with at least ``name`` and ``psnr``.
-    border_psnr : optional {name: PSNR with the image border excluded} (F16).
+    folder : str or Path
+        The run folder, created if needed.
+    baselines : iterable
+        ``dip.core.baselines.Baseline`` objects, or dicts with at least ``name`` and ``psnr``.
+    border_psnr : dict or None, optional
+        {name: PSNR in dB with the image border excluded} (F16).
 
+    Returns
+    -------
+    Path
+        The baselines.json file.
+
+    Notes
+    -----
     The file is ``{"version": 1, "baselines": [{"name": "nlm", "label": "Non-local means", "psnr": 31.05,
     "seconds": 0.8, "settings": "h = 0.6 sigma, ...", "image": "baselines/nlm.png"}, ...]}``; ``psnr`` is None
     without ground truth, ``image`` is absent when no image was given, ``psnr_border_excluded`` is added
@@ -372,10 +525,23 @@ def write_baselines(folder: str | Path, baselines: Iterable, *, border_psnr: Opt
 
 
 def read_baselines(folder: str | Path) -> list[dict]:
-    """The records of a run folder's ``baselines.json`` (empty list when there is none).
+    """Read the records of a run folder's ``baselines.json``.
 
-    Raises ``RunFolderError`` when the file is damaged, a record is not an object with a ``name``, or a record's
-    ``image`` is not a path inside the folder's ``baselines/``.
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder.
+
+    Returns
+    -------
+    list of dict
+        The records (see ``write_baselines``); empty when there is no baselines.json.
+
+    Raises
+    ------
+    RunFolderError
+        When the file is damaged, a record is not an object with a ``name``, or a record's ``image`` is not a
+        path inside the folder's ``baselines/``.
     """
     folder = Path(folder)
     data = read_json_object(folder / "baselines.json", run_id=folder.name, required=False)
@@ -429,8 +595,21 @@ RUN_FILES = frozenset(
 
 
 def holds_only_run_output(folder: str | Path, *, also: Iterable[str] = ()) -> bool:
-    """True when ``folder`` does not exist or holds nothing but ``RUN_FILES``, ``checkpoint*.pt`` and the
-    names in ``also``: a folder ``atomic_folder`` may replace without deleting anything a person put there."""
+    """Tell whether ``atomic_folder`` may replace ``folder`` without deleting anything a person put there.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder.
+    also : iterable of str, optional
+        Further entry names allowed.
+
+    Returns
+    -------
+    bool
+        True when ``folder`` does not exist or holds nothing but ``RUN_FILES``, ``checkpoint*.pt`` and the names
+        in ``also``; False for a file or a symbolic link.
+    """
     folder = Path(folder)
     if not folder.exists():
         return True
@@ -446,13 +625,28 @@ PARTIAL_MARK = ".partial-"
 
 @contextmanager
 def atomic_folder(final: str | Path) -> Iterator[Path]:
-    """Write a folder completely or not at all: yields a new hidden sibling ``.<name>.partial-<random>`` to write
-    into, which becomes ``final`` when the block ends without an exception and is removed when it raises.
+    """Write a folder completely or not at all.
 
     An existing ``final`` (a resumed or repeated run) is replaced: it is first renamed to a hidden
     ``.<name>.partial-old-<random>`` sibling, removed once the new folder is in place, and put back if that
     rename fails. Readers thus see the old folder or the new one, never a mix; at worst (a crash between the
     two renames) the old one is left hidden for ``dip.core.retention`` to remove. The parent is created if needed.
+
+    Parameters
+    ----------
+    final : str or Path
+        The folder to write; its name must not be empty.
+
+    Yields
+    ------
+    Path
+        A new hidden sibling ``.<name>.partial-<random>`` to write into, which becomes ``final`` when the block
+        ends without an exception and is removed when it raises.
+
+    Raises
+    ------
+    ValueError
+        If ``final`` has no name (e.g. "/").
 
     Examples
     --------
