@@ -49,7 +49,19 @@ CONFIGS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr
 
 @dataclass(frozen=True)
 class Timing:
-    """One variant of a case. ``seconds`` is the median of ``times``; GFLOP/s = FLOPs per iteration / seconds."""
+    """One variant of a case.
+
+    Attributes
+    ----------
+    seconds : float
+        Median of ``times``, s per iteration.
+    times : tuple of float
+        Each timed iteration, s.
+    gflops : float
+        GFLOP/s = FLOPs per iteration / seconds.
+    peak_memory_mib : float or None
+        Peak tensor memory of one iteration, MiB (None when not measured, or on MPS).
+    """
 
     seconds: float
     times: tuple
@@ -61,7 +73,22 @@ class Timing:
 class Case:
     """A configuration at one size: FLOPs per iteration (forward + backward) and the timed variants.
 
-    ratio: median over alternating pairs of engine seconds / reference seconds (below 1: the engine is faster).
+    Attributes
+    ----------
+    config : str
+        A ``CONFIGS`` key.
+    size : int
+        Side of the square RGB image, px.
+    flops : int
+        FLOPs of one iteration, forward + backward.
+    precision : str
+        What the engine computes in: "fp32", "bf16" or "fp16".
+    channels_last : bool
+        Whether the engine runs NHWC.
+    engine, reference : Timing or None
+        The timed variants (None when not run).
+    ratio : float or None
+        Median over alternating pairs of engine seconds / reference seconds (below 1: the engine is faster).
     """
 
     config: str
@@ -75,14 +102,34 @@ class Case:
 
 
 def reference_config(fit: FitConfig) -> FitConfig:
-    """The plain reference: the same settings in eager float32 with NCHW tensors."""
+    """Make the plain reference of ``fit``: the same settings in eager float32 with NCHW tensors."""
     return replace(fit, precision="fp32", channels_last=False)
 
 
 def make_step(config: str, size: int, dev: torch.device, *, reference: bool = False) -> FitStep:
-    """The iteration of lab configuration ``config`` on a ``size`` x ``size`` RGB image.
+    """Build the iteration of lab configuration ``config`` on a ``size`` x ``size`` RGB image.
 
     The observation is random: no part of the iteration's cost depends on the image content.
+
+    Parameters
+    ----------
+    config : str
+        A ``CONFIGS`` key: "impedance", "denoise" or "sr".
+    size : int
+        Image side in px, at least the network's ``min_side``.
+    dev : torch.device
+        Device to run on.
+    reference : bool, optional
+        Build the plain reference (``reference_config``) instead of the engine's settings. Default False.
+
+    Returns
+    -------
+    FitStep
+
+    Raises
+    ------
+    ConfigError
+        If ``config`` is unknown or ``size`` too small for its network.
     """
     if config not in CONFIGS:
         raise ConfigError(f"unknown benchmark configuration {config!r}; choose from {', '.join(CONFIGS)}.")
@@ -100,16 +147,26 @@ def make_step(config: str, size: int, dev: torch.device, *, reference: bool = Fa
 
 
 def count_flops(run: Callable[[], object]) -> int:
-    """FLOPs of one call of ``run`` (forward and backward) by ``torch.utils.flop_counter``."""
+    """Count the FLOPs of one call of ``run`` (forward and backward) by ``torch.utils.flop_counter``."""
     with FlopCounterMode(display=False) as counter:
         run()
     return int(counter.get_total_flops())
 
 
 def peak_memory_mib(step: FitStep) -> Optional[float]:
-    """Peak tensor memory of one iteration: what persists (weights, Adam state, z, y) plus the iteration's peak.
+    """Measure the peak tensor memory of one iteration: what persists (weights, Adam state, z, y) plus its peak.
 
     CUDA reads its allocator's peak; on CPU the profiler's allocation trace gives it (None on MPS).
+
+    Parameters
+    ----------
+    step : FitStep
+        The iteration; it is run once (from the unperturbed z, gradients freed first).
+
+    Returns
+    -------
+    float or None
+        MiB; None on MPS.
     """
     dev = step.dev
     step.optimizer.zero_grad(set_to_none=True)  # free last iteration's gradients before measuring
@@ -145,7 +202,24 @@ def _cpu_iteration_peak(step: FitStep) -> int:
 def time_alternating(
     runs: dict[str, Callable[[], object]], dev: torch.device, *, warmup: int, repeats: int
 ) -> dict[str, list[float]]:
-    """Seconds of each run, interleaved A B, B A, A B, ... so that a change in machine load hits all alike."""
+    """Time each run, interleaved A B, B A, A B, ... so that a change in machine load hits all alike.
+
+    Parameters
+    ----------
+    runs : dict of str to callable
+        What to time, by name.
+    dev : torch.device
+        Synchronised after each call, so a GPU's queued work is counted.
+    warmup : int
+        Untimed rounds first.
+    repeats : int
+        Timed calls of each run.
+
+    Returns
+    -------
+    dict of str to list of float
+        Seconds of each timed call, by name.
+    """
     names = list(runs)
     for _ in range(warmup):
         for name in names:
@@ -171,7 +245,34 @@ def run_case(
     variant: str = "both",
     memory: bool = True,
 ) -> Case:
-    """Benchmark one configuration at one size; ``variant`` "both", "engine" or "reference"."""
+    """Benchmark one configuration at one size.
+
+    Parameters
+    ----------
+    config : str
+        A ``CONFIGS`` key.
+    size : int
+        Image side in px.
+    dev : torch.device
+        Device to run on.
+    warmup : int, optional
+        Untimed iterations per variant first. Default 2.
+    repeats : int, optional
+        Timed iterations per variant. Default 5.
+    variant : {"both", "engine", "reference"}, optional
+        What to time; "both" alternates them and gives the ratio. Default "both".
+    memory : bool, optional
+        Measure the peak memory. Default True.
+
+    Returns
+    -------
+    Case
+
+    Raises
+    ------
+    ConfigError
+        If ``variant``, ``config`` or ``size`` is not valid.
+    """
     if variant not in ("both", "engine", "reference"):
         raise ConfigError(f"variant={variant!r}; choose both, engine or reference.")
     names = ["reference", "engine"] if variant == "both" else [variant]
@@ -209,10 +310,30 @@ def conv_throughput(
     warmup: int = 1,
     repeats: int = 10,
 ) -> float:
-    """GFLOP/s of a 3x3, ``channels``-to-``channels`` convolution on a ``size``^2 map, forward and backward.
+    """Measure the GFLOP/s of a 3x3, ``channels``-to-``channels`` convolution on a ``size``^2 map, forward + backward.
 
     The machine's speed at the work that dominates the net, to read the achieved GFLOP/s against. The best
     of ``repeats`` runs: what the hardware can do (other load only ever slows a run down).
+
+    Parameters
+    ----------
+    dev : torch.device
+        Device to run on.
+    precision : {"fp32", "bf16", "fp16", "auto"}, optional
+        Autocast setting. Default "fp32".
+    channels_last : bool, optional
+        NHWC tensors. Default False.
+    size : int, optional
+        Side of the feature map, px. Default 256.
+    channels : int, optional
+        Input and output channels. Default 128.
+    warmup, repeats : int, optional
+        Untimed and timed runs. Defaults 1 and 10.
+
+    Returns
+    -------
+    float
+        GFLOP/s of the best run.
     """
     mem = torch.channels_last if channels_last else torch.contiguous_format
     conv = nn.Conv2d(channels, channels, 3, padding=1).to(dev, memory_format=mem)
@@ -230,7 +351,7 @@ def conv_throughput(
 
 
 def machine_info(dev: torch.device) -> dict:
-    """What the numbers were measured on."""
+    """Describe what the numbers were measured on: date, device, CPU model and bf16 support, threads, torch."""
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -259,7 +380,29 @@ def run_bench(
     conv: bool = True,
     log: Callable[[str], None] = lambda msg: None,
 ) -> dict:
-    """Every configuration at every size, plus the machine's conv throughput; a JSON-ready dict."""
+    """Benchmark every configuration at every size, plus the machine's conv throughput.
+
+    Parameters
+    ----------
+    configs : list of str
+        ``CONFIGS`` keys.
+    sizes : list of int
+        Image sides in px.
+    dev : torch.device
+        Device to run on.
+    warmup, repeats, variant, memory
+        As ``run_case``.
+    conv : bool, optional
+        Measure ``conv_throughput`` in float32 NCHW and, where it differs, in the engine's precision and
+        layout. Default True.
+    log : callable, optional
+        Called with a progress line before each measurement.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``machine`` (``machine_info``), ``conv_gflops`` (by label) and ``cases`` (``Case`` as dicts).
+    """
     report = {"machine": machine_info(dev), "conv_gflops": {}, "cases": []}
     if conv:
         engine = get_preset(CONFIGS["denoise"]).fit
@@ -287,10 +430,34 @@ def allocator_check(
     repeats: int = 2,
     log: Callable[[str], None] = lambda msg: None,
 ) -> dict:
-    """The effect of ``tune_allocator`` on CPU, measured in fresh processes (it cannot be undone in one).
+    """Measure the effect of ``tune_allocator`` on CPU in fresh processes (it cannot be undone in one).
 
     Each round runs three processes in turn: the reference with glibc's default allocator, the reference
-    tuned, the engine tuned. Returns the median seconds of each and their ratios.
+    tuned, the engine tuned.
+
+    Parameters
+    ----------
+    config : str
+        A ``CONFIGS`` key.
+    size : int
+        Image side in px.
+    rounds : int, optional
+        Rounds of three processes. Default 3.
+    warmup, repeats : int, optional
+        Untimed and timed iterations per process. Defaults 1 and 2.
+    log : callable, optional
+        Called with a progress line before each process.
+
+    Returns
+    -------
+    dict
+        ``seconds`` (the median seconds of each variant), ``times`` (all of them), ``allocator_ratio`` (tuned /
+        default reference) and ``engine_vs_default_reference``, with ``config`` and ``size``.
+
+    Raises
+    ------
+    subprocess.CalledProcessError
+        If a benchmark process fails.
     """
     variants = {
         "reference, glibc defaults": ["--variant", "reference", "--default-allocator"],
@@ -345,7 +512,19 @@ def allocator_check(
 
 
 def format_report(report: dict) -> str:
-    """Markdown tables of a ``run_bench`` report (and its allocator check, when present)."""
+    """Format a ``run_bench`` report (and its allocator check, when present) as markdown tables.
+
+    Parameters
+    ----------
+    report : dict
+        As ``run_bench`` returns it, optionally with ``allocator_check`` (a list of ``allocator_check`` dicts)
+        and ``machine.allocator``.
+
+    Returns
+    -------
+    str
+        Markdown: seconds per iteration, GFLOP/iter, GFLOP/s and peak MiB per case.
+    """
     m = report["machine"]
     lines = [
         f"{m['date']} · {m['device']} · {m['cpu']}{' (bf16)' if m.get('cpu_bf16') else ''} · torch {m['torch']}"
@@ -407,7 +586,23 @@ def _parse_list(text: str, name: str, parse: Callable = str) -> list:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """The ``bench`` subcommand: prints the tables (or JSON) to stdout, progress to stderr."""
+    """Run the ``bench`` subcommand: print the tables (or JSON) to stdout, progress to stderr.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options ``register`` defines.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+
+    Raises
+    ------
+    ConfigError
+        For invalid options (repeats < 1, negative warm-up, a list that does not parse, unknown configuration).
+    """
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError(
             f"--repeats {args.repeats} --warmup {args.warmup}: need at least 1 timed iteration and no negative warm-up."
@@ -440,7 +635,13 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``bench`` subcommand to ``python -m dip``."""
+    """Add the ``bench`` subcommand to ``python -m dip``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The subcommands of the ``python -m dip`` parser.
+    """
     p = subparsers.add_parser("bench", help="seconds, FLOPs and memory per iteration against float32 NCHW")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--sizes", default="256,512", help="comma-separated image sides in px (default: %(default)s)")

@@ -21,12 +21,26 @@ MEASURES = {"psnr_true": "output", "psnr_ema_true": "EMA"}
 
 
 def compare_histories(a: list[dict], b: list[dict], every: int = 100) -> dict:
-    """PSNR of both runs every ``every`` iterations (and at the last common one) and their differences B - A.
+    """Compare the PSNR of two runs every ``every`` iterations (and at the last common one): B - A.
+
+    Parameters
+    ----------
+    a, b : list of dict
+        history.csv rows of runs A and B (``read_history``); only rows with ``psnr_true`` count.
+    every : int, optional
+        Table row every this many iterations, >= 1. Default 100.
+
+    Returns
+    -------
+    dict
+        ``rows`` (per picked iteration: ``psnr_true_a``, ``psnr_true_b``, ``psnr_ema_true_a``, ...; PSNR in dB),
+        ``last_common`` (iteration), ``at_last`` and ``max_abs_difference`` (by measure, in dB, over all common
+        iterations), ``common_iterations`` (count).
 
     Raises
     ------
     DIPError
-        When the runs share no iteration with a PSNR (no ground truth, or empty histories).
+        When ``every`` < 1, or the runs share no iteration with a PSNR (no ground truth, or empty histories).
     """
     if every < 1:
         raise DIPError(f"--every must be at least 1, got {every}.")
@@ -60,7 +74,18 @@ def compare_histories(a: list[dict], b: list[dict], every: int = 100) -> dict:
 
 
 def run_label(folder: Path) -> str:
-    """The folder's name with the precision its config asked for (auto, fp32, bf16, fp16)."""
+    """Label a run: the folder's name with the precision its config asked for (auto, fp32, bf16, fp16).
+
+    Parameters
+    ----------
+    folder : Path
+        The run folder.
+
+    Returns
+    -------
+    str
+        E.g. "lab-denoise-F16_GT (bf16)"; the name alone when config.json is missing or has no precision.
+    """
     try:
         precision = json.loads((folder / "config.json").read_text())["fit"]["precision"]
     except (OSError, KeyError, ValueError):
@@ -69,7 +94,25 @@ def run_label(folder: Path) -> str:
 
 
 def compare_runs(folder_a: str | Path, folder_b: str | Path, every: int = 100) -> dict:
-    """``compare_histories`` of two run folders, with their labels."""
+    """Compare two run folders: ``compare_histories`` of their history.csv, with their labels.
+
+    Parameters
+    ----------
+    folder_a, folder_b : str or Path
+        Run folders A and B.
+    every : int, optional
+        Table row every this many iterations. Default 100.
+
+    Returns
+    -------
+    dict
+        ``compare_histories``'s dict plus ``a`` and ``b``, the labels (``run_label``).
+
+    Raises
+    ------
+    DIPError
+        When a folder has no history.csv, or as ``compare_histories``.
+    """
     folders = [Path(folder_a), Path(folder_b)]
     for f in folders:
         if not (f / "history.csv").is_file():
@@ -83,7 +126,18 @@ def compare_runs(folder_a: str | Path, folder_b: str | Path, every: int = 100) -
 
 
 def comparison_markdown(c: dict) -> str:
-    """The comparison as a markdown table plus two summary lines."""
+    """Format a comparison as a markdown table plus two summary lines.
+
+    Parameters
+    ----------
+    c : dict
+        As ``compare_runs`` returns it.
+
+    Returns
+    -------
+    str
+        Markdown ending with a newline; PSNR in dB with 2 decimals, an en dash where a value is missing.
+    """
 
     def db(v, sign=False):
         return "–" if v is None else (f"{v:+.2f}" if sign else f"{v:.2f}")
@@ -109,7 +163,13 @@ def comparison_markdown(c: dict) -> str:
 
 
 def register(subparsers) -> None:
-    """Add ``compare`` to the ``python -m dip`` parser."""
+    """Add ``compare`` to the ``python -m dip`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The subcommands of the ``python -m dip`` parser.
+    """
     p = subparsers.add_parser("compare", help="PSNR of two runs of one case side by side, iteration by iteration")
     p.add_argument("run_a", type=Path, help="run folder A (has history.csv), e.g. the float32 run")
     p.add_argument("run_b", type=Path, help="run folder B, e.g. the bf16 run")
@@ -119,6 +179,23 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """Run the ``compare`` subcommand: print the comparison (markdown, or JSON with ``--json``) to stdout.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``run_a``, ``run_b``, ``every`` and ``json``.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+
+    Raises
+    ------
+    DIPError
+        As ``compare_runs``.
+    """
     c = compare_runs(args.run_a, args.run_b, args.every)
     print(json.dumps(c, indent=2) if args.json else comparison_markdown(c), end="")
     return 0

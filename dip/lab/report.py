@@ -35,7 +35,20 @@ from dip.lab.figures import history_curves, png_bytes, progress_strip
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A GitHub markdown table; floats get 2 decimals, None becomes an en dash."""
+    """Format a GitHub markdown table; floats get 2 decimals, None becomes an en dash.
+
+    Parameters
+    ----------
+    headers : sequence of str
+        Column titles.
+    rows : sequence of sequence
+        Cells; "|" in a cell is escaped.
+
+    Returns
+    -------
+    str
+        The table, ending with a newline.
+    """
 
     def cell(v):
         if v is None:
@@ -50,7 +63,21 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def baseline_rows(records: list[dict], metrics: Optional[dict] = None) -> list[list]:
-    """Rows (method, PSNR, seconds, settings) with DIP's final output first when ``metrics`` is given."""
+    """Make the baseline table's rows (method, PSNR, seconds, settings).
+
+    Parameters
+    ----------
+    records : list of dict
+        Baseline records (``read_baselines``).
+    metrics : dict or None, optional
+        The run's metrics.json; when given, DIP's final output comes first, then its EMA and known-pixels-kept
+        PSNRs where recorded.
+
+    Returns
+    -------
+    list of list
+        One row per method; PSNR in dB and seconds may be None.
+    """
     rows = []
     if metrics is not None:
         rows.append(
@@ -112,11 +139,20 @@ TASK_KEYS = ("name", "task", "description", "source", "sample", "sigma_255", "fa
 
 
 def mask_kind(metrics: dict, config: dict) -> Optional[str]:
-    """The kind of mask an inpainting run used (a ``MASK_KINDS`` key), or None when it is not known.
+    """Tell the kind of mask an inpainting run used (a ``MASK_KINDS`` key), or None when it is not known.
 
     The app records the mask the visitor chose in metrics.json (``mask``). A command-line run (no ``job_id``)
     generated its preset's ``mask_kind`` (config.json; "file" for the notebook presets' mask files). An app run
     from before the app recorded its mask always passed its own mask, so its preset's kind says nothing: None.
+
+    Parameters
+    ----------
+    metrics, config : dict
+        The run's metrics.json and config.json.
+
+    Returns
+    -------
+    str or None
     """
     kind = metrics.get("mask")
     if isinstance(kind, str) and kind:
@@ -127,8 +163,18 @@ def mask_kind(metrics: dict, config: dict) -> Optional[str]:
 
 
 def kept_fraction(metrics: dict, config: dict) -> Optional[float]:
-    """The fraction of known pixels of an inpainting run's mask: measured (metrics ``kept_fraction``), else a
-    command-line Bernoulli mask's setting, else None."""
+    """Tell the fraction of known pixels of an inpainting run's mask.
+
+    Parameters
+    ----------
+    metrics, config : dict
+        The run's metrics.json and config.json.
+
+    Returns
+    -------
+    float or None
+        In [0, 1]: measured (metrics ``kept_fraction``), else a command-line Bernoulli mask's setting, else None.
+    """
     kept = metrics.get("kept_fraction")
     if isinstance(kept, (int, float)):
         return float(kept)
@@ -142,7 +188,18 @@ def kept_fraction(metrics: dict, config: dict) -> Optional[float]:
 
 
 def iterations_text(metrics: dict, config: dict) -> Optional[str]:
-    """The iterations actually run, e.g. "30", "30 of 1800 (stopped early)"; impedance: per target."""
+    """Describe the iterations actually run, e.g. "30", "30 of 1800 (stopped early)"; impedance: per target.
+
+    Parameters
+    ----------
+    metrics, config : dict
+        The run's metrics.json and config.json (its ``fit.iterations`` is the plan).
+
+    Returns
+    -------
+    str or None
+        None when metrics.json does not record them.
+    """
     planned = (config.get("fit") or {}).get("iterations") if isinstance(config.get("fit"), dict) else None
     targets = metrics.get("targets")
     if isinstance(targets, dict) and targets:  # noise impedance: metrics' ``iterations`` is the plan per target
@@ -158,7 +215,7 @@ def iterations_text(metrics: dict, config: dict) -> Optional[str]:
 
 
 def working_size(metrics: dict) -> Optional[str]:
-    """The working image's size from metrics ``shape`` (H, W[, C]), e.g. "256x192 px"."""
+    """Describe the working image's size from metrics ``shape`` (H, W[, C]), e.g. "256x192 px" (None if absent)."""
     shape = metrics.get("shape")
     if isinstance(shape, (list, tuple)) and len(shape) >= 2 and all(isinstance(v, int) for v in shape[:2]):
         return f"{shape[1]}x{shape[0]} px"
@@ -170,8 +227,19 @@ def _number(v) -> str:
 
 
 def task_settings(metrics: dict, config: dict) -> list[tuple[str, str]]:
-    """(name, value) of the settings that distinguish runs of this task, only those that apply to it:
-    noise σ (denoising, impedance), factor (super-resolution), mask and pixels kept (inpainting)."""
+    """List the settings that distinguish runs of this task, only those that apply to it.
+
+    Parameters
+    ----------
+    metrics, config : dict
+        The run's metrics.json and config.json.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        (name, value): noise σ in 0-255 units (denoising, impedance), factor (super-resolution), mask and pixels
+        kept (inpainting).
+    """
     task, out = metrics.get("task") or config.get("task"), []
     sigma = config.get("sigma_255")
     if task == "denoise":
@@ -196,7 +264,20 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$:])")  # a file name in summar
 
 
 def summary_markdown(metrics: dict, config: dict, baselines: list[dict]) -> str:
-    """The bundle's summary.md: PSNRs, run facts, the task's settings, hyper-parameters, baselines."""
+    """Write the bundle's summary.md: PSNRs, run facts, the task's settings, hyper-parameters, baselines.
+
+    Parameters
+    ----------
+    metrics, config : dict
+        The run's metrics.json and config.json.
+    baselines : list of dict
+        Baseline records (``read_baselines``); the table is left out when empty.
+
+    Returns
+    -------
+    str
+        Markdown; PSNRs in dB against the ground truth.
+    """
 
     def db(v):
         if v is None:
@@ -289,9 +370,22 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def impedance_fits(folder: str | Path, metrics: dict) -> dict[str, Path]:
-    """A noise impedance run's target folders by target name (``<slug>/`` holds ``result.png``, the final fit,
-    and ``target.png``), in the run's order; names whose folder name is not a plain name are left out (the name
-    comes from the file and must not lead out of the folder). Empty for other runs."""
+    """Find a noise impedance run's target folders by target name.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder.
+    metrics : dict
+        Its metrics.json; ``targets`` names the targets.
+
+    Returns
+    -------
+    dict of str to Path
+        In the run's order; ``<slug>/`` holds ``result.png``, the final fit, and ``target.png``. Names whose folder
+        name is not a plain name are left out (the name comes from the file and must not lead out of the folder).
+        Empty for other runs.
+    """
     targets = metrics.get("targets")
     if not isinstance(targets, dict):
         return {}
@@ -304,7 +398,17 @@ def impedance_fits(folder: str | Path, metrics: dict) -> dict[str, Path]:
 
 
 def report_zip(folder: str | Path) -> bytes:
-    """The download bundle of a run folder as zip bytes (see the module docstring for its contents).
+    """Build the download bundle of a run folder (see the module docstring for its contents).
+
+    Parameters
+    ----------
+    folder : str or Path
+        A finished run folder.
+
+    Returns
+    -------
+    bytes
+        The zip file.
 
     Raises
     ------
