@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dip.core.registry import TASKS
 from ui import state
 
 state.run_through_entry_point()
@@ -24,15 +25,11 @@ c3.metric(
 )
 
 st.subheader("Experiments")
-for key, blurb in [
-    ("impedance", "Why it works: the network fits a natural image far faster than noise (paper Fig. 2)."),
-    ("denoise", "Remove Gaussian noise, or restore a photo that is already noisy."),
-    ("sr", "Enlarge an image ×4 or ×8 and compare with bicubic and nearest-neighbour upsampling."),
-    ("inpaint", "Fill in text, random pixels, a box, or a region you upload or draw."),
-    ("runs", "Every finished run, with its images, curves and downloads."),
-]:
-    path, title, icon = state.PAGES[key]
-    st.page_link(path, label=f"**{title}**: {blurb}", icon=icon)
+for name, task in TASKS.items():
+    path, title, icon = state.PAGES[name]
+    st.page_link(path, label=f"**{title}**: {task.summary[0].upper()}{task.summary[1:]}.", icon=icon)
+path, title, icon = state.PAGES["runs"]
+st.page_link(path, label=f"**{title}**: every finished run, with its images, curves and downloads.", icon=icon)
 
 st.subheader("Links")
 st.markdown(

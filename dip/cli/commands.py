@@ -1,4 +1,4 @@
-"""Command line: ``python -m dip {impedance,denoise,sr,inpaint} --image PATH [options] --out DIR``.
+"""Command line: ``python -m dip TASK --image PATH [options] --out DIR``, one subcommand per registered task.
 
 Each subcommand maps its flags onto a preset, runs the one fit loop with a progress bar on stderr, and
 writes result.png, result_ema.png, observed.png, history.csv, snapshots/ and metrics.json to ``--out``.
@@ -18,17 +18,19 @@ from dip.core import degrade
 from dip.core.checkpoint import Checkpoint
 from dip.core.errors import DIPError
 from dip.core.images import load_image
-from dip.core.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
-from dip.core.runio import atomic_folder, holds_only_run_output, preset_as_dict, write_run
-from dip.core.tasks import load_for, make_problem, prepare_image, prepare_low_resolution, solve, summarize
+from dip.core.presets import Preset, get_preset
+from dip.core.registry import TASKS, Task, get_task
+from dip.core.run import run_problem
+from dip.core.runio import atomic_folder, holds_only_run_output
+from dip.core.tasks import load_for, make_problem, prepare_image, prepare_low_resolution
 
 
-def _common(p: argparse.ArgumentParser, task: str) -> None:
+def _common(p: argparse.ArgumentParser, task: Task) -> None:
     p.add_argument("--image", required=True, help="clean image (ground truth), or with --observed the degraded one")
     p.add_argument(
         "--preset",
-        default=DEFAULT_PRESET[task],
-        help=f"one of {', '.join(n for n, q in PRESETS.items() if q.task == task)} (default: %(default)s)",
+        default=task.default_preset,
+        help=f"one of {', '.join(q.name for q in task.presets())} (default: %(default)s)",
     )
     p.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     p.add_argument("--seed", type=int, help="seed of weights, input code and degradation (default: the preset's, 0)")
@@ -41,29 +43,16 @@ def _common(p: argparse.ArgumentParser, task: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m dip`` parser: one subcommand per registered task (``dip.core.registry``), then the lab's."""
     parser = argparse.ArgumentParser(prog="python -m dip", description="Deep Image Prior experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("impedance", help="fit image, image+noise, shuffled pixels and noise (paper Fig. 2)")
-    _common(p, "impedance")
-    p.add_argument("--sigma", type=float, default=25.0, help="noise of the 'image + noise' target, 0-255 units")
-    add_checkpoint_flag(p, "OUT/checkpoint-TARGET.pt (one per target)")
-    p = sub.add_parser("denoise", help="remove Gaussian noise (or restore an already noisy image)")
-    _common(p, "denoise")
-    p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise sigma in 0-255 units (default 25)")
-    p.add_argument("--observed", action="store_true", help="--image is already noisy; no ground truth")
-    add_checkpoint_flag(p, "OUT/checkpoint.pt")
-    p = sub.add_parser("sr", help="super-resolution through the Lanczos-2 downsampler")
-    _common(p, "sr")
-    p.add_argument("--factor", type=int, choices=[4, 8], help="upscaling factor (default: the preset's, 4)")
-    p.add_argument("--observed", action="store_true", help="--image is the low-resolution input; no ground truth")
-    add_checkpoint_flag(p, "OUT/checkpoint.pt")
-    p = sub.add_parser("inpaint", help="fill holes or missing pixels")
-    _common(p, "inpaint")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--mask", type=Path, help="mask image: white = known, black = hole; same size as the image")
-    group.add_argument("--mask-kind", choices=["text", "bernoulli", "box"], help="generated mask")
-    p.add_argument("--keep", type=float, default=0.5, help="fraction of pixels kept by a bernoulli mask")
-    add_checkpoint_flag(p, "OUT/checkpoint.pt")
+    for task in TASKS.values():
+        p = sub.add_parser(task.name, help=task.summary)
+        _common(p, task)
+        task.add_arguments(p)
+        if task.observed_input:
+            p.add_argument("--observed", action="store_true", help=f"--image is {task.observed_input}")
+        add_checkpoint_flag(p, "OUT/checkpoint-TARGET.pt (one per target)" if task.fits > 1 else "OUT/checkpoint.pt")
     # Other subcommands register themselves here (benchmark, reproduction, comparison).
     for register in _extensions():
         register(sub)
@@ -78,7 +67,8 @@ def _extensions():
 
 
 def preset_from_args(args: argparse.Namespace) -> Preset:
-    """The preset named by --preset with the command-line overrides applied."""
+    """The preset named by --preset with the command-line overrides applied (the task's own flags through its
+    ``overrides``)."""
     preset = get_preset(args.preset, args.command)
     fit = {
         k: v
@@ -91,29 +81,24 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
         }.items()
         if v is not None
     }
-    task = {}
-    if args.command in ("denoise", "impedance"):
-        task["sigma_255"] = args.sigma
-    if args.command == "sr" and args.factor:
-        task["factor"] = args.factor
-    if args.command == "inpaint":
-        if args.mask_kind:
-            task["mask_kind"] = args.mask_kind
-        task["keep_fraction"] = args.keep
+    task = get_task(args.command).overrides(args)
+    if "params" in task:  # a registered task's own settings: merged into the preset's, not replacing them
+        task["params"] = {**preset.params, **task["params"]}
     return preset.with_overrides(fit=fit, **task)
 
 
 def run_task(args: argparse.Namespace) -> dict:
-    """denoise / sr / inpaint: load, degrade, fit, write; returns the metrics."""
+    """A single-image task: load, degrade, fit, write, compare (``dip.core.run.run_problem``); returns the metrics."""
     preset = preset_from_args(args)
+    task = get_task(preset.task)
     observed = getattr(args, "observed", False)
     image = load_image(args.image, mode="grey" if preset.grey else "rgb")
-    if observed and preset.task == "sr":
+    if observed and task.output_scale(preset) > 1:
         image = prepare_low_resolution(image, preset, max_side=args.max_side)
     else:
         image = prepare_image(image, preset, max_side=args.max_side)
     mask = None
-    if preset.task == "inpaint" and args.mask is not None:
+    if task.needs_mask and args.mask is not None:
         mask = degrade.load_mask(args.mask, height=image.shape[0], width=image.shape[1])
     problem = make_problem(preset, image, observed=observed, mask=mask, seed=preset.fit.seed)
     progress = FitProgress(preset.fit.iterations, preset.task)
@@ -121,33 +106,22 @@ def run_task(args: argparse.Namespace) -> dict:
         Checkpoint(args.out / "checkpoint.pt", args.checkpoint_every, extra=progress) if args.checkpoint_every else None
     )
     try:
-        result = solve(
+        out = run_problem(
             preset,
             problem,
+            args.out,
             device=args.device,
             on_step=progress.step,
             on_snapshot=progress.snapshots.append,
             checkpoint=checkpoint,
+            extra_metrics=lambda result: {"image": Path(args.image).name},
+            snapshots=progress.snapshots,
+            on_baselines=progress.close,
+            writing=_output_folder(args.out),
         )
     finally:
         progress.close()
-    metrics = {**summarize(preset, problem, result), "image": Path(args.image).name}
-    if result.resumed_from:
-        metrics["resumed_from"] = result.resumed_from
-    with _output_folder(args.out) as folder:
-        write_run(
-            folder,
-            metrics=metrics,
-            config=preset_as_dict(preset),
-            result=result,
-            degraded=problem.degraded,
-            x_true=problem.x_true,
-            mask=problem.mask,
-            snapshots=progress.snapshots,
-        )
-    if checkpoint is not None:
-        checkpoint.path.unlink(missing_ok=True)
-    return metrics
+    return out.metrics
 
 
 def run_impedance_cmd(args: argparse.Namespace) -> dict:
@@ -203,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if handler is not None:
             return handler(args)
-        metrics = run_impedance_cmd(args) if args.command == "impedance" else run_task(args)
+        metrics = run_impedance_cmd(args) if get_task(args.command).fits > 1 else run_task(args)
     except DIPError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,14 +6,12 @@ task parameters, image preparation, and where the numbers come from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
 from dip.core.errors import ConfigError
 from dip.core.fit import FitConfig
 from dip.core.models import InputConfig, SkipNetConfig
-
-TASKS = ("impedance", "denoise", "sr", "inpaint")
 
 STANDARD_NET = SkipNetConfig()  # get_net(32, 'skip', 128/128/4, 5 scales, bilinear, reflection)
 IMPEDANCE_NET = SkipNetConfig(input_channels=3, channels_down=(8, 16, 32, 64, 128), channels_skip=(0, 0, 0, 4, 4))
@@ -43,6 +41,9 @@ class Preset:
     grey: bool = False
     border_pad: int = 0  # reflection padding added around the image (barbara: 512 -> 514, as the notebook)
     sample: Optional[str] = None  # paper image it was tuned on (file name in shared/paper_images)
+    # Settings of tasks registered later (e.g. {"quality": 10} for JPEG artefacts); the first four tasks keep the
+    # named fields above, which config.json files already hold.
+    params: dict = field(default_factory=dict)
 
     @property
     def min_image_side(self) -> int:
@@ -120,16 +121,6 @@ PRESETS: dict[str, Preset] = {
             "Official denoising notebook, F16: 3000 iterations with EMA and backtracking",
             "denoising.ipynb (HEAD)",
             sample="F16_GT.png",
-        ),
-        Preset(
-            "snail",
-            "denoise",
-            IMPEDANCE_NET,
-            InputConfig(channels=3),
-            _fit(iterations=2400, backtrack=True),
-            "Official blind JPEG-artefact removal (snail): no ground truth",
-            "denoising.ipynb (HEAD)",
-            sample="snail.jpg",
         ),
         Preset(
             "zebra-x4",
@@ -246,8 +237,30 @@ DEFAULT_PRESET = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": 
 
 
 def get_preset(name: str, task: Optional[str] = None) -> Preset:
-    """Preset by name ("lab" means the task's lab preset); raises ConfigError listing valid names."""
+    """A preset by name.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``PRESETS`` (which also holds the presets of tasks registered in ``dip.core.registry``); "lab",
+        "" or None mean ``task``'s lab preset.
+    task : str, optional
+        When given, the preset must be one of this task's.
+
+    Returns
+    -------
+    Preset
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name or a preset of another task, listing the valid names.
+    """
+    import dip.core.registry  # noqa: F401  (every task registers its presets on import)
+
     if name in (None, "", "lab") and task is not None:
+        if task not in DEFAULT_PRESET:
+            raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(DEFAULT_PRESET)}.")
         name = DEFAULT_PRESET[task]
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}.")
@@ -256,13 +269,6 @@ def get_preset(name: str, task: Optional[str] = None) -> Preset:
         valid = [p.name for p in PRESETS.values() if p.task == task]
         raise ConfigError(f"preset {name!r} is for the {preset.task} task; for {task} use one of {', '.join(valid)}.")
     return preset
-
-
-def presets_for(task: str) -> list[Preset]:
-    """All presets of a task, the lab default first."""
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    return sorted((p for p in PRESETS.values() if p.task == task), key=lambda p: p.name != DEFAULT_PRESET[task])
 
 
 def preset_from_dict(data: dict) -> Preset:

@@ -29,8 +29,8 @@ from dip.core.images import (
 )
 from dip.core.metrics import psnr
 from dip.core.models import SkipNet, make_input_code
-from dip.core.operators import Identity, Lanczos2Downsampler, PixelMask
 from dip.core.presets import Preset
+from dip.core.registry import get_task
 
 
 @dataclass
@@ -160,35 +160,58 @@ def load_for(preset: Preset, source: ImageSource, *, max_side: Optional[int] = N
 def make_problem(
     preset: Preset, image: np.ndarray, *, observed: bool = False, mask: Optional[np.ndarray] = None, seed: int = 0
 ) -> Problem:
-    """Build the Problem of ``preset.task`` from a prepared image.
+    """Build the Problem of ``preset.task`` from a prepared image, as its registered task says.
 
-    With ``observed=True`` the image is already degraded (a noisy photo, or a low-resolution image for SR)
-    and there is no ground truth. For inpainting, ``mask`` (H, W) of {0, 1} overrides ``preset.mask_kind``.
+    Parameters
+    ----------
+    preset : Preset
+        The run's preset; its task (``dip.core.registry``) makes the observation and the operator.
+    image : ndarray
+        float32 (H, W, C) in [0, 1], prepared (``prepare_image``).
+    observed : bool, optional
+        The image is already degraded (a noisy photo, a JPEG, a low-resolution image for SR): it is the
+        observation itself and there is no ground truth. Default False.
+    mask : ndarray, optional
+        (H, W) of {0, 1} for a task that needs one (inpainting); made from ``preset.mask_kind`` when None.
+    seed : int, optional
+        Seed of the degradation (noise, random mask). Default 0.
+
+    Returns
+    -------
+    Problem
+
+    Raises
+    ------
+    ImageError
+        For a mask of the wrong size, or a preset that needs its image's own mask and got none.
+    ConfigError
+        For an unknown task.
     """
+    task = get_task(preset.task)
     h, w, c = image.shape
-    if preset.task in ("denoise", "impedance"):
-        y = image if observed else degrade.add_gaussian_noise(image, preset.sigma_255, seed=seed)
-        return Problem(preset.task, y, Identity(), image.shape, None if observed else image, y)
-    if preset.task == "sr":
-        f = preset.factor
-        if observed:
-            shape = (h * f, w * f, c)
-            return Problem("sr", image, Lanczos2Downsampler(f), shape, None, degrade.upscale(image, f))
-        y = degrade.downscale(image, f)
-        return Problem("sr", y, Lanczos2Downsampler(f), image.shape, image, _bicubic_view(y, f, image.shape))
-    if preset.task == "inpaint":
-        if mask is None:
-            if preset.mask_kind == "file":
-                raise ImageError(f"preset {preset.name!r} uses the mask that comes with its image; provide a mask.")
-            mask = degrade.make_mask(preset.mask_kind, h, w, keep_fraction=preset.keep_fraction, seed=seed)
-        if mask.shape != (h, w):
-            raise ImageError(
-                f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {w}x{h} px; "
-                "use a mask of the same size as the image."
-            )
-        y = degrade.apply_mask(image, mask)
-        return Problem("inpaint", y, PixelMask(mask), image.shape, None if observed else image, y, mask)
-    raise ValueError(f"unknown task {preset.task!r}")
+    if task.needs_mask:
+        mask = _mask_for(preset, mask, h, w, seed)
+    op = task.operator(preset, mask)
+    if observed:
+        scale = task.output_scale(preset)
+        y = degrade.apply_mask(image, mask) if mask is not None else image
+        view = degrade.upscale(y, scale) if scale > 1 else y
+        return Problem(task.name, y, op, (h * scale, w * scale, c), None, view, mask)
+    y, view = task.observe(preset, image, seed, mask)
+    return Problem(task.name, y, op, image.shape, image, view, mask)
+
+
+def _mask_for(preset: Preset, mask: Optional[np.ndarray], h: int, w: int, seed: int) -> np.ndarray:
+    if mask is None:
+        if preset.mask_kind == "file":
+            raise ImageError(f"preset {preset.name!r} uses the mask that comes with its image; provide a mask.")
+        mask = degrade.make_mask(preset.mask_kind, h, w, keep_fraction=preset.keep_fraction, seed=seed)
+    if mask.shape != (h, w):
+        raise ImageError(
+            f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {w}x{h} px; "
+            "use a mask of the same size as the image."
+        )
+    return mask
 
 
 PROBLEM_ARRAYS = ("y", "x_true", "degraded", "mask")
@@ -207,15 +230,8 @@ def load_problem(path, preset: Preset) -> Problem:
         arrays = {name: data[name] for name in PROBLEM_ARRAYS if name in data.files}
         task, shape = str(data["task"]), tuple(int(v) for v in data["shape"])
     mask = arrays.get("mask")
-    op = Lanczos2Downsampler(preset.factor) if task == "sr" else PixelMask(mask) if task == "inpaint" else Identity()
+    op = get_task(task).operator(preset, mask)
     return Problem(task, arrays["y"], op, shape, arrays.get("x_true"), arrays.get("degraded"), mask)
-
-
-def _bicubic_view(y: np.ndarray, factor: int, shape: tuple) -> np.ndarray:
-    up = degrade.upscale(y, factor, "bicubic")
-    out = np.zeros(shape, np.float32)
-    out[: up.shape[0], : up.shape[1]] = up[: shape[0], : shape[1]]
-    return out
 
 
 def build_net(preset: Preset, channels: int) -> SkipNet:

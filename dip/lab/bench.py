@@ -40,8 +40,8 @@ from dip.core.device import (
 from dip.core.errors import ConfigError
 from dip.core.fit import FitConfig, FitStep, uses_channels_last
 from dip.core.models import make_input_code
-from dip.core.operators import Identity, Lanczos2Downsampler
 from dip.core.presets import get_preset
+from dip.core.registry import get_task
 from dip.core.tasks import build_net
 
 CONFIGS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr"}
@@ -140,7 +140,7 @@ def make_step(config: str, size: int, dev: torch.device, *, reference: bool = Fa
         )
     gen = torch.Generator().manual_seed(0)
     z = make_input_code(preset.input, size, size, generator=gen)
-    op = Lanczos2Downsampler(preset.factor) if preset.task == "sr" else Identity()
+    op = get_task(preset.task).operator(preset, None)
     y = torch.rand(1, 3, *op.output_size(size, size), generator=gen)
     fit = reference_config(preset.fit) if reference else preset.fit
     return FitStep(build_net(preset, 3), z, y, op, fit, dev)

@@ -30,6 +30,7 @@ from typing import Optional
 from dip.core.errors import DIPError
 from dip.core.images import load_image
 from dip.core.impedance import target_slug
+from dip.core.registry import TASKS
 from dip.core.runio import read_baselines, read_history
 from dip.lab.figures import history_curves, png_bytes, progress_strip
 
@@ -122,7 +123,7 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 # Whether the ES-WMV pick was confirmed: the run went on for the detector's patience with no lower variance after it.
 PICK_STATE = {True: ", confirmed", False: ", provisional: the run ended before the detector's patience ran out"}
 
-TASK_NAMES = {"impedance": "Noise impedance", "denoise": "Denoising", "sr": "Super-resolution", "inpaint": "Inpainting"}
+TASK_NAMES = {name: task.title for name, task in TASKS.items()}  # dip.core.registry: one title per task
 MASK_KINDS = {
     "text": "text mask",
     "box": "box mask",
@@ -133,7 +134,18 @@ MASK_KINDS = {
     "file": "mask file",
 }
 """An inpainting mask's kind, as the app records it (metrics.json ``mask``) or a preset names it (``mask_kind``)."""
-TASK_KEYS = ("name", "task", "description", "source", "sample", "sigma_255", "factor", "mask_kind", "keep_fraction")
+TASK_KEYS = (
+    "name",
+    "task",
+    "description",
+    "source",
+    "sample",
+    "sigma_255",
+    "factor",
+    "mask_kind",
+    "keep_fraction",
+    "params",
+)
 """config.json keys that are not hyper-parameters of the fit: the preset's names, and the task settings that
 ``task_settings`` lists for the tasks they apply to."""
 

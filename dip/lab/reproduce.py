@@ -28,16 +28,16 @@ import numpy as np
 import torch
 
 from dip.cli.progress import FitProgress, add_checkpoint_flag, continue_bar, progress_bar
-from dip.core.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.core.checkpoint import Checkpoint
 from dip.core.errors import ConfigError, ImageError
 from dip.core.fit import Snapshot
 from dip.core.images import load_image, save_image
 from dip.core.metrics import psnr
 from dip.core.presets import Preset, get_preset
-from dip.core.runio import preset_as_dict, write_baselines, write_json, write_run
+from dip.core.run import run_problem
+from dip.core.runio import write_json
 from dip.core.stopping import ExponentialVariance
-from dip.core.tasks import load_for, make_problem, prepare_image, solve, summarize
+from dip.core.tasks import load_for, make_problem, prepare_image
 from dip.lab.figures import history_curves, pick_evenly, progress_strip
 from dip.lab.reproduce_md import machine_info, render_markdown
 
@@ -182,14 +182,6 @@ def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional
     return m
 
 
-def _baselines(preset: Preset, problem) -> list:
-    if problem.task == "denoise":
-        return denoise_baselines(problem.y, preset.sigma_255, x_true=problem.x_true)
-    if problem.task == "sr":
-        return sr_baselines(problem.y, preset.factor, problem.shape, x_true=problem.x_true)
-    return inpaint_baselines(problem.y, problem.mask, x_true=problem.x_true)
-
-
 def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict) -> dict:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     paths = {"progress": f"figures/{slug}_progress.png", "curves": f"figures/{slug}_curves.png"}
@@ -204,53 +196,51 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     image = load_for(preset, path, max_side=opts.max_side)
     mask = _load_mask(path.parent / case.mask, preset, image, opts.max_side) if case.mask else None
     problem = make_problem(preset, image, mask=mask, seed=opts.seed)
-    baselines = _baselines(preset, problem)
     watch = _Watcher(preset, case.slug)
     run_preset = preset.with_overrides(fit={"snapshot_every": 1})  # every output goes to the EMV detector
     run_dir = out / "runs" / case.slug
     checkpoint = (
         Checkpoint(run_dir / "checkpoint.pt", opts.checkpoint_every, extra=watch) if opts.checkpoint_every else None
     )
+    gt = problem.x_true
+
+    def side_detector(result) -> dict:
+        """What only this study measures: the ES-EMV pick on the same trajectory, and border-excluded PSNRs."""
+        emv = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
+        extra = {
+            "psnr_blind_emv": psnr(gt, emv) if emv is not None else None,
+            "blind_iteration_emv": watch.emv.best_iteration,
+            "es_window": preset.fit.es_window,
+            "image": case.image,
+            "emv_side_detector": True,
+        }
+        if case.border:
+            extra["psnr_observed_border_excluded"] = psnr(gt, problem.degraded, border=case.border)
+            for key, x in (("best", result.best), ("blind", result.blind), ("blind_emv", emv)):
+                extra[f"psnr_{key}_border_excluded"] = psnr(gt, x, border=case.border) if x is not None else None
+        return extra
+
     try:
-        result = solve(
+        run = run_problem(
             run_preset,
             problem,
+            run_dir,
             device=opts.device,
             on_step=watch.step,
             on_snapshot=watch.snapshot,
             checkpoint=checkpoint,
+            extra_metrics=side_detector,
+            snapshots=watch.kept,
+            on_baselines=watch.bar.close,
+            border=case.border,
         )
     finally:
         watch.bar.close()
-    metrics = summarize(preset, problem, result, border=case.border)
-    gt = problem.x_true
+    result, metrics, baselines = run.result, run.metrics, run.baselines
     emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
-    metrics.update(
-        psnr_blind_emv=psnr(gt, emv_image) if emv_image is not None else None,
-        blind_iteration_emv=watch.emv.best_iteration,
-        es_window=preset.fit.es_window,
-        image=case.image,
-        emv_side_detector=True,
-    )  # summarize records es_patience
-    border_psnr = {}
-    if case.border:
-        metrics["psnr_observed_border_excluded"] = psnr(gt, problem.degraded, border=case.border)
-        for key, x in (("best", result.best), ("blind", result.blind), ("blind_emv", emv_image)):
-            metrics[f"psnr_{key}_border_excluded"] = psnr(gt, x, border=case.border) if x is not None else None
-        border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines}
-    write_run(
-        run_dir,
-        metrics=metrics,
-        config=preset_as_dict(run_preset),
-        result=result,
-        degraded=problem.degraded,
-        x_true=gt,
-        mask=problem.mask,
-        snapshots=watch.kept,
-    )
+    border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines} if case.border else {}
     if emv_image is not None:
         save_image(emv_image, run_dir / "blind_emv.png")
-    write_baselines(run_dir, baselines, border_psnr=border_psnr)
     frames = (
         [("input", problem.degraded)]
         + [(f"it {s.iteration}", s.image) for s in pick_evenly(watch.kept, 6)]
@@ -282,10 +272,6 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     )
     if border_psnr:
         record["baselines_border_excluded"] = border_psnr
-    if result.resumed_from:
-        record["resumed_from"] = result.resumed_from
-    if checkpoint is not None:
-        checkpoint.path.unlink(missing_ok=True)  # the case is written; a rerun starts it afresh
     return record
 
 

@@ -12,10 +12,11 @@ from typing import Optional
 
 import torch
 
+from dip.core.registry import TASKS
 from dip.core.stopping import pick_confirmed
 from dip.lab.report import markdown_table
 
-TITLES = {"denoise": "Denoising", "sr": "Super-resolution", "inpaint": "Inpainting", "stopping": "Stopping study"}
+TITLES = {**{name: task.title for name, task in TASKS.items()}, "stopping": "Stopping study"}
 INPUT_LABEL = {"denoise": "noisy input", "sr": "input (LR image, bicubic view)", "inpaint": "input (holes = 0)"}
 
 # (label, group, preset names, image, key, goal, reference)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from dip.core.errors import ConfigError, DIPError
-from dip.core.presets import DEFAULT_PRESET, get_preset, presets_for
+from dip.core.presets import DEFAULT_PRESET, get_preset
+from dip.core.registry import get_task
 from dip.core.tasks import prepare_image, prepare_low_resolution, prepared_shape, smallest_max_side
 
 
@@ -16,7 +17,7 @@ from dip.core.tasks import prepare_image, prepare_low_resolution, prepared_shape
 )
 def test_lab_presets_are_the_defaults_with_the_lab_hyper_parameters(task, iters, z, down, skip):
     p = get_preset("lab", task)
-    assert p.name == DEFAULT_PRESET[task] == presets_for(task)[0].name
+    assert p.name == DEFAULT_PRESET[task] == get_task(task).presets()[0].name
     assert p.fit.iterations == iters and p.input.channels == z
     assert p.net.down == down and p.net.up == down and p.net.skip == skip
     assert p.net.k_down == (3,) * 5 and p.net.k_up == (3,) * 5 and p.net.kernel_skip == 1

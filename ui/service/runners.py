@@ -25,13 +25,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from dip.core.baselines import denoise_baselines, inpaint_baselines, sr_baselines
 from dip.core.checkpoint import Checkpoint, saved_progress
 from dip.core.device import available_cpus
 from dip.core.errors import DIPError
 from dip.core.fit import Snapshot, StepRecord, fit
 from dip.core.impedance import (
-    TARGETS,
     remove_checkpoints,
     run_impedance,
     target_checkpoints,
@@ -42,8 +40,10 @@ from dip.core.limits import Limits, check_job
 from dip.core.models import make_input_code
 from dip.core.operators import Identity
 from dip.core.presets import Preset, preset_from_dict
-from dip.core.runio import preset_as_dict, write_baselines, write_json, write_run, write_snapshots
-from dip.core.tasks import Problem, build_net, load_problem, make_problem, save_problem, solve, summarize
+from dip.core.registry import get_task
+from dip.core.run import run_problem
+from dip.core.runio import preset_as_dict, write_json, write_snapshots
+from dip.core.tasks import Problem, build_net, load_problem, make_problem, save_problem
 from ui.service.access import Access, write_access
 from ui.service.config import SNAPSHOT_SIDE
 from ui.service.imaging import preview
@@ -92,7 +92,7 @@ class TaskSpec:
 
 def fits_per_job(task: str) -> int:
     """Fits one job of ``task`` runs: noise impedance fits each of its targets, every other task one image."""
-    return len(TARGETS) if task == "impedance" else 1
+    return get_task(task).fits
 
 
 def admit(limits: Callable[[], Limits]):
@@ -275,45 +275,31 @@ def _base_metrics(job: Job, spec: TaskSpec) -> dict:
 
 
 def classical_baselines(preset: Preset, problem: Problem) -> list:
-    """The engine's classical methods for this problem (NLM/TV/wavelet, upsamplers, biharmonic)."""
-    truth = problem.x_true
-    if problem.task == "denoise":
-        return denoise_baselines(problem.y, None if truth is None else preset.sigma_255, x_true=truth)
-    if problem.task == "sr":
-        return sr_baselines(problem.y, preset.factor, problem.shape, x_true=truth)
-    if problem.task == "inpaint":
-        return inpaint_baselines(problem.y, problem.mask, x_true=truth)
-    return []
+    """The task's classical methods for this problem (``dip.core.registry``: NLM/TV/wavelet, upsamplers, ...)."""
+    return get_task(problem.task).baselines(preset, problem)
 
 
 def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
     preset, problem = spec.preset, spec.problem
     checkpoint = Checkpoint(folder / CHECKPOINT_FILE, spec.checkpoint_every)
     _resume_progress(job, folder, checkpoint.path)
-    result = solve(
+    run = run_problem(
         preset,
         problem,
+        folder,
         device=spec.device,
         on_step=job.add_step,
-        on_snapshot=_snapshot_writer(job, folder),
+        on_snapshot=_snapshot_writer(job, folder),  # written as they come: the page shows them live
         should_stop=job.should_stop,
         checkpoint=checkpoint,
+        extra_metrics=lambda result: {
+            **_base_metrics(job, spec),
+            "blind": problem.x_true is None,
+            "status": "cancelled" if result.cancelled else "done",
+        },
+        on_baselines=lambda: job.set_note("comparing with classical methods"),
     )
-    metrics = {
-        **_base_metrics(job, spec),
-        **summarize(preset, problem, result),
-        "blind": problem.x_true is None,
-        "status": "cancelled" if result.cancelled else "done",
-    }
-    write_run(
-        folder,
-        metrics=metrics,
-        config=preset_as_dict(preset),
-        result=result,
-        degraded=problem.degraded,
-        x_true=problem.x_true,
-        mask=problem.mask,
-    )
+    result, metrics, baselines = run.result, run.metrics, run.baselines
     images = {
         "observed": problem.degraded,
         "result": result.output,
@@ -323,15 +309,6 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
         "blind": result.blind,
         "result_known_kept": problem.holes_filled(result.output),
     }
-    baselines = []
-    if not result.cancelled:
-        job.set_note("comparing with classical methods")
-        try:
-            baselines = classical_baselines(preset, problem)
-            write_baselines(folder, baselines)
-        except Exception:  # a failing baseline must not lose the fit, which is already on disk
-            log.exception("baselines of job %s failed", job.id)
-            baselines = []
     images.update({b.name: b.image for b in baselines})
     return {
         "metrics": metrics,

@@ -1,0 +1,124 @@
+"""The run sequence, written once: fit the problem, write the run folder, compare with the task's classical methods,
+drop the checkpoint. The command line, ``reproduce`` and the app's worker all call ``run_problem``; they differ
+only in what they watch (a progress bar, a side detector, a live page) and what they add to ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from dip.core.checkpoint import Checkpoint
+from dip.core.fit import FitResult, Snapshot, StepRecord
+from dip.core.metrics import psnr
+from dip.core.presets import Preset
+from dip.core.registry import get_task
+from dip.core.runio import preset_as_dict, write_baselines, write_run
+from dip.core.tasks import Problem, solve, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What ``run_problem`` produced: the ``metrics.json`` record, the fit, the classical baselines and the folder."""
+
+    metrics: dict
+    result: FitResult
+    baselines: list
+    folder: Path
+
+
+def run_problem(
+    preset: Preset,
+    problem: Problem,
+    folder: str | Path,
+    *,
+    device: Optional[str] = None,
+    on_step: Optional[Callable[[StepRecord], None]] = None,
+    on_snapshot: Optional[Callable[[Snapshot], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    checkpoint: Optional[Checkpoint] = None,
+    extra_metrics: Optional[Callable[[FitResult], dict]] = None,
+    snapshots: Iterable[Snapshot] = (),
+    baselines: bool = True,
+    on_baselines: Optional[Callable[[], None]] = None,
+    border: int = 0,
+    writing: Optional[AbstractContextManager] = None,
+) -> RunOutput:
+    """Fit ``preset``'s network to ``problem`` and write the run to ``folder``.
+
+    Parameters
+    ----------
+    preset : Preset
+        The run's settings (``metrics.json`` names it).
+    problem : Problem
+        Observation, operator and (maybe) ground truth (``dip.core.tasks.make_problem``).
+    folder : str or Path
+        The run folder (created).
+    device : str, optional
+        "auto"/None, "cpu", "cuda", "mps".
+    on_step, on_snapshot, should_stop : callable, optional
+        Passed to the fit loop: each iteration's record, each snapshot, a cancel check.
+    checkpoint : Checkpoint, optional
+        Resume from it and save into it; removed once the run is written.
+    extra_metrics : callable, optional
+        ``extra_metrics(result) -> dict`` merged into ``metrics.json`` (what only the caller knows).
+    snapshots : iterable of Snapshot
+        Snapshots to write with the run (empty when the caller wrote them as they came).
+    baselines : bool, optional
+        Run the task's classical methods after the fit (not after a cancelled one). Default True. A failing method
+        is logged and leaves the written fit alone.
+    on_baselines : callable, optional
+        Called just before the classical methods start (a page says "comparing with classical methods").
+    border : int, optional
+        Also report PSNRs with this many border pixels excluded (F16's corrupted frame). Default 0.
+    writing : context manager, optional
+        Yields the folder to write the fit into (``dip.core.runio.atomic_folder``: written aside, renamed into
+        ``folder`` whole); default ``folder`` itself.
+
+    Returns
+    -------
+    RunOutput
+    """
+    folder = Path(folder)
+    result = solve(
+        preset, problem, device=device, on_step=on_step, on_snapshot=on_snapshot, should_stop=should_stop,
+        checkpoint=checkpoint,
+    )  # fmt: skip
+    metrics = summarize(preset, problem, result, border=border)
+    if result.resumed_from:
+        metrics["resumed_from"] = result.resumed_from
+    if extra_metrics is not None:
+        metrics.update(extra_metrics(result))
+    with writing if writing is not None else nullcontext(folder) as target:
+        write_run(
+            target,
+            metrics=metrics,
+            config=preset_as_dict(preset),
+            result=result,
+            degraded=problem.degraded,
+            x_true=problem.x_true,
+            mask=problem.mask,
+            snapshots=snapshots,
+        )
+    found = []
+    if baselines and not result.cancelled:
+        if on_baselines is not None:
+            on_baselines()
+        try:
+            found = get_task(problem.task).baselines(preset, problem)
+            border_psnr = {}
+            if border and problem.x_true is not None:
+                border_psnr = {b.name: psnr(problem.x_true, b.image, border=border) for b in found}
+            write_baselines(folder, found, border_psnr=border_psnr)
+        except Exception:  # a failing classical method must not lose the fit, which is already on disk
+            log.exception("the classical baselines of %s failed", folder.name)
+            found = []
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)  # the run is written; running it again starts afresh
+    return RunOutput(metrics, result, found, folder)
