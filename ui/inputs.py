@@ -14,6 +14,7 @@ import streamlit as st
 from dip.core import degrade
 from dip.core.errors import DIPError
 from dip.core.images import Decoded, to_pil
+from ui import keys
 from ui.service import config
 from ui.service.imaging import (
     UploadInfo,
@@ -64,7 +65,7 @@ def samples() -> list[str]:
 
 def uploaded(key: str, label: str, help: Optional[str] = None) -> tuple[Optional[str], Optional[bytes]]:
     """An uploader whose file survives page switches (the bytes are kept in session state)."""
-    stash = f"{key}.kept"
+    stash = keys.kept(key)
 
     def forget():
         st.session_state.pop(stash, None)
@@ -85,13 +86,13 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
     if blind_label:
         sources["blind"] = blind_label
     source = st.radio(
-        "Image", list(sources), format_func=sources.get, horizontal=True, key=f"{task}.source", persist_state="session"
+        "Image", list(sources), format_func=sources.get, horizontal=True, key=keys.source(task), persist_state="session"
     )
     if source == "sample":
-        name = st.selectbox("Sample", samples(), key=f"{task}.sample", persist_state="session")
+        name = st.selectbox("Sample", samples(), key=keys.sample(task), persist_state="session")
         return _load(task, name, (config.SAMPLES_DIR / name).read_bytes(), None) if name else None
     help = "PNG, JPEG, BMP, TIFF or WebP. Transparent, greyscale, 16-bit and EXIF-rotated files are converted."
-    name, data = uploaded(f"{task}.upload", "Upload an image file", help)
+    name, data = uploaded(keys.upload(task), "Upload an image file", help)
     if data is None:
         st.info("Upload an image, or pick a sample image.")
         return None
@@ -100,12 +101,12 @@ def image_picker(task: str, *, blind_label: Optional[str] = None) -> Optional[Pi
             f"{plain(name)} is used as it is, already degraded: nothing is added to it, and there is no "
             "ground truth to score against."
         )
-    return _load(task, name, data, f"{task}.upload.kept", blind=source == "blind")
+    return _load(task, name, data, keys.kept(keys.upload(task)), blind=source == "blind")
 
 
 def _load(task: str, name: str, data: bytes, stash: Optional[str], *, blind: bool = False) -> Optional[Picked]:
     digest = _digest(data)
-    smaller = st.session_state.get(f"{task}.downscaled")
+    smaller = st.session_state.get(keys.downscaled(task))
     if smaller and smaller[0] == digest:  # the user accepted a downscaled copy
         name, data = smaller[1], smaller[2]
         digest = _digest(data)
@@ -141,13 +142,13 @@ def _offer_a_downscale(task: str, name: str, data: bytes, digest: str, info: Upl
         )
         return
     side = downscale_side(info.width, info.height, limit)
-    if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=f"{task}.downscale"):
+    if stash and st.button(f"Downscale it to {side} px on the longer side and use that", key=keys.downscale(task)):
         try:
             smaller = downscale_upload(data, side)
         except (DIPError, OSError, ValueError, SyntaxError) as err:
             st.error(plain(f"{name} could not be downscaled: {err}", limit=MESSAGE_CHARS))
             return
-        st.session_state[f"{task}.downscaled"] = (digest, f"{name} (downscaled)", smaller)
+        st.session_state[keys.downscaled(task)] = (digest, f"{name} (downscaled)", smaller)
         st.rerun()
 
 
@@ -161,7 +162,7 @@ def _decoded(digest: str, name: str, max_pixels: int, max_side: int, _data: byte
 
 def mask_kind() -> Optional[str]:
     """The inpainting mask chosen (a key of ``MASKS``), recorded with the run."""
-    return st.session_state.get("inpaint.mask_kind")
+    return st.session_state.get(keys.MASK_KIND)
 
 
 def holes_are_transparency() -> bool:
@@ -183,9 +184,7 @@ MASKS = {
 def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
     """The inpainting mask (H, W) at the working size: 1 = known pixel, 0 = hole; None until one is usable."""
     kinds = [k for k in MASKS if k != "alpha" or (picked.info is not None and picked.info.has_alpha)]
-    kind = st.radio(
-        "Mask", kinds, format_func=MASKS.get, horizontal=True, key="inpaint.mask_kind", persist_state="session"
-    )
+    kind = st.radio("Mask", kinds, format_func=MASKS.get, horizontal=True, key=keys.MASK_KIND, persist_state="session")
     h, w = image.shape[:2]
     try:
         if kind in ("text", "box"):
@@ -197,7 +196,7 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
                 0.95,
                 float(s.preset.keep_fraction),
                 0.05,
-                key="inpaint.keep",
+                key=keys.KEEP_FRACTION,
                 persist_state="session",
             )
             return degrade.make_mask("bernoulli", h, w, keep_fraction=keep, seed=s.preset.fit.seed)
@@ -217,7 +216,7 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
 
 def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:
     name, data = uploaded(
-        "inpaint.mask_upload",
+        keys.MASK_UPLOAD,
         "Upload a mask (white = keep, black = fill in)",
         "Same size as the image: white (or opaque) pixels are known, black (or transparent) pixels are filled in.",
     )
@@ -236,7 +235,7 @@ def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
 
     h, w = image.shape[:2]
     scale = 448 / max(h, w)  # the canvas is drawn at a comfortable size; strokes are scaled back
-    stroke = st.slider("Brush size (px)", 2, 60, 18, key="inpaint.brush", persist_state="session")
+    stroke = st.slider("Brush size (px)", 2, 60, 18, key=keys.BRUSH, persist_state="session")
     st.caption("Paint over the parts to fill in.")
     result = st_canvas(
         stroke_width=stroke,
@@ -246,7 +245,7 @@ def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
         height=int(h * scale),
         drawing_mode="freedraw",
         return_image_data=True,
-        key=f"inpaint.canvas.{h}x{w}",
+        key=keys.canvas(h, w),
     )
     mask = canvas_mask(result.image_data if result is not None else None, h, w)
     if mask is None:

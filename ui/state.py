@@ -32,6 +32,7 @@ from dip.core.errors import DIPError
 from dip.core.limits import Limits
 from dip.core.presets import Preset
 from dip.core.retention import prune_runs
+from ui import keys
 from ui.service import config
 from ui.service.access import find_shared, may_view, read_access
 from ui.service.jobs import JobRegistry, JobView
@@ -153,12 +154,12 @@ _COOKIE_DAYS = 30
 
 def owner() -> str:
     """This browser's owner key: a hash of its secret (from its cookie, or new for a first visit)."""
-    secret = st.session_state.get("owner.secret")
+    secret = st.session_state.get(keys.OWNER_SECRET)
     if secret is None:
         cookie = st.context.cookies.get(OWNER_COOKIE)
         secret = cookie if isinstance(cookie, str) and _SECRET.match(cookie) else secrets.token_hex(16)
-        st.session_state["owner.secret"] = secret
-        st.session_state["owner.in_cookie"] = secret == cookie
+        st.session_state[keys.OWNER_SECRET] = secret
+        st.session_state[keys.OWNER_IN_COOKIE] = secret == cookie
     return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
@@ -166,9 +167,9 @@ def remember_owner() -> None:
     """Store a new secret in the browser's cookie (unless a tab opened meanwhile stored one: that one wins on the
     next visit, and this tab keeps its own until then). SameSite=Strict: no other site's request carries it."""
     owner()
-    if st.session_state.get("owner.in_cookie"):
+    if st.session_state.get(keys.OWNER_IN_COOKIE):
         return
-    secret = st.session_state["owner.secret"]  # 32 hex digits (checked above): nothing to escape
+    secret = st.session_state[keys.OWNER_SECRET]  # 32 hex digits (checked above): nothing to escape
     st.html(
         f"""<script>
 if (!document.cookie.split("; ").some(c => c.startsWith("{OWNER_COOKIE}="))) {{
@@ -181,11 +182,11 @@ if (!document.cookie.split("; ").some(c => c.startsWith("{OWNER_COOKIE}="))) {{
 
 
 def job_id(task: str) -> Optional[str]:
-    return st.session_state.get(f"job.{task}")
+    return st.session_state.get(keys.job(task))
 
 
 def set_job_id(task: str, value: Optional[str]) -> None:
-    st.session_state[f"job.{task}"] = value
+    st.session_state[keys.job(task)] = value
 
 
 def view(job: Optional[str], *, share: Optional[str] = None) -> Optional[JobView]:
@@ -247,8 +248,8 @@ def sync_url(task: Optional[str]) -> None:
     Page switches drop query parameters, so this runs on every script run from the entry point.
     """
     wanted = st.query_params.get("job")
-    if not st.session_state.get("url_checked"):
-        st.session_state["url_checked"] = True
+    if not st.session_state.get(keys.URL_CHECKED):
+        st.session_state[keys.URL_CHECKED] = True
         if wanted and _adopt(wanted, task):
             return
     current = job_id(task) if task in TASKS else None

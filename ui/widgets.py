@@ -14,7 +14,7 @@ from dip.core.errors import DIPError
 from dip.core.impedance import make_targets
 from dip.core.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset, presets_for
 from dip.core.tasks import fits_network, make_problem, prepare_image, prepare_low_resolution, prepared_shape
-from ui import state
+from ui import keys, state
 from ui.inputs import Picked
 from ui.service import config
 from ui.service.imaging import mask_overlay, preview
@@ -42,18 +42,18 @@ QUICK_SECONDS = 60  # what a quick look aims at, start-up and baselines included
 
 def _mode_changed(task: str) -> None:
     """The Lab / Quick look choice selects the matching preset and working size (Advanced shows both)."""
-    quick = st.session_state.get(f"{task}.mode") == "quick"
-    st.session_state[f"{task}.preset"] = f"quick-{task}" if quick else DEFAULT_PRESET[task]
-    st.session_state[f"{task}.max_side"] = QUICK_SIDE if quick else config.default_max_side()
+    quick = st.session_state.get(keys.mode(task)) == "quick"
+    st.session_state[keys.preset(task)] = f"quick-{task}" if quick else DEFAULT_PRESET[task]
+    st.session_state[keys.max_side(task)] = QUICK_SIDE if quick else config.default_max_side()
 
 
 def _quick_iterations(task: str, base: Preset, picked: Optional[Picked]) -> None:
     """Set the quick look's iterations to what fits in about a minute on this machine (measured), never fewer than
     the preset's own number (the fewest that clearly restore the image), unless the user has changed them since."""
-    key, auto = f"{task}.{base.name}.iterations", f"{task}.quick.auto"
+    key, auto = keys.setting(task, base.name, "iterations"), keys.quick_iterations(task)
     if picked is None or st.session_state.get(key, st.session_state.get(auto)) != st.session_state.get(auto):
         return  # the user's own number stays
-    side = st.session_state.get(f"{task}.max_side", QUICK_SIDE)
+    side = st.session_state.get(keys.max_side(task), QUICK_SIDE)
     if not fits_network(*picked.image.shape[:2], base, max_side=side):
         return
     h, w = prepared_shape(*picked.image.shape[:2], base, max_side=side)
@@ -78,7 +78,7 @@ def settings(
         "Run",
         ["lab", "quick"],
         horizontal=True,
-        key=f"{task}.mode",
+        key=keys.mode(task),
         persist_state="session",
         format_func={
             "lab": "Lab preset (the defaults)",
@@ -93,7 +93,7 @@ def settings(
     with st.expander("Advanced: presets and hyper-parameters"):
         names = [p.name for p in presets_for(task)]
         name = st.selectbox(
-            "Preset", names, format_func=preset_label(task), key=f"{task}.preset", persist_state="session"
+            "Preset", names, format_func=preset_label(task), key=keys.preset(task), persist_state="session"
         )
         base = get_preset(name, task)
         st.caption(f"Source: {base.source}.")
@@ -131,7 +131,7 @@ def uses(p: Preset, max_side: int, *, blind: bool = False) -> str:
 
 
 def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dict, int]:
-    k = f"{task}.{p.name}"
+    k = lambda name: keys.setting(task, p.name, name)  # this preset's widget of that setting
     c1, c2, c3 = st.columns(3)
     fit = {
         # "min" when the quick look has already set the value: a default as well would be a Streamlit warning.
@@ -139,12 +139,12 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
             "Iterations",
             1,
             100_000,
-            "min" if f"{k}.iterations" in st.session_state else p.fit.iterations,
-            key=f"{k}.iterations",
+            "min" if k("iterations") in st.session_state else p.fit.iterations,
+            key=k("iterations"),
             persist_state="session",
         ),
         "lr": c2.number_input(
-            "Learning rate", 1e-5, 1.0, p.fit.lr, format="%.4f", step=0.001, key=f"{k}.lr", persist_state="session"
+            "Learning rate", 1e-5, 1.0, p.fit.lr, format="%.4f", step=0.001, key=k("lr"), persist_state="session"
         ),
         "reg_noise_std": c3.number_input(
             "σ_p (input noise)",
@@ -153,17 +153,17 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
             float(p.fit.reg_noise_std),
             format="%.4f",
             step=0.005,
-            key=f"{k}.sigma_p",
+            key=k("sigma_p"),
             persist_state="session",
             help="Standard deviation of the noise added to the input code z at every iteration.",
         ),
-        "seed": c1.number_input("Seed", 0, 2**31 - 1, p.fit.seed, key=f"{k}.seed", persist_state="session"),
+        "seed": c1.number_input("Seed", 0, 2**31 - 1, p.fit.seed, key=k("seed"), persist_state="session"),
         "snapshot_every": c2.number_input(
             "Snapshot every (iterations)",
             1,
             100_000,
             p.fit.snapshot_every,
-            key=f"{k}.snapshot_every",
+            key=k("snapshot_every"),
             persist_state="session",
         ),
     }
@@ -171,7 +171,7 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
         fit["stop_at_blind"] = c2.toggle(
             "Stop at the best (no ground truth)",
             p.fit.stop_at_blind,
-            key=f"{k}.stop_at_blind",
+            key=k("stop_at_blind"),
             persist_state="session",
             help=f"End the run once the early-stopping detector's pick has not improved for "
             f"{p.fit.es_patience} iterations: it rarely improves after that, and the output only "
@@ -183,12 +183,12 @@ def _advanced(task: str, p: Preset, picked: Optional[Picked]) -> tuple[dict, dic
         1,
         512,
         widest,
-        key=f"{k}.channels",
+        key=k("channels"),
         persist_state="session",
         help="Scales the channels of every level of the network.",
     )
     sizes = _fitting_sizes(p, picked)
-    key, default = f"{task}.max_side", config.default_max_side()
+    key, default = keys.max_side(task), config.default_max_side()
     current = st.session_state.get(key) or default
     if current not in sizes:  # this image is too wide for it: the nearest larger size that works
         st.session_state[key] = next((x for x in sizes if x >= current), sizes[-1])
@@ -291,8 +291,8 @@ def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
     )
     st.button(
         f"Use {fits[0]} px",
-        key=f"{s.preset.task}.fits.{fits[0]}",
-        on_click=lambda: st.session_state.update({f"{s.preset.task}.max_side": fits[0]}),
+        key=keys.use_size(s.preset.task, fits[0]),
+        on_click=lambda: st.session_state.update({keys.max_side(s.preset.task): fits[0]}),
     )
     return True
 
@@ -340,8 +340,8 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> Optional[state.Estima
     for col, new in zip(st.columns(3), offers):
         col.button(
             f"Use {new} px (≈ {duration(estimate(new))})",
-            key=f"{task}.smaller.{new}",
-            on_click=lambda n=new: st.session_state.update({f"{task}.max_side": n}),
+            key=keys.smaller_size(task, new),
+            on_click=lambda n=new: st.session_state.update({keys.max_side(task): n}),
         )
     return est
 
@@ -364,7 +364,7 @@ def show_images(items: list[tuple[str, Optional[np.ndarray]]]) -> None:
 
 def run_button(task: str, make_spec: Callable[[], TaskSpec], info: dict) -> None:
     """Run: queue the job unless this session already has one (then say where it is)."""
-    if not st.button("Run", type="primary", key=f"{task}.run", icon=":material/play_arrow:"):
+    if not st.button("Run", type="primary", key=keys.run(task), icon=":material/play_arrow:"):
         return
     busy = state.session_active_job()
     if busy is not None:
@@ -394,7 +394,7 @@ def noise_level(p: Preset) -> dict:
         0,
         100,
         int(p.sigma_255),
-        key=f"{p.task}.{p.name}.sigma",
+        key=keys.setting(p.task, p.name, "sigma"),
         persist_state="session",
         help="Gaussian noise added to the clean image. Ignored for a noisy upload.",
     )
@@ -408,7 +408,7 @@ def sr_factor(p: Preset) -> dict:
         index=[4, 8].index(p.factor) if p.factor in (4, 8) else 0,
         format_func=lambda f: f"×{f}",
         horizontal=True,
-        key=f"{p.task}.{p.name}.factor",
+        key=keys.setting(p.task, p.name, "factor"),
         persist_state="session",
     )
     return {"factor": int(factor)}
@@ -504,7 +504,7 @@ def run_area(task: str, s: Settings, info: dict, *, problem=None, image: Optiona
 
     def make_spec() -> TaskSpec:
         # A bundled sample image is nobody's private photo: its runs may be shown to every visitor.
-        public = st.session_state.get(f"{task}.source") == "sample"
+        public = st.session_state.get(keys.source(task)) == "sample"
         return TaskSpec(
             task,
             s.preset,
