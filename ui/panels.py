@@ -16,14 +16,15 @@ import streamlit as st
 
 from dip.core.fit import FitConfig
 from dip.core.impedance import target_slug
+from dip.core.records import RunMetrics
 from dip.lab.report import baseline_rows, report_zip
-from ui import state
+from ui import keys, state
 from ui.service import config
 from ui.service.access import share_token
 from ui.service.charts import impedance_figure, loss_figure
 from ui.service.imaging import preview, wipe
 from ui.service.jobs import JobView
-from ui.service.runs import TASK_TITLES, run_label, task_title, when
+from ui.service.runs import TASK_TITLES, RunRow, run_label, task_title, when
 from ui.service.text import plain
 from ui.widgets import duration, show_images
 
@@ -58,7 +59,7 @@ def job_panel(task: str, render: Optional[Callable[[JobView], None]] = None) -> 
 
 def status(v: JobView) -> None:
     """Progress bar (iteration, iterations per second, ETA) or the final status, and Cancel for the job's owner."""
-    metrics = (v.outcome or {}).get("metrics") or {}
+    m = v.metrics or NO_METRICS
     mine = state.is_mine(v)
     if v.status == "queued":
         ahead = f"{v.position} job(s) ahead" if v.position else "starts next"
@@ -78,12 +79,12 @@ def status(v: JobView) -> None:
         st.progress(min(1.0, v.iteration / max(1, v.total)), text=text)
     elif v.status == "done":
         st.success(
-            f"Done · {v.iteration} iterations in {duration(metrics.get('seconds') or 0)} "
-            f"on {plain(metrics.get('device', '?'))} · saved as run {v.id}",
+            f"Done · {v.iteration} iterations in {duration(m.seconds or 0)} "
+            f"on {plain(m.device or '?')} · saved as run {v.id}",
             icon=":material/check_circle:",
         )
     elif v.status == "cancelled":
-        reason = metrics.get("stop_reason") or v.stop_reason
+        reason = m.stop_reason or v.stop_reason
         st.warning(
             ("Stopped" if reason else "Cancelled")
             + f" at iteration {v.iteration} of {v.total}"
@@ -97,7 +98,7 @@ def status(v: JobView) -> None:
     elif v.active:
         st.button(
             "Cancel",
-            key=f"cancel.{v.id}",
+            key=keys.cancel(v.id),
             icon=":material/stop:",
             on_click=state.get_registry().cancel,
             args=(v.id, state.owner()),
@@ -108,18 +109,17 @@ def status(v: JobView) -> None:
 
 def share_link(v: JobView) -> None:
     """The owner of a finished run can make a read-only link to it (runs are private by default)."""
-    folder = (v.outcome or {}).get("run_dir")
+    folder = v.run_dir
     if not folder or v.info.get("public") or config.public_runs():
         return
-    key = f"{v.id}.share"
     if st.button(
         "Make a read-only share link",
-        key=key,
+        key=keys.share(v.id),
         icon=":material/share:",
         help="Anyone with the link can see this run (not change it). Without one, only this browser can.",
     ):
-        st.session_state[f"{key}.token"] = share_token(Path(folder))
-    token = st.session_state.get(f"{key}.token")
+        st.session_state[keys.share_token(v.id)] = share_token(Path(folder))
+    token = st.session_state.get(keys.share_token(v.id))
     if token:
         st.caption("Read-only link to this run (copy it):")
         st.code(f"{_app_url()}/runs?share={token}", language=None)
@@ -132,6 +132,8 @@ def _app_url() -> str:
         url = url.split(marker)[0]
     return url.rsplit("/", 1)[0] if url.count("/") > 2 else url.rstrip("/")
 
+
+NO_METRICS = RunMetrics()  # what a job that has no metrics (yet) reads: every value None
 
 BLIND_LABEL = "Best (no ground truth)"
 BLIND_HELP = (
@@ -156,10 +158,11 @@ def _delta(value: Optional[float], base: Optional[float]) -> Optional[str]:
 
 def psnr_metrics(v: JobView) -> None:
     """PSNR of the degraded input, the output, its EMA and the best iterate (or, blind, against the observation)."""
-    m = (v.outcome or {}).get("metrics") or {}
+    finished = v.metrics is not None  # else the PSNRs come from the history so far
+    m = v.metrics or NO_METRICS
     recs = v.history.get("", [])
     last = recs[-1] if recs else None
-    blind = v.info.get("blind") or m.get("blind")
+    blind = v.info.get("blind") or m.blind
     cols = st.columns(4 if blind else 5)
     if blind:
         cols[0].metric("Ground truth", "none (blind)")
@@ -168,16 +171,16 @@ def psnr_metrics(v: JobView) -> None:
             _fmt(last.psnr_observed if last else None),
             help="How closely the output, passed through the degradation, matches your image.",
         )
-        blind_it = m.get("blind_iteration")
+        blind_it = m.blind_iteration
         cols[2].metric(BLIND_LABEL, f"iteration {blind_it}" if blind_it else "–", help=BLIND_HELP)
         cols[3].metric("Iterations", f"{v.iteration}/{v.total}")
-        _provisional_note(m)
+        _provisional_note(v.metrics)
         return
-    degraded = v.info.get("psnr_degraded", m.get("psnr_observed"))
-    output = m.get("psnr_final") if m else (last.psnr_true if last else None)
-    ema = m.get("psnr_ema") if m else (last.psnr_ema_true if last else None)
-    best, best_it = (m.get("psnr_best"), m.get("best_iteration")) if m else _best(recs)
-    if v.task == "sr" or m.get("task") == "sr":  # the low-resolution input, upsampled bicubically to be compared
+    degraded = v.info.get("psnr_degraded", m.psnr_observed)
+    output = m.psnr_final if finished else (last.psnr_true if last else None)
+    ema = m.psnr_ema if finished else (last.psnr_ema_true if last else None)
+    best, best_it = (m.psnr_best, m.best_iteration) if finished else _best(recs)
+    if v.task == "sr" or m.task == "sr":  # the low-resolution input, upsampled bicubically to be compared
         cols[0].metric(
             "PSNR bicubic input",
             _fmt(degraded),
@@ -192,8 +195,8 @@ def psnr_metrics(v: JobView) -> None:
             else None,
         )
     cols[1].metric("PSNR output", _fmt(output), _delta(output, degraded))
-    if m.get("psnr_final_known_kept") is not None:  # inpainting: what the baselines are compared with
-        cols[1].caption(f"{_fmt(m['psnr_final_known_kept'])} with the observed pixels kept")
+    if m.psnr_final_known_kept is not None:  # inpainting: what the baselines are compared with
+        cols[1].caption(f"{_fmt(m.psnr_final_known_kept)} with the observed pixels kept")
     cols[2].metric("PSNR EMA output", _fmt(ema), _delta(ema, degraded))
     cols[3].metric(
         "PSNR best iterate",
@@ -203,31 +206,33 @@ def psnr_metrics(v: JobView) -> None:
     )
     if best_it:
         cols[3].caption(f"at iteration {best_it}")
-    blind_psnr, blind_it = m.get("psnr_blind"), m.get("blind_iteration")
+    blind_psnr, blind_it = m.psnr_blind, m.blind_iteration
     cols[4].metric(BLIND_LABEL, _fmt(blind_psnr), _delta(blind_psnr, degraded), help=BLIND_HELP)
     if blind_it:
         cols[4].caption(
             f"at iteration {blind_it}"
             + (f" ({blind_psnr - best:+.2f} dB vs the oracle)" if blind_psnr is not None and best is not None else "")
         )
-    _provisional_note(m)
+    _provisional_note(v.metrics)
 
 
-def _provisional_note(m: dict) -> None:
+def _provisional_note(m: Optional[RunMetrics]) -> None:
     """Say when the blind pick was never confirmed (the detector had not seen the fit turn to noise yet), or why a
     finished run has none at all."""
-    if m and m.get("blind_iteration") is None and m.get("iterations") and m.get("early_stop", "wmv") != "none":
-        window = m.get("es_window") or FitConfig.es_window
+    if m is None:
+        return
+    if m.blind_iteration is None and m.iterations and m.early_stop != "none":  # absent: the default "wmv"
+        window = m.es_window or FitConfig.es_window
         st.caption(
             f"{BLIND_LABEL}: no pick. The detector compares the outputs over windows of {window} iterations "
-            f"and this run had {m['iterations']}, so it never had a full window; run at least {window + 1} "
+            f"and this run had {m.iterations}, so it never had a full window; run at least {window + 1} "
             "iterations to get one."
         )
-    if m.get("blind_confirmed") is False:
+    if m.blind_confirmed is False:
         st.caption(
             f"{BLIND_LABEL} is provisional: the variance did not fall below its value at iteration "
-            f"{m.get('blind_iteration')} again, but the run ended before the detector's patience "
-            f"({m.get('es_patience')} iterations) ran out, so the fit may still have been improving; "
+            f"{m.blind_iteration} again, but the run ended before the detector's patience "
+            f"({m.es_patience} iterations) ran out, so the fit may still have been improving; "
             "the output may be the better choice."
         )
 
@@ -244,7 +249,7 @@ def snapshot_picker(snaps: list, key: str, *, live: bool) -> tuple[int, np.ndarr
     """A slider over stored snapshots. While the job runs it follows the latest one until "Follow" is switched off;
     a finished job's slider is free from the start (there is nothing new to follow)."""
     its = [i for i, _ in snaps]
-    follow_key, slider_key = f"{key}.follow", f"{key}.snap"
+    follow_key, slider_key = keys.follow(key), keys.snapshot(key)
     follow = False
     if live:
         st.session_state.setdefault(follow_key, True)
@@ -259,13 +264,9 @@ def snapshot_picker(snaps: list, key: str, *, live: bool) -> tuple[int, np.ndarr
     return chosen, dict(snaps)[chosen]
 
 
-def _images(v: JobView) -> dict:
-    return {**v.info.get("images", {}), **((v.outcome or {}).get("images") or {})}
-
-
 def comparison(v: JobView) -> None:
     """Output picker (snapshot / final / EMA / best), degraded | output | ground truth, and a wipe slider."""
-    images = _images(v)
+    images = v.images
     snaps = v.snapshots.get("", [])
     choices = {}
     if not v.active:
@@ -286,10 +287,10 @@ def comparison(v: JobView) -> None:
         return
     phase = "live" if v.active else "final"  # a finished job opens on its final output
     shown = st.radio(
-        "Output shown", list(choices), format_func=choices.get, horizontal=True, key=f"{v.id}.shown.{phase}"
+        "Output shown", list(choices), format_func=choices.get, horizontal=True, key=keys.shown(v.id, phase)
     )
     if shown == "snapshot":
-        it, output = snapshot_picker(snaps, f"{v.id}", live=v.active)
+        it, output = snapshot_picker(snaps, keys.snapshots(v.id), live=v.active)
         label = f"Output at iteration {it}"
     else:
         output, label = images[shown], choices[shown]
@@ -301,28 +302,22 @@ def comparison(v: JobView) -> None:
     left = truth if truth is not None else degraded
     if left is not None:
         name = "ground truth" if truth is not None else "degraded input"
-        pos = st.slider(f"Wipe: {name} (left) · output (right)", 0, 100, 50, key=f"{v.id}.wipe")
+        pos = st.slider(f"Wipe: {name} (left) · output (right)", 0, 100, 50, key=keys.wipe(v.id))
         image = wipe(preview(left), output, pos)
         st.image(image, caption=f"{name} | {label.lower()}", width=int(min(640, max(384, image.shape[1]))))
 
 
-def _baselines(v: JobView) -> dict:
-    """Classical methods by name: the run's full list when finished, else the ones previewed before the run."""
-    records = (v.outcome or {}).get("baselines") or v.info.get("baselines") or []
-    return {r["name"]: r for r in records}
-
-
 def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
     """Super-resolution: bicubic | nearest | Deep Image Prior | ground truth, with PSNRs."""
-    m = (v.outcome or {}).get("metrics") or {}
-    base = _baselines(v)
-    keys = {
-        "Final output": "psnr_final",
-        "EMA output": "psnr_ema",
-        "Best iterate": "psnr_best",
-        BLIND_LABEL: "psnr_blind",
+    m = v.metrics or NO_METRICS
+    base = v.baselines
+    psnr_of = {
+        "Final output": m.psnr_final,
+        "EMA output": m.psnr_ema,
+        "Best iterate": m.psnr_best,
+        BLIND_LABEL: m.psnr_blind,
     }
-    value = m.get(keys.get(label, ""))
+    value = psnr_of.get(label)
     show_images(
         [
             (f"Bicubic · {_fmt(base.get('bicubic', {}).get('psnr'))}", images["bicubic"]),
@@ -335,22 +330,22 @@ def sr_row(v: JobView, images: dict, output: np.ndarray, label: str) -> None:
 
 def baselines_table(v: JobView) -> None:
     """Deep Image Prior beside the engine's classical methods (PSNR and time), once the run has finished."""
-    base = _baselines(v)
-    m = (v.outcome or {}).get("metrics") or {}
-    if v.active or not base or not m:
+    base = v.baselines
+    m = v.metrics
+    if v.active or not base or m is None:
         return
-    blind = m.get("psnr_final") is None
+    blind = m.psnr_final is None
     columns = ("method", "PSNR (dB)", "seconds", "settings")
     rows = [
         {k: x for k, x in zip(columns, r) if not (blind and k == "PSNR (dB)")}  # no PSNR without ground truth
-        for r in baseline_rows(list(base.values()), m)
+        for r in baseline_rows(list(base.values()), m.to_dict())
     ]
     st.markdown("**Compared with classical methods**" + (" (no ground truth: no PSNR)" if blind else ""))
     st.dataframe(
         rows,
         hide_index=True,
         width="stretch",
-        key=f"{v.id}.baselines",
+        key=keys.baselines(v.id),
         column_config={
             "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
             "seconds": st.column_config.NumberColumn(format="%.2f"),
@@ -361,15 +356,15 @@ def baselines_table(v: JobView) -> None:
 def loss_chart(v: JobView) -> None:
     recs = v.history.get("", [])
     if recs:
-        st.plotly_chart(loss_figure(recs), key=f"{v.id}.loss", width="stretch")
+        st.plotly_chart(loss_figure(recs), key=keys.loss_chart(v.id), width="stretch")
 
 
 def downloads(v: JobView) -> None:
-    folder = (v.outcome or {}).get("run_dir")
+    folder = v.run_dir
     if v.active or not folder:
         return
-    targets = (v.outcome or {}).get("metrics", {}).get("targets") if v.task == "impedance" else None
-    if isinstance(targets, dict):  # noise impedance: each target's final fit, named by its target
+    targets = v.metrics.targets if v.task == "impedance" and v.metrics is not None else None
+    if targets is not None:  # noise impedance: each target's final fit, named by its target
         files = [
             (f"Fit: {plain(name, limit=40)} PNG", f"{target_slug(name)}/result.png", "image/png") for name in targets
         ]
@@ -388,7 +383,7 @@ def downloads(v: JobView) -> None:
                 file_name=f"{v.id}_{name.replace('/', '_')}",
                 mime=mime,
                 on_click="ignore",
-                key=f"{v.id}.dl.{name}",
+                key=keys.download(v.id, name),
                 icon=":material/download:",
             )
     if (Path(folder) / "metrics.json").is_file():  # the zip is built only when clicked
@@ -398,11 +393,10 @@ def downloads(v: JobView) -> None:
             file_name=f"{v.id}_report.zip",
             mime="application/zip",
             on_click="ignore",
-            key=f"{v.id}.dl.zip",
+            key=keys.download(v.id, "zip"),
             icon=":material/folder_zip:",
             help="Summary, curves, images, settings and the "
-            "classical baselines of this run"
-            + (" (or each target and its fit)." if isinstance(targets, dict) else "."),
+            "classical baselines of this run" + (" (or each target and its fit)." if targets is not None else "."),
         )
 
 
@@ -433,7 +427,7 @@ def render_impedance(v: JobView) -> None:
         st.caption(f"Fitting target {len(v.history)} of 4: {list(v.history)[-1]}")
     if not v.history:
         return
-    st.plotly_chart(impedance_figure(v.history), key=f"{v.id}.impedance", width="stretch")
+    st.plotly_chart(impedance_figure(v.history), key=keys.impedance_chart(v.id), width="stretch")
     fitted = {name: recs[-1] for name, recs in v.history.items() if recs}
     for col, (name, last) in zip(st.columns(4), fitted.items()):
         col.metric(
@@ -456,9 +450,9 @@ def render_impedance(v: JobView) -> None:
     )
     targets = [t for t in v.history if v.snapshots.get(t)]
     if targets:
-        target = st.radio("Snapshots of target", targets, horizontal=True, key=f"{v.id}.target")
-        it, snap = snapshot_picker(v.snapshots[target], f"{v.id}.{target}", live=v.active)
-        images = _images(v)
+        target = st.radio("Snapshots of target", targets, horizontal=True, key=keys.target(v.id))
+        it, snap = snapshot_picker(v.snapshots[target], keys.snapshots(v.id, target), live=v.active)
+        images = v.images
         show_images(
             [
                 (f"Target: {target}", images.get(f"target:{target}")),
@@ -496,23 +490,23 @@ def runs_browser() -> None:
         st.info("No runs yet: start one from an experiment page.")
         return
     st.dataframe(
-        [_table_row(r) for r in rows], hide_index=True, width="stretch", key="runs.table", column_config=RUN_COLUMNS
+        [_table_row(r) for r in rows], hide_index=True, width="stretch", key=keys.RUNS_TABLE, column_config=RUN_COLUMNS
     )
     _skipped_note(listing.skipped)
-    ids = [r["id"] for r in rows]
+    ids = [r.id for r in rows]
     labels = _labels(rows)
-    if st.session_state.get("runs.pick") not in ids:  # this session's first look, or its pick is gone
+    if st.session_state.get(keys.RUNS_PICK) not in ids:  # this session's first look, or its pick is gone
         if wanted in ids:
-            st.session_state["runs.pick"] = wanted
+            st.session_state[keys.RUNS_PICK] = wanted
         elif wanted:  # a shared link to a run that is not here: say so, and show no other run in its place
             _unavailable(wanted, skipped)
-            st.session_state["runs.pick"] = None
+            st.session_state[keys.RUNS_PICK] = None
         else:
-            st.session_state["runs.pick"] = _newest_readable(ids)
+            st.session_state[keys.RUNS_PICK] = _newest_readable(ids)
     run_id = st.selectbox(
         "Open a run",
         ids,
-        key="runs.pick",
+        key=keys.RUNS_PICK,
         index=None,
         placeholder="Choose a run",
         format_func=lambda i: labels.get(i, i),
@@ -530,7 +524,7 @@ def runs_browser() -> None:
     if notes:
         st.warning(plain(" ".join(notes), limit=600), icon=":material/warning:")
     (render_impedance if v.task == "impedance" else render_task)(v)
-    folder = (v.outcome or {}).get("run_dir")
+    folder = v.run_dir
     if folder and (Path(folder) / "config.json").is_file():
         with st.expander("Configuration (config.json)"):
             try:
@@ -570,34 +564,34 @@ def _text(value: object) -> str:
     return "–" if value is None or value == "" else str(value)
 
 
-def _table_row(r: dict) -> dict:
+def _table_row(r: RunRow) -> dict:
     """One saved run as a row of the Runs table (all text, "–" where the run records nothing)."""
-    psnr = r.get("psnr_final")
-    shape = r.get("shape")
-    size = f"{shape[1]}x{shape[0]}" if isinstance(shape, list) and len(shape) >= 2 else None
-    done, planned = r.get("iterations"), r.get("planned")
-    if isinstance(r.get("targets"), dict):  # noise impedance: the plan per target; what each target ran
-        runs = sorted({t.get("iterations") for t in r["targets"].values() if isinstance(t, dict)} - {None})
-        done = f"{runs[-1]} ×{len(r['targets'])}" if runs else None
+    m = r.metrics
+    psnr, shape = m.psnr_final, m.shape
+    size = f"{shape[1]}x{shape[0]}" if shape is not None and len(shape) >= 2 else None
+    done, planned = m.iterations, r.planned
+    if m.targets is not None:  # noise impedance: the plan per target; what each target ran
+        runs = sorted({t.get("iterations") for t in m.targets.values()} - {None})
+        done = f"{runs[-1]} ×{len(m.targets)}" if runs else None
     elif done is not None and planned and planned != done:
         done = f"{done} of {planned}"
     return {
-        "started": when(r.get("started")),
-        "image": _text(r.get("source")),
-        "task": task_title(r),
-        "setting": _text(r.get("setting")),
-        "PSNR (dB)": f"{psnr:.2f}" if isinstance(psnr, (int, float)) and math.isfinite(psnr) else "–",
+        "started": when(r.started),
+        "image": _text(r.source),
+        "task": task_title(m),
+        "setting": _text(r.setting),
+        "PSNR (dB)": f"{psnr:.2f}" if psnr is not None and math.isfinite(psnr) else "–",
         "size": _text(size),
         "iterations": _text(done),
-        "status": r.get("status") or ("cancelled" if r.get("cancelled") else "done"),
-        "run": r["id"],
+        "status": m.run_status,
+        "run": r.id,
     }
 
 
-def _labels(rows: list[dict]) -> dict[str, str]:
+def _labels(rows: list[RunRow]) -> dict[str, str]:
     """Readable names of the listed runs for the "Open a run" select, "image · task · setting · time"; two runs
     that would read the same get the end of their id (or the whole id)."""
-    labels = {r["id"]: run_label(r) for r in rows}
+    labels = {r.id: run_label(r) for r in rows}
     for tail in (lambda i: i.rsplit("-", 1)[-1], lambda i: i):
         twice = {label for label, n in Counter(labels.values()).items() if n > 1}
         labels = {i: f"{label} · {tail(i)}" if label in twice else label for i, label in labels.items()}

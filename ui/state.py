@@ -217,7 +217,7 @@ def visible_runs(*, also: Optional[str] = None) -> RunListing:
 
     listing = scan_runs(root)
     return RunListing(
-        [r for r in listing.rows if visible(r["id"])],
+        [r for r in listing.rows if visible(r.id)],
         [(run_id, why) for run_id, why in listing.skipped if visible(run_id)],
     )
 

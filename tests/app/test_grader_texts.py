@@ -64,6 +64,7 @@ def test_sigma_zero_says_no_noise_and_shows_no_infinite_psnr(app):
 
 
 def _metrics_panel(task: str, metrics: dict) -> None:
+    from dip.core.records import JobOutcome
     from ui.panels import psnr_metrics
     from ui.service.jobs import JobView
 
@@ -77,7 +78,7 @@ def _metrics_panel(task: str, metrics: dict) -> None:
             history={},
             snapshots={},
             info={"blind": False},
-            outcome={"metrics": metrics},
+            outcome=JobOutcome.from_dict({"metrics": metrics}),
         )
     )
 

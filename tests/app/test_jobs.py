@@ -66,7 +66,14 @@ def test_jobs_run_first_in_first_out_with_queue_positions(registry, runner):
     wait(lambda: all(j.status == "done" for j in jobs))
     assert runner.order == ["a", "b", "c"]
     assert registry.position(jobs[0].id) is None
-    assert jobs[2].view().outcome == {"metrics": {"steps": 3}}
+    outcome = jobs[2].view().outcome  # the runner's dict, stored as a record
+    assert outcome.to_dict() == {
+        "metrics": {"steps": 3},
+        "cancelled": False,
+        "baselines": [],
+        "images": {},
+        "run_dir": None,
+    }
 
 
 def test_cancel_stops_a_running_job_within_one_iteration(registry):
@@ -226,14 +233,14 @@ def test_the_eta_comes_from_recent_iterations_not_the_warm_up():
 
     def running(iteration, recent, started_ago=60.0):
         return JobView(
-            "j",
-            "denoise",
-            "running",
-            iteration,
-            1000,
-            {},
-            {},
-            {},
+            id="j",
+            task="denoise",
+            status="running",
+            iteration=iteration,
+            total=1000,
+            history={},
+            snapshots={},
+            info={},
             started=time.time() - started_ago,
             recent=tuple(recent),
         )

@@ -5,6 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 
 def _metrics_panel(metrics: dict, blind: bool) -> None:
+    from dip.core.records import JobOutcome
     from ui.panels import psnr_metrics
     from ui.service.jobs import JobView
 
@@ -18,7 +19,7 @@ def _metrics_panel(metrics: dict, blind: bool) -> None:
             history={},
             snapshots={},
             info={"blind": blind},
-            outcome={"metrics": metrics},
+            outcome=JobOutcome.from_dict({"metrics": metrics}),
         )
     )
 

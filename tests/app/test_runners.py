@@ -64,13 +64,13 @@ def test_task_run_writes_the_run_folder_and_reads_back(registry, tmp_path, task)
     assert [i for i, _ in v.snapshots[""]] == [2, 4] and len(v.history[""]) == 4
     disk = load_view(folder)
     assert disk.status == "done" and len(disk.history[""]) == 4 and [i for i, _ in disk.snapshots[""]] == [2, 4]
-    assert disk.outcome["metrics"]["psnr_final"] == pytest.approx(v.outcome["metrics"]["psnr_final"])
+    assert disk.metrics.psnr_final == pytest.approx(v.metrics.psnr_final)
     names = {"denoise": {"nlm", "tv"}, "sr": {"nearest", "bicubic", "lanczos"}, "inpaint": {"biharmonic"}}[task]
-    assert names <= {b["name"] for b in disk.outcome["baselines"]}  # classical methods, via dip.core.runio
-    assert all(b["psnr"] > 5 for b in disk.outcome["baselines"]) and names <= set(disk.outcome["images"])
-    assert list_runs(tmp_path)[0]["id"] == v.id
+    assert names <= {b["name"] for b in disk.outcome.baselines}  # classical methods, via dip.core.runio
+    assert all(b["psnr"] > 5 for b in disk.outcome.baselines) and names <= set(disk.outcome.images)
+    assert list_runs(tmp_path)[0].id == v.id
     holes_filled = folder / "result_known_kept.png"  # inpainting keeps the user's pixels in one download
-    assert holes_filled.is_file() == (task == "inpaint") and ("result_known_kept" in disk.outcome["images"]) == (
+    assert holes_filled.is_file() == (task == "inpaint") and ("result_known_kept" in disk.outcome.images) == (
         task == "inpaint"
     )
     if task == "inpaint":
@@ -112,7 +112,7 @@ def test_a_failing_run_leaves_an_error_record(registry, tmp_path):
     spec = TaskSpec("denoise", preset, tmp_path, "x", problem=bad, device="cpu")
     v = finish(registry.submit(spec, task="denoise", owner="t", total=spec.total))
     assert v.status == "error" and v.error
-    assert list_runs(tmp_path)[0]["status"] == "error"
+    assert list_runs(tmp_path)[0].metrics.status == "error"
 
 
 def test_the_worker_uses_every_cpu_unless_told(monkeypatch):
@@ -182,8 +182,8 @@ def test_a_job_cut_off_by_the_servers_death_resumes_from_its_checkpoint(tmp_path
     assert (v.status, v.owner, v.resumed) == ("done", "alice", True)
     assert [r.iteration for r in v.history[""]] == list(range(1, 9))  # one row per iteration, none twice
     assert [i for i, _ in v.snapshots[""]] == [2, 4, 6, 8]
-    assert v.outcome["metrics"]["psnr_final"] == pytest.approx(whole.outcome["metrics"]["psnr_final"], abs=1e-6)
-    assert v.outcome["metrics"]["resumed_after_restart"] is True
+    assert v.metrics.psnr_final == pytest.approx(whole.metrics.psnr_final, abs=1e-6)
+    assert v.metrics.resumed_after_restart is True
     assert not pending.exists() and (tmp_path / job.id / "metrics.json").is_file()
     assert '"owner": "alice"' in (tmp_path / job.id / "access.json").read_text()
 

@@ -89,8 +89,8 @@ def test_scan_runs_lists_readable_runs_and_says_which_folders_it_left_out(tmp_pa
     (root / "bad name").mkdir()
     (root / "stray.txt").write_text("x")
     listing = scan_runs(root)
-    assert [r["id"] for r in listing.rows] == [BAD_IMAGE, GOOD]
-    assert listing.rows[1]["psnr_final"] == 24.0 and listing.rows[1]["source"] == "cat.png"
+    assert [r.id for r in listing.rows] == [BAD_IMAGE, GOOD]
+    assert listing.rows[1].metrics.psnr_final == 24.0 and listing.rows[1].source == "cat.png"
     reasons = dict(listing.skipped)
     assert list(reasons) == ["bad name", "20260106-no-metrics", "20260105-trunc-metrics", BAD_METRICS]
     assert reasons[BAD_METRICS] == "metrics.json is not a JSON object (it holds a list)."
@@ -333,7 +333,11 @@ def five_runs(root: Path) -> dict[str, Path]:
 
 
 def test_run_setting_names_only_what_applies_to_the_task():
-    from ui.service.runs import run_setting
+    from dip.core.records import RunMetrics
+    from ui.service.runs import run_setting as setting_of
+
+    def run_setting(metrics: dict, config: dict):  # the record of a metrics.json holding ``metrics``
+        return setting_of(RunMetrics.from_dict(metrics), config)
 
     cfg = {"sigma_255": 25.0, "factor": 8, "mask_kind": "bernoulli", "keep_fraction": 0.3}
     assert run_setting({"task": "denoise"}, cfg) == "σ 25"
@@ -359,7 +363,7 @@ def test_an_old_inpainting_run_is_listed_with_the_share_of_pixels_its_mask_kept(
     mask = np.ones((10, 10, 1), np.float32)
     mask[:4] = 0
     save_image(mask, run / "mask.png")
-    assert scan_runs(tmp_path).rows[0]["setting"] == "mask · 60% kept"
+    assert scan_runs(tmp_path).rows[0].setting == "mask · 60% kept"
 
 
 def test_the_runs_table_shows_what_tells_runs_apart(app_env, monkeypatch):

@@ -1,9 +1,9 @@
 """Jobs and the process-wide job registry: one worker thread runs fits one at a time, first in, first out.
 
 No Streamlit here (the worker thread must never call ``st.*``), so this module is unit-tested with a fake
-runner. A runner is ``runner(job) -> dict``: it reads ``job.spec``, reports through ``job.add_step`` /
-``job.add_snapshot``, polls ``job.should_stop()`` and returns the outcome (metrics, run folder, images).
-Pages read a consistent copy with ``job.view()``.
+runner. A runner is ``runner(job) -> JobOutcome`` (or the same as a dict, converted here): it reads ``job.spec``,
+reports through ``job.add_step`` / ``job.add_snapshot``, polls ``job.should_stop()`` and returns the outcome
+(metrics, run folder, images). Pages read a consistent copy with ``job.view()``.
 
 Every job has an owner (an opaque key of the browser that submitted it): only the owner may cancel it, and the
 per-person limit counts per owner. The worker is a daemon thread, so a server that exits does not wait for a fit
@@ -17,11 +17,12 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from dip.core.errors import DIPError
+from dip.core.records import JobOutcome, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,9 @@ def new_job_id(task: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{task}-{secrets.token_hex(3)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobView:
-    """A copy of a job's state taken under its lock (or read back from a run folder)."""
+    """A copy of a job's state taken under its lock (or read back from a run folder). Made by keyword only."""
 
     id: str
     task: str
@@ -50,7 +51,7 @@ class JobView:
     history: dict  # series name ("" for single-image tasks) -> list of StepRecord-like rows
     snapshots: dict  # series name -> list of (iteration, uint8 preview)
     info: dict  # what was known at submit time: source, preset, blind, psnr_degraded, images
-    outcome: Optional[dict] = None  # the runner's result: metrics, run_dir, images
+    outcome: Optional[JobOutcome] = None  # the runner's result: metrics, run_dir, images, baselines
     error: Optional[str] = None
     created: float = 0.0
     started: Optional[float] = None
@@ -65,6 +66,27 @@ class JobView:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def metrics(self) -> Optional[RunMetrics]:
+        """The finished run's metrics; None while it runs, and when it recorded none."""
+        return self.outcome.metrics if self.outcome is not None else None
+
+    @property
+    def run_dir(self) -> Optional[str]:
+        """The run folder of a finished job (None before, or when it was never written)."""
+        return self.outcome.run_dir if self.outcome is not None else None
+
+    @property
+    def images(self) -> dict:
+        """Previews by name: those known at submit time (``info["images"]``), replaced by the outcome's."""
+        return {**self.info.get("images", {}), **(self.outcome.images if self.outcome is not None else {})}
+
+    @property
+    def baselines(self) -> dict[str, Mapping[str, Any]]:
+        """Classical methods by name: the run's full list when finished, else the ones previewed before the run."""
+        records = (self.outcome.baselines if self.outcome is not None else ()) or self.info.get("baselines") or []
+        return {r["name"]: r for r in records}
 
     @property
     def iterations_per_second(self) -> Optional[float]:
@@ -88,6 +110,29 @@ class JobView:
 
 
 RATE_WINDOW = 30  # iterations the progress rate and ETA are measured over
+
+
+def as_outcome(value: Union[JobOutcome, Mapping[str, Any], None]) -> Optional[JobOutcome]:
+    """A runner's return value as a ``JobOutcome``.
+
+    Parameters
+    ----------
+    value : JobOutcome, Mapping or None
+        A runner's dict (``ui.service.runners.run_job`` returns one until it builds the record itself) is read
+        with ``JobOutcome.from_dict``; None stays None.
+
+    Returns
+    -------
+    JobOutcome or None
+
+    Raises
+    ------
+    TypeError
+        For anything else (the worker then marks the job failed).
+    """
+    if value is None or isinstance(value, JobOutcome):
+        return value
+    return JobOutcome.from_dict(value)
 
 
 class Job:
@@ -114,7 +159,7 @@ class Job:
         self.iteration = 0
         self.history: dict[str, list] = {}
         self.snapshots: dict[str, list] = {}
-        self.outcome: Optional[dict] = None
+        self.outcome: Optional[JobOutcome] = None
         self.error: Optional[str] = None
         self.note: Optional[str] = None
         self.stop_reason: Optional[str] = None
@@ -171,25 +216,25 @@ class Job:
     def view(self, position: Optional[int] = None) -> JobView:
         with self._lock:
             return JobView(
-                self.id,
-                self.task,
-                self.status,
-                self.iteration,
-                self.total,
-                {k: list(v) for k, v in self.history.items()},
-                {k: list(v) for k, v in self.snapshots.items()},
-                dict(self.info),
-                self.outcome,
-                self.error,
-                self.created,
-                self.started,
-                self.finished,
-                position,
-                self.note,
-                self.owner,
-                tuple(self._recent),
-                self.stop_reason,
-                self.resumed,
+                id=self.id,
+                task=self.task,
+                status=self.status,
+                iteration=self.iteration,
+                total=self.total,
+                history={k: list(v) for k, v in self.history.items()},
+                snapshots={k: list(v) for k, v in self.snapshots.items()},
+                info=dict(self.info),
+                outcome=self.outcome,
+                error=self.error,
+                created=self.created,
+                started=self.started,
+                finished=self.finished,
+                position=position,
+                note=self.note,
+                owner=self.owner,
+                recent=tuple(self._recent),
+                stop_reason=self.stop_reason,
+                resumed=self.resumed,
             )
 
 
@@ -198,7 +243,8 @@ class JobRegistry:
 
     Parameters
     ----------
-    runner : ``runner(job) -> dict``; exceptions it raises mark the job "error" and never stop the worker.
+    runner : ``runner(job) -> JobOutcome`` (a dict of the same keys, or None, is converted: ``as_outcome``);
+        exceptions it raises mark the job "error" and never stop the worker.
     admit : ``admit(spec)``, called before a job is queued; it raises (e.g. ``dip.core.limits.LimitExceeded``) to refuse
         a job that exceeds the server's limits, so no page can queue one.
     max_queue : most jobs queued or running at once (all owners together).
@@ -214,7 +260,7 @@ class JobRegistry:
 
     def __init__(
         self,
-        runner: Callable[[Job], dict],
+        runner: Callable[[Job], Union[JobOutcome, Mapping[str, Any], None]],
         *,
         admit: Optional[Callable[[Any], None]] = None,
         accept: Optional[Callable[[Job], None]] = None,
@@ -405,9 +451,10 @@ class JobRegistry:
             return
         job._set(status="running", started=time.time())
         try:
-            outcome = self._runner(job)
+            outcome = as_outcome(self._runner(job))
             job._set(outcome=outcome)
-            self._finish(job, "cancelled" if job.should_stop() or (outcome or {}).get("cancelled") else "done")
+            cancelled = job.should_stop() or (outcome is not None and outcome.cancelled)
+            self._finish(job, "cancelled" if cancelled else "done")
         except Exception as err:  # a bad job must never kill the worker
             log.exception("job %s failed", job.id)
             # The engine's own errors are written for the user; anything else may hold server paths or internals,

@@ -9,6 +9,7 @@ import functools
 import os
 import re
 import time
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -18,6 +19,7 @@ from dip.core.fit import StepRecord
 from dip.core.images import load_image
 from dip.core.impedance import target_slug
 from dip.core.presets import DEFAULT_PRESET
+from dip.core.records import JobOutcome, RunMetrics
 from dip.core.runio import check_metrics, read_json_object, read_run, read_run_image
 from dip.lab.report import MASK_KINDS, TASK_NAMES, kept_fraction, mask_kind
 from ui.service.config import SNAPSHOT_SIDE
@@ -48,12 +50,28 @@ def run_folder(runs_dir: Path, run_id: str) -> Optional[Path]:
     return folder if (folder / "metrics.json").is_file() else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunRow:
+    """One listed run: its metrics.json and what tells it from other runs (``describe``)."""
+
+    id: str
+    """The folder's name."""
+    metrics: RunMetrics
+    source: Optional[str]
+    """The image it restored (``RunMetrics.source_name``)."""
+    setting: Optional[str]
+    """Its distinguishing setting in a few words (``run_setting``)."""
+    planned: Optional[int]
+    """The iterations its settings asked for (config.json); None when not recorded."""
+    started: Optional[datetime]
+    """When the app accepted it, else the time in its id, else when metrics.json was written."""
+
+
 class RunListing(NamedTuple):
     """``scan_runs``' answer: the readable runs and the folders left out."""
 
-    rows: list[dict]
-    """Newest first: ``{"id": folder name, **metrics.json, "source": ..., "setting": ..., "planned": ...,
-    "started": ...}`` (``list_runs``' rows; see ``describe``)."""
+    rows: list[RunRow]
+    """Newest first (``list_runs``' rows)."""
     skipped: list[tuple[str, str]]
     """(folder name, reason) of run folders that could not be read, newest first; the reason names the file
     and what is wrong, e.g. ``("20260101-x", "metrics.json is not a JSON object (it holds a list).")``."""
@@ -79,38 +97,41 @@ def scan_runs(runs_dir: Path) -> RunListing:
             skipped.append((folder.name, "its name is not a valid run id (letters, digits, '.', '_', '-')."))
             continue
         try:
-            metrics = read_json_object(folder / "metrics.json", run_id=folder.name)
-            check_metrics(metrics, run_id=folder.name)
+            data = read_json_object(folder / "metrics.json", run_id=folder.name)
+            check_metrics(data, run_id=folder.name)
         except RunFolderError as err:
             skipped.append((folder.name, err.reason))
             continue
-        rows.append({"id": folder.name, **metrics, "source": source_name(metrics), **describe(folder, metrics)})
+        rows.append(describe(folder, RunMetrics.from_dict(data, run_id=folder.name)))
         if len(rows) >= MAX_LISTED:
             break
     return RunListing(rows, skipped)
 
 
-def describe(folder: Path, metrics: dict) -> dict:
-    """What tells a run from others of its task, read from its folder: ``setting`` (``run_setting``), ``planned``
-    (the iterations its settings asked for, config.json) and ``started`` (a datetime: when the app accepted it,
-    else the time in its id, else when metrics.json was written). A missing or damaged config.json only leaves
-    the setting shorter: the run is still listed."""
+def describe(folder: Path, metrics: RunMetrics) -> RunRow:
+    """The listing's row of a run folder: its metrics and what tells it from others of its task, read from the
+    folder (``RunRow``). A missing or damaged config.json only leaves the setting shorter: the run is still
+    listed."""
     try:
         config = read_json_object(folder / "config.json", run_id=folder.name, required=False) or {}
     except (RunFolderError, OSError):
         config = {}
-    if metrics.get("task") == "inpaint" and kept_fraction(metrics, config) is None and (folder / "mask.png").is_file():
+    measured, mask = metrics, folder / "mask.png"
+    if metrics.task == "inpaint" and kept_fraction(metrics.to_dict(), config) is None and mask.is_file():
         try:  # an app run from before the app recorded its mask: measure the mask it saved
-            path = folder / "mask.png"
-            metrics = {**metrics, "kept_fraction": _kept(str(path), path.stat().st_mtime_ns)}
+            measured = replace(metrics, kept_fraction=_kept(str(mask), mask.stat().st_mtime_ns))
         except Exception:  # a damaged mask shows when the run is opened, not here
             pass
     fit = config.get("fit") if isinstance(config.get("fit"), dict) else {}
-    return {
-        "setting": run_setting(metrics, config),
-        "planned": fit.get("iterations"),
-        "started": _started(folder, metrics),
-    }
+    planned = fit.get("iterations")
+    return RunRow(
+        id=folder.name,
+        metrics=metrics,
+        source=metrics.source_name,
+        setting=run_setting(measured, config),
+        planned=planned if isinstance(planned, int) and not isinstance(planned, bool) else None,
+        started=_started(folder, metrics),
+    )
 
 
 @functools.lru_cache(maxsize=512)
@@ -118,14 +139,14 @@ def _kept(path: str, mtime_ns: int) -> float:
     return round(float((load_image(path, mode="grey") > 0.5).mean()), 4)
 
 
-def run_setting(metrics: dict, config: dict) -> Optional[str]:
+def run_setting(metrics: RunMetrics, config: dict) -> Optional[str]:
     """A run's distinguishing setting in a few words, only what applies to its task: "σ 25", "no noise",
     "own noise (blind)" (denoising), "×4" (super-resolution), "text mask · 87% kept" (inpainting), "noise σ 25"
     (impedance); None when the run records none."""
-    task, sigma = metrics.get("task"), config.get("sigma_255")
+    task, sigma = metrics.task, config.get("sigma_255")
     number = lambda v: f"{v:g}"
     if task == "denoise":
-        if metrics.get("blind"):
+        if metrics.blind:
             return "own noise (blind)"
         if isinstance(sigma, (int, float)):
             return "no noise (σ 0)" if sigma == 0 else f"σ {number(sigma)}"
@@ -134,7 +155,8 @@ def run_setting(metrics: dict, config: dict) -> Optional[str]:
     elif task == "sr" and isinstance(config.get("factor"), (int, float)):
         return f"×{number(config['factor'])}"
     elif task == "inpaint":
-        kind, kept = mask_kind(metrics, config), kept_fraction(metrics, config)
+        as_dict = metrics.to_dict()  # dip.lab.report reads the file's dict (it also tells app runs by job_id)
+        kind, kept = mask_kind(as_dict, config), kept_fraction(as_dict, config)
         parts = [MASK_KINDS.get(kind, str(kind)) if kind else "mask"]
         if kept is not None:
             parts.append(f"{kept:.0%} kept")
@@ -145,9 +167,9 @@ def run_setting(metrics: dict, config: dict) -> Optional[str]:
 _ID_TIME = re.compile(r"(\d{8})(?:-(\d{6}))?")
 
 
-def _started(folder: Path, metrics: dict) -> Optional[datetime]:
-    created = metrics.get("created")
-    if isinstance(created, str):
+def _started(folder: Path, metrics: RunMetrics) -> Optional[datetime]:
+    created = metrics.created
+    if created is not None:
         try:
             return datetime.strptime(created, "%Y-%m-%d %H:%M:%S")
         except ValueError:
@@ -173,29 +195,23 @@ def when(started: Optional[datetime], now: Optional[float] = None) -> str:
     return text + (f" {started.year}" if started.year != year else "")
 
 
-def task_title(row: dict) -> str:
+def task_title(metrics: RunMetrics) -> str:
     """The task's name, and the preset's when it is not the task's lab default: "Denoising", "Denoising (f16)"."""
-    task, preset = row.get("task"), row.get("preset")
+    task, preset = metrics.task, metrics.preset
     title = TASK_TITLES.get(task) or str(task or "?")
     return title if not preset or preset == DEFAULT_PRESET.get(task) else f"{title} ({preset})"
 
 
-def run_label(row: dict) -> str:
+def run_label(row: RunRow) -> str:
     """A listed run in words, "image · task · setting · time": e.g. "astronaut.png · Inpainting · text mask ·
     87% kept · 17:42 Dec 1" (plain text: select boxes and tables do not render Markdown)."""
-    parts = [str(row.get("source") or "?"), task_title(row), row.get("setting"), when(row.get("started"))]
+    parts = [str(row.source or "?"), task_title(row.metrics), row.setting, when(row.started)]
     return " · ".join(str(p) for p in parts if p)
 
 
-def list_runs(runs_dir: Path) -> list[dict]:
-    """Newest first: one dict per readable run folder with its id and metrics.json (``scan_runs(...).rows``)."""
+def list_runs(runs_dir: Path) -> list[RunRow]:
+    """Newest first: one row per readable run folder (``scan_runs(...).rows``)."""
     return scan_runs(runs_dir).rows
-
-
-def source_name(metrics: dict) -> Optional[str]:
-    """The image a run restored: the app records the upload's name, ``dip reproduce`` its case's image, so its
-    run folders (docs/runs/) open here too."""
-    return metrics.get("source") or metrics.get("image")
 
 
 def _records(rows: list[dict]) -> dict[str, list]:
@@ -242,15 +258,16 @@ def load_view(folder: Path) -> JobView:
     """
     folder = Path(folder)
     run = read_run(folder)
-    metrics = run["metrics"]
+    recorded = RunMetrics.from_dict(run["metrics"], run_id=folder.name)
+    metrics = recorded if run["metrics"] else None  # an empty metrics.json records nothing (JobOutcome)
     history = _records(run["history"])
     images = {k: preview(v) for k, v in run["images"].items()}
     notes = list(run["notes"])
     snapshots = {}
-    if metrics.get("task") != "impedance":
+    if recorded.task != "impedance":
         snapshots[""], more = snapshot_previews(folder)
         notes += more
-    for name in metrics.get("targets") or {}:
+    for name in recorded.targets or {}:
         slug = target_slug(name)
         if not valid_run_id(slug):  # the name comes from the file: it must not lead out of the folder
             raise RunFolderError(
@@ -262,34 +279,31 @@ def load_view(folder: Path) -> JobView:
         for kind in ("target", "result"):
             if (sub / f"{kind}.png").is_file():
                 images[f"{kind}:{name}"] = preview(read_run_image(folder, f"{slug}/{kind}.png"))
-    status = metrics.get("status") or ("cancelled" if metrics.get("cancelled") else "done")
     done = sum(len(v) for v in history.values())
     finished = os.path.getmtime(folder / "metrics.json")
     info = {
-        "source": source_name(metrics),
-        "preset": metrics.get("preset"),
-        "blind": metrics.get("blind"),
-        "psnr_degraded": metrics.get("psnr_observed"),
+        "source": recorded.source_name,
+        "preset": recorded.preset,
+        "blind": recorded.blind,
+        "psnr_degraded": recorded.psnr_observed,
         "images": {},
         "notes": notes,
     }
     for rec in run["baselines"]:
         if rec.get("image") and (folder / rec["image"]).is_file():
             images[rec["name"]] = preview(read_run_image(folder, rec["image"]))
-    outcome = {"metrics": metrics, "run_dir": str(folder), "images": images, "baselines": run["baselines"]}
+    outcome = JobOutcome(metrics=metrics, run_dir=str(folder), images=images, baselines=tuple(run["baselines"]))
     return JobView(
-        folder.name,
-        metrics.get("task", "?"),
-        status,
-        done,
-        done,
-        history,
-        snapshots,
-        info,
-        outcome,
-        metrics.get("error"),
-        finished,
-        None,
-        finished,
-        None,
+        id=folder.name,
+        task=recorded.task or "?",
+        status=recorded.run_status,
+        iteration=done,
+        total=done,
+        history=history,
+        snapshots=snapshots,
+        info=info,
+        outcome=outcome,
+        error=recorded.error,
+        created=finished,
+        finished=finished,
     )
