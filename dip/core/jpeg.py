@@ -163,6 +163,8 @@ JPEG = register(
         page="jpeg_artefacts",
         observed_input="a JPEG with artefacts (no ground truth)",
         blind_note="your JPEG as it is (not compressed again)",
+        observed_label="JPEG-compressed observation",
+        blind_label="Your JPEG",
     ),
     presets=(SNAIL, QUICK),
     default_preset="snail",

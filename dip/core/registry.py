@@ -69,6 +69,9 @@ class Task:
     blind_note : str
         What a run of an already degraded input uses instead of ``describe``'s degradation ("" when ``describe``
         still holds, as SR's factor does).
+    observed_label, blind_label : str
+        How the pages caption the observation of a clean image ("Noisy observation") and an already degraded
+        upload ("Your noisy image").
     icon : str
         Material icon name of its page.
     page : str
@@ -95,6 +98,8 @@ class Task:
     output_scale: Callable[[Preset], int] = lambda preset: 1
     needs_mask: bool = False
     blind_note: str = ""
+    observed_label: str = "Observation"
+    blind_label: str = "Your image"
 
     @property
     def default_preset(self) -> str:
@@ -219,6 +224,8 @@ register(
         page="denoising",
         observed_input="a noisy image (no ground truth)",
         blind_note="your noisy image as it is (no noise added)",
+        observed_label="Noisy observation",
+        blind_label="Your noisy image",
     )
 )
 

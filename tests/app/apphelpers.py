@@ -17,9 +17,16 @@ PAGES = {
     "denoise": "pages/denoising.py",
     "sr": "pages/super_resolution.py",
     "inpaint": "pages/inpainting.py",
+    "jpeg": "pages/jpeg_artefacts.py",
     "runs": "pages/runs.py",
 }
-PRESETS = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": "lab-sr", "inpaint": "lab-inpaint"}
+PRESETS = {
+    "impedance": "lab-impedance",
+    "denoise": "lab-denoise",
+    "sr": "lab-sr",
+    "inpaint": "lab-inpaint",
+    "jpeg": "snail",
+}
 
 
 def open_page(at, task: str):

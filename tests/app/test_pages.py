@@ -9,7 +9,7 @@ from apphelpers import PAGES, ROOT, make_tiny, natural, open_page, png_bytes, up
 
 from ui.service.text import plain
 
-EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint"]
+EXPERIMENTS = ["impedance", "denoise", "sr", "inpaint", "jpeg"]
 
 
 @pytest.mark.parametrize("task", list(PAGES))

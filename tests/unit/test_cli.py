@@ -157,7 +157,7 @@ def test_unknown_preset_lists_the_valid_ones(tmp_path, capsys):
 def test_python_dash_m_entry_point_shows_help():
     done = subprocess.run([sys.executable, "-m", "dip", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0
-    for cmd in ("impedance", "denoise", "sr", "inpaint"):
+    for cmd in ("impedance", "denoise", "sr", "inpaint", "jpeg"):
         assert cmd in done.stdout
 
 
@@ -257,3 +257,24 @@ def test_a_negative_checkpoint_interval_is_refused_before_any_work(command, tmp_
     assert exit_.value.code == 2
     assert "--checkpoint-every: -5; use 0 (no checkpoints) or a number of iterations" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_jpeg_subcommand_compresses_at_the_chosen_quality_and_compares_with_deblocking(tmp_path):
+    """The task added through the registry alone: its flag, its observation, its baselines, the usual run folder."""
+    out = tmp_path / "jpeg"
+    args = ["jpeg", "--image", SAMPLE, "--preset", "quick-jpeg", "--max-side", "96", "--iters", "3"]
+    assert main([*args, "--quality", "5", "--snapshot-every", "1", "--out", str(out)]) == 0
+    metrics = _check_run(out, 3, "jpeg")
+    assert json.loads((out / "config.json").read_text())["params"] == {"quality": 5}
+    baselines = json.loads((out / "baselines.json").read_text())["baselines"]
+    assert [b["name"] for b in baselines] == ["tv", "bilateral"]
+    # quality 5 degrades more than quality 50 of the same image
+    assert main([*args, "--quality", "50", "--out", str(tmp_path / "q50")]) == 0
+    q50 = json.loads((tmp_path / "q50" / "metrics.json").read_text())
+    assert metrics["psnr_observed"] < q50["psnr_observed"] - 3
+
+
+def test_jpeg_quality_out_of_range_is_refused_with_the_range(tmp_path, capsys):
+    code = main(["jpeg", "--image", SAMPLE, "--quality", "0", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "use an integer from 1 (worst) to 95 (best)" in capsys.readouterr().err
