@@ -31,6 +31,7 @@ from dip.core.device import describe_device, pick_device
 from dip.core.errors import DIPError
 from dip.core.limits import Limits
 from dip.core.presets import Preset
+from dip.core.registry import TASKS
 from dip.core.retention import prune_runs
 from ui import keys
 from ui.service import config
@@ -53,17 +54,13 @@ from ui.service.runs import RunListing, load_view, run_folder, scan_runs
 log = logging.getLogger(__name__)
 _entry = threading.local()  # per script thread: is the entry point running the page now?
 
-# key -> (page file, title, icon); the entry point lists them with st.navigation (run_through_entry_point says why
-# each page also guards its first line).
+# key -> (page file, title, icon): home, one page per registered task (dip.core.registry), runs. The entry point lists
+# them with st.navigation (run_through_entry_point says why each page also guards its first line).
 PAGES = {
     "home": ("pages/home.py", "Home", ":material/home:"),
-    "impedance": ("pages/noise_impedance.py", "Noise impedance", ":material/show_chart:"),
-    "denoise": ("pages/denoising.py", "Denoising", ":material/blur_off:"),
-    "sr": ("pages/super_resolution.py", "Super-resolution", ":material/zoom_in:"),
-    "inpaint": ("pages/inpainting.py", "Inpainting", ":material/format_paint:"),
+    **{t.name: (f"pages/{t.page}.py", t.title, f":material/{t.icon}:") for t in TASKS.values()},
     "runs": ("pages/runs.py", "Runs", ":material/history:"),
 }
-TASKS = ("impedance", "denoise", "sr", "inpaint")
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[a-z]+-[0-9a-f]{6,32}$")  # ui.service.jobs.new_job_id
 
 _registry: Optional[JobRegistry] = None

@@ -12,7 +12,8 @@ import streamlit as st
 from dip.core.baselines import estimate_sigma, sr_baselines
 from dip.core.errors import DIPError
 from dip.core.impedance import make_targets
-from dip.core.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset, presets_for
+from dip.core.presets import DEFAULT_PRESET, QUICK_SIDE, Preset, get_preset
+from dip.core.registry import get_task
 from dip.core.tasks import fits_network, make_problem, prepare_image, prepare_low_resolution, prepared_shape
 from ui import keys, state
 from ui.inputs import Picked
@@ -91,7 +92,7 @@ def settings(
     )
     head, task_area = st.container(), st.container()
     with st.expander("Advanced: presets and hyper-parameters"):
-        names = [p.name for p in presets_for(task)]
+        names = [p.name for p in get_task(task).presets()]
         name = st.selectbox(
             "Preset", names, format_func=preset_label(task), key=keys.preset(task), persist_state="session"
         )
@@ -118,12 +119,8 @@ def settings(
 
 def uses(p: Preset, max_side: int, *, blind: bool = False) -> str:
     """The values a run of ``p`` will use, as one line (what the header promises is what the job gets)."""
-    task = {
-        "denoise": "your noisy image as it is (no noise added)" if blind else f"noise σ {p.sigma_255:g}",
-        "impedance": f"noise σ {p.sigma_255:g} for the noisy target",
-        "sr": f"×{p.factor} through the Lanczos-2 downsampler",
-        "inpaint": "the mask chosen below",
-    }[p.task]
+    spec = get_task(p.task)
+    task = spec.blind_note if blind and spec.blind_note else spec.describe(p)
     return (
         f"{task} · {p.fit.iterations:,} iterations · {max(p.net.down)} channels · LR {p.fit.lr:g} · "
         f"σ_p {p.fit.reg_noise_std:.4g} · working size {max_side} px"
@@ -456,10 +453,11 @@ def observation(problem, *, source: str, preset: Preset) -> dict:
             ]
         )
     else:
+        spec = get_task(problem.task)
         caption = (
-            "Your noisy image (no ground truth)"
+            f"{spec.blind_label} (no ground truth)"
             if truth is None
-            else f"Noisy observation · {_db(problem.psnr_degraded)}"
+            else f"{spec.observed_label} · {_db(problem.psnr_degraded)}"
         )
         show_images([(caption, y), ("Ground truth", truth)])
     st.caption(
