@@ -19,6 +19,7 @@ from dip.core.checkpoint import Checkpoint
 from dip.core.errors import DIPError
 from dip.core.images import load_image
 from dip.core.presets import Preset, get_preset
+from dip.core.records import RunMetrics
 from dip.core.registry import TASKS, Task, get_task
 from dip.core.run import run_problem
 from dip.core.runio import atomic_folder, holds_only_run_output
@@ -87,7 +88,7 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
     return preset.with_overrides(fit=fit, **task)
 
 
-def run_task(args: argparse.Namespace) -> dict:
+def run_task(args: argparse.Namespace) -> RunMetrics:
     """A single-image task: load, degrade, fit, write, compare (``dip.core.run.run_problem``); returns the metrics."""
     preset = preset_from_args(args)
     task = get_task(preset.task)
@@ -124,7 +125,7 @@ def run_task(args: argparse.Namespace) -> dict:
     return out.metrics
 
 
-def run_impedance_cmd(args: argparse.Namespace) -> dict:
+def run_impedance_cmd(args: argparse.Namespace) -> RunMetrics:
     """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
     from dip.core.impedance import (
         TARGETS,
@@ -160,7 +161,7 @@ def run_impedance_cmd(args: argparse.Namespace) -> dict:
             extra={"image": Path(args.image).name},
         )
     remove_checkpoints(checkpoints)
-    return metrics
+    return RunMetrics.from_dict(metrics)
 
 
 def _output_folder(out: Path, also=()):
@@ -181,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DIPError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    summary = {k: metrics.get(k) for k in ("psnr_observed", "psnr_final", "psnr_ema", "psnr_best", "seconds")}
+    summary = {k: getattr(metrics, k) for k in ("psnr_observed", "psnr_final", "psnr_ema", "psnr_best", "seconds")}
     print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"wrote {args.out}")
     return 0

@@ -16,6 +16,7 @@ from dip.core.checkpoint import Checkpoint
 from dip.core.fit import FitResult, Snapshot, StepRecord
 from dip.core.metrics import psnr
 from dip.core.presets import Preset
+from dip.core.records import RunMetrics
 from dip.core.registry import get_task
 from dip.core.runio import preset_as_dict, write_baselines, write_run
 from dip.core.tasks import Problem, solve, summarize
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class RunOutput:
     """What ``run_problem`` produced: the ``metrics.json`` record, the fit, the classical baselines and the folder."""
 
-    metrics: dict
+    metrics: RunMetrics
     result: FitResult
     baselines: list
     folder: Path
@@ -90,15 +91,14 @@ def run_problem(
         preset, problem, device=device, on_step=on_step, on_snapshot=on_snapshot, should_stop=should_stop,
         checkpoint=checkpoint,
     )  # fmt: skip
-    metrics = summarize(preset, problem, result, border=border)
-    if result.resumed_from:
-        metrics["resumed_from"] = result.resumed_from
+    extra = {"resumed_from": result.resumed_from} if result.resumed_from else {}
     if extra_metrics is not None:
-        metrics.update(extra_metrics(result))
+        extra.update(extra_metrics(result))
+    metrics = RunMetrics.from_dict({**summarize(preset, problem, result, border=border).to_dict(), **extra})
     with writing if writing is not None else nullcontext(folder) as target:
         write_run(
             target,
-            metrics=metrics,
+            metrics=metrics.to_dict(),
             config=preset_as_dict(preset),
             result=result,
             degraded=problem.degraded,

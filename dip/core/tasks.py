@@ -30,6 +30,7 @@ from dip.core.images import (
 from dip.core.metrics import psnr
 from dip.core.models import SkipNet, make_input_code
 from dip.core.presets import Preset
+from dip.core.records import RunMetrics
 from dip.core.registry import get_task
 
 
@@ -271,7 +272,7 @@ def solve(
     )
 
 
-def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> dict:
+def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> RunMetrics:
     """The metrics.json record of a finished run (PSNR keys are None without ground truth)."""
     gt = problem.x_true
     score = lambda x: psnr(gt, x) if gt is not None and x is not None else None
@@ -306,4 +307,4 @@ def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: in
     if border and gt is not None:
         out["psnr_final_border_excluded"] = psnr(gt, result.output, border=border)
         out["psnr_ema_border_excluded"] = psnr(gt, result.ema, border=border)
-    return out
+    return RunMetrics.from_dict(out)

@@ -236,7 +236,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
         )
     finally:
         watch.bar.close()
-    result, metrics, baselines = run.result, run.metrics, run.baselines
+    result, metrics, baselines = run.result, run.metrics.to_dict(), run.baselines
     emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
     border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines} if case.border else {}
     if emv_image is not None:

@@ -17,11 +17,11 @@ def test_denoising_beats_the_noisy_input_by_several_db():
     problem = make_problem(preset, x, seed=0)
     result = solve(preset, problem)
     m = summarize(preset, problem, result)
-    assert m["psnr_observed"] == pytest.approx(20.3, abs=0.3)  # sigma 25 on a 64x64 crop
-    assert m["psnr_final"] > m["psnr_observed"] + 4
-    assert m["psnr_ema"] > m["psnr_observed"] + 4
-    assert m["psnr_best"] == pytest.approx(max(r.psnr_true for r in result.history))
-    assert result.history[m["best_iteration"] - 1].psnr_true == pytest.approx(m["psnr_best"])
+    assert m.psnr_observed == pytest.approx(20.3, abs=0.3)  # sigma 25 on a 64x64 crop
+    assert m.psnr_final > m.psnr_observed + 4
+    assert m.psnr_ema > m.psnr_observed + 4
+    assert m.psnr_best == pytest.approx(max(r.psnr_true for r in result.history))
+    assert result.history[m.best_iteration - 1].psnr_true == pytest.approx(m.psnr_best)
     assert result.output.shape == x.shape and 0 <= result.output.min() and result.output.max() <= 1
 
 
@@ -48,8 +48,8 @@ def test_inpainting_fills_the_hole_better_than_the_mean_colour():
     err_observed = np.mean((x[hole] - problem.y[hole]) ** 2)
     assert err_dip < 0.7 * err_mean < err_observed
     m = summarize(preset, problem, result)  # keeping the observed pixels removes the error outside the hole
-    assert m["psnr_final_known_kept"] > m["psnr_final"] + 1 and m["psnr_ema_known_kept"] > m["psnr_ema"] + 1
-    assert m["final_input"] == "clean"
+    assert m.psnr_final_known_kept > m.psnr_final + 1 and m.psnr_ema_known_kept > m.psnr_ema + 1
+    assert m.final_input == "clean"
 
 
 def test_callbacks_get_every_iteration_and_snapshots_at_the_interval():
@@ -72,7 +72,7 @@ def test_blind_observation_has_no_ground_truth_metrics():
     result = solve(preset, problem)
     m = summarize(preset, problem, result)
     assert problem.x_true is None and result.history[-1].psnr_true is None
-    assert m["psnr_observed"] is None and m["psnr_final"] is None and m["psnr_best"] is None
+    assert m.psnr_observed is None and m.psnr_final is None and m.psnr_best is None
 
 
 def test_cancellation_stops_within_one_iteration():
@@ -125,7 +125,7 @@ def test_super_resolution_beats_bicubic_on_a_small_image():
     problem = make_problem(preset, x)
     assert problem.y.shape == (24, 24, 3)
     m = summarize(preset, problem, solve(preset, problem))
-    assert m["psnr_final"] > m["psnr_observed"] + 0.5  # psnr_observed is the bicubic upsampling here
+    assert m.psnr_final > m.psnr_observed + 0.5  # psnr_observed is the bicubic upsampling here
 
 
 def test_network_is_initialised_from_the_seed():

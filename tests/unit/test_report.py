@@ -30,7 +30,7 @@ def run_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     write_run(
         folder,
-        metrics=summarize(preset, problem, result),
+        metrics=summarize(preset, problem, result).to_dict(),
         config=preset_as_dict(preset),
         result=result,
         degraded=problem.degraded,

@@ -40,6 +40,7 @@ from dip.core.limits import Limits, check_job
 from dip.core.models import make_input_code
 from dip.core.operators import Identity
 from dip.core.presets import Preset, preset_from_dict
+from dip.core.records import JobOutcome, RunMetrics
 from dip.core.registry import get_task
 from dip.core.run import run_problem
 from dip.core.runio import preset_as_dict, write_json, write_snapshots
@@ -200,7 +201,7 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def run_job(job: Job) -> dict:
+def run_job(job: Job) -> JobOutcome:
     """The registry's runner: fit, compare with classical baselines, write ``runs/<id>/``; returns the outcome.
 
     The run is written in the job's pending folder and renamed into place only when complete.
@@ -216,8 +217,7 @@ def run_job(job: Job) -> dict:
         _write_error(folder, spec, job, err)
         _publish(folder, spec, job)
         raise
-    outcome["run_dir"] = str(_publish(folder, spec, job))
-    return outcome
+    return replace(outcome, run_dir=str(_publish(folder, spec, job)))
 
 
 def _publish(folder: Path, spec: TaskSpec, job: Job) -> Path:
@@ -279,7 +279,7 @@ def classical_baselines(preset: Preset, problem: Problem) -> list:
     return get_task(problem.task).baselines(preset, problem)
 
 
-def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
+def _run_task(job: Job, spec: TaskSpec, folder: Path) -> JobOutcome:
     preset, problem = spec.preset, spec.problem
     checkpoint = Checkpoint(folder / CHECKPOINT_FILE, spec.checkpoint_every)
     _resume_progress(job, folder, checkpoint.path)
@@ -310,15 +310,15 @@ def _run_task(job: Job, spec: TaskSpec, folder: Path) -> dict:
         "result_known_kept": problem.holes_filled(result.output),
     }
     images.update({b.name: b.image for b in baselines})
-    return {
-        "metrics": metrics,
-        "cancelled": result.cancelled,
-        "baselines": [b.as_record() for b in baselines],
-        "images": {k: preview(v) for k, v in images.items() if v is not None},
-    }
+    return JobOutcome(
+        metrics=metrics,
+        cancelled=result.cancelled,
+        baselines=tuple(b.as_record() for b in baselines),
+        images={k: preview(v) for k, v in images.items() if v is not None},
+    )
 
 
-def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> dict:
+def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> JobOutcome:
     preset, x = spec.preset, spec.image
     writers = {}
     checkpoints = target_checkpoints(folder, spec.checkpoint_every)
@@ -348,7 +348,7 @@ def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> dict:
         images[f"target:{name}"], images[f"result:{name}"] = preview(res.targets[name]), preview(r.output)
     if "image" in res.results:
         images["result"], images["result_ema"] = preview(res.results["image"].output), preview(res.results["image"].ema)
-    return {"metrics": metrics, "cancelled": cancelled, "images": images}
+    return JobOutcome(metrics=RunMetrics.from_dict(metrics), cancelled=cancelled, images=images)
 
 
 def _write_error(folder: Path, spec: TaskSpec, job: Job, err: Exception) -> None:
