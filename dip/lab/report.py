@@ -238,6 +238,30 @@ def _number(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) else str(v)
 
 
+def task_parameters(task: str, config: dict) -> list[tuple[str, float]]:
+    """Read a registered task's own numeric parameters from a run's config.json.
+
+    Parameters
+    ----------
+    task : str
+        A task name of ``dip.core.registry``.
+    config : dict
+        The run's config.json: a preset's fields, with the settings of later tasks under ``params``.
+
+    Returns
+    -------
+    list of tuple of (str, float)
+        (name, value) of each of ``Task.parameters`` that the file holds as a number, e.g. [("quality", 10)].
+    """
+    params = config.get("params") if isinstance(config.get("params"), dict) else {}
+    out = []
+    for name in TASKS[task].parameters if task in TASKS else ():
+        value = params.get(name, config.get(name))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((name, value))
+    return out
+
+
 def task_settings(metrics: dict, config: dict) -> list[tuple[str, str]]:
     """List the settings that distinguish runs of this task, only those that apply to it.
 
@@ -269,6 +293,8 @@ def task_settings(metrics: dict, config: dict) -> list[tuple[str, str]]:
         kept = kept_fraction(metrics, config)
         if kept is not None:
             out.append(("pixels kept", f"{kept:.0%}"))
+    elif task in TASKS:  # a task registered later: its own parameters, as config.json holds them
+        out += [(name, _number(value)) for name, value in task_parameters(task, config)]
     return out
 
 

@@ -262,3 +262,10 @@ def test_report_zip_of_an_impedance_run_holds_every_target_and_its_fit(tmp_path)
     assert "| image + noise | 1.000e-02 | 1.000e-02 | 29.00 | 7 | fit_image_plus_noise.png |" in summary
     assert "- iterations: 7 per target (of 2400 planned)" in summary and "- noise σ of the noisy targets: 25" in summary
     assert "factor" not in summary and "mask" not in summary
+
+
+def test_a_task_added_through_the_registry_lists_its_own_parameters():
+    from dip.lab.report import task_settings
+
+    assert task_settings({"task": "jpeg"}, {"task": "jpeg", "params": {"quality": 10}}) == [("quality", "10")]
+    assert task_settings({"task": "jpeg"}, {"task": "jpeg", "params": {"quality": "ten"}}) == []  # damaged: left out

@@ -20,8 +20,9 @@ from dip.core.images import load_image
 from dip.core.impedance import target_slug
 from dip.core.presets import DEFAULT_PRESET
 from dip.core.records import JobOutcome, RunMetrics
+from dip.core.registry import TASKS
 from dip.core.runio import check_metrics, read_json_object, read_run, read_run_image
-from dip.lab.report import MASK_KINDS, TASK_NAMES, kept_fraction, mask_kind
+from dip.lab.report import MASK_KINDS, TASK_NAMES, kept_fraction, mask_kind, task_parameters
 from ui.service.config import SNAPSHOT_SIDE
 from ui.service.imaging import preview
 from ui.service.jobs import JobView
@@ -161,6 +162,9 @@ def run_setting(metrics: RunMetrics, config: dict) -> Optional[str]:
         if kept is not None:
             parts.append(f"{kept:.0%} kept")
         return " · ".join(parts)
+    elif task in TASKS:  # a task registered later: its own parameters, as config.json holds them
+        shown = [f"{name} {number(value)}" for name, value in task_parameters(task, config)]
+        return " · ".join(shown) or None
     return None
 
 
