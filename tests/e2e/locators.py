@@ -21,7 +21,7 @@ PROGRESS = "stProgress"
 PLOTLY = "stPlotlyChart"
 SELECTBOX = "stSelectbox"
 
-PAGES = ["Home", "Noise impedance", "Denoising", "Super-resolution", "Inpainting", "Runs"]
+PAGES = ["Home", "Noise impedance", "Denoising", "Super-resolution", "Inpainting", "JPEG artefacts", "Runs"]
 
 # Several browsers on one server (test_shared_server.py)
 SIDEBAR = "stSidebar"
