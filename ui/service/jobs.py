@@ -256,6 +256,9 @@ class JobRegistry:
     accept, discard : ``accept(job)`` is called as a job is queued (e.g. to write it to disk, so that a restarted
         server can queue it again; if it raises, the job is refused), ``discard(job)`` when a queued job is
         cancelled before it started (the runner, which cleans up after a job, never sees it).
+    slots : ``slots()``, how many jobs may run at once (a cluster's places, ``ui.service.ray_backend``); read
+        under the registry's lock, so it must answer at once (a cached number). None: one job at a time. With
+        it, up to ``max_queue`` worker threads wait for a free place, and ``position`` counts from the free places.
     """
 
     def __init__(
@@ -273,8 +276,10 @@ class JobRegistry:
         max_snapshots: int = 60,
         initializer: Optional[Callable[[], None]] = None,
         after_job: Optional[Callable[[Job], None]] = None,
+        slots: Optional[Callable[[], int]] = None,
     ):
         self._runner, self._admit, self._initializer, self._after_job = runner, admit, initializer, after_job
+        self._slots, self._running = slots, 0
         self._accept, self._discard = accept, discard
         self.max_queue, self.max_per_owner, self.max_seconds = max_queue, max_per_owner, max_seconds
         self.keep_finished, self.finished_ttl, self.max_snapshots = keep_finished, finished_ttl, max_snapshots
@@ -286,8 +291,13 @@ class JobRegistry:
         self._closed = False
         # A daemon thread: a server that exits (or is killed) does not wait for a fit; app jobs resume from their
         # checkpoints in the next process.
-        self._thread = threading.Thread(target=self._loop, name="dip-worker", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name="dip-worker", daemon=True)
+            for _ in range(1 if slots is None else max(1, max_queue))
+        ]
+        self._thread = self._threads[0]
+        for thread in self._threads:
+            thread.start()
 
     def submit(
         self, spec: Any, *, task: str, owner: str, total: int, info: Optional[dict] = None, job_id: Optional[str] = None
@@ -383,7 +393,16 @@ class JobRegistry:
     def position(self, job_id: str) -> Optional[int]:
         """Jobs ahead of this one (0: running or next in line); None when it is not active."""
         with self._lock:
-            return self._order.index(job_id) if job_id in self._order else None
+            if job_id not in self._order:
+                return None
+            if self._jobs[job_id].status == "running":
+                return 0
+            # the jobs ahead of it that hold the places it waits for (all of them with one place)
+            return max(0, self._order.index(job_id) - self._capacity() + 1)
+
+    def _capacity(self) -> int:
+        """Jobs that may run at once now (at least one, so that positions stay meaningful)."""
+        return 1 if self._slots is None else max(1, int(self._slots()))
 
     def active_jobs(self) -> list[Job]:
         with self._lock:
@@ -424,24 +443,37 @@ class JobRegistry:
             self._closed = True
             self._wake.notify_all()
         self.cancel_all()
-        if wait and threading.current_thread() is not self._thread:
-            self._thread.join()
+        if wait:
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join()
 
     # -- worker thread --
     def _loop(self) -> None:
-        if self._initializer is not None:
+        if self._initializer is not None and threading.current_thread() is self._thread:
             try:
                 self._initializer()
             except Exception:
                 log.exception("worker initializer failed")
         while True:
             with self._lock:
-                while not self._waiting and not self._closed:
-                    self._wake.wait()
+                # With slots, a place may free up without a notify (a cluster grows): look again every second.
+                while not self._closed and not (self._waiting and self._running < self._free_places()):
+                    self._wake.wait(None if self._slots is None else 1.0)
                 if not self._waiting:
                     return
                 job = self._jobs[self._waiting.popleft()]
-            self._work(job)
+                self._running += 1
+            try:
+                self._work(job)
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    self._wake.notify_all()
+
+    def _free_places(self) -> int:
+        """Jobs that may run now: one without slots; else the cluster's places (0 while it cannot be reached)."""
+        return 1 if self._slots is None else int(self._slots())
 
     def _work(self, job: Job) -> None:
         if job.cancel_event.is_set():  # cancelled between leaving the queue and starting
