@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import inputs, panels, state, widgets
+from ui import inputs, panels, settings, state, submit, widgets
 
 state.run_through_entry_point()
 TASK = "denoise"
@@ -11,11 +11,11 @@ st.caption("The network is fitted to the noisy image; it reproduces the image lo
 
 picked = inputs.image_picker(TASK, blind_label="Upload a noisy image (blind)")
 # The noise level only degrades a clean image; a noisy upload brings its own noise.
-s = widgets.settings(TASK, picked, extra=None if picked and picked.blind else widgets.noise_level)
+s = settings.form(TASK, picked, extra=None if picked and picked.blind else settings.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
     widgets.downscaled_noise_note(picked, image)
-    widgets.run_area(TASK, s, info, problem=problem)
+    submit.run_area(TASK, s, info, problem=problem)
 panels.job_panel(TASK)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import inputs, panels, state, widgets
+from ui import inputs, panels, settings, state, submit, widgets
 
 state.run_through_entry_point()
 TASK = "inpaint"
@@ -10,7 +10,7 @@ st.title("Inpainting")
 st.caption("The loss only sees the known pixels; the network's structure decides what goes into the holes.")
 
 picked = inputs.image_picker(TASK)
-s = widgets.settings(TASK, picked)
+s = settings.form(TASK, picked)
 image = widgets.prepared(picked, s) if picked and s else None
 mask = inputs.mask_picker(picked, s, image) if image is not None else None
 problem = (
@@ -19,5 +19,5 @@ problem = (
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
     info["mask"] = inputs.mask_kind()  # recorded in metrics.json (ui.service.runners._base_metrics)
-    widgets.run_area(TASK, s, info, problem=problem)
+    submit.run_area(TASK, s, info, problem=problem)
 panels.job_panel(TASK)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dip.core.jpeg import DEFAULT_QUALITY
 from dip.core.presets import Preset
-from ui import inputs, keys, panels, state, widgets
+from ui import inputs, keys, panels, settings, state, submit, widgets
 
 state.run_through_entry_point()
 TASK = "jpeg"
@@ -30,10 +30,10 @@ def quality(p: Preset) -> dict:
 
 
 picked = inputs.image_picker(TASK, blind_label="Upload a JPEG with artefacts (blind)")
-s = widgets.settings(TASK, picked, extra=None if picked and picked.blind else quality)
+s = settings.form(TASK, picked, extra=None if picked and picked.blind else quality)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
-    widgets.run_area(TASK, s, info, problem=problem)
+    submit.run_area(TASK, s, info, problem=problem)
 panels.job_panel(TASK)

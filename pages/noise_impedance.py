@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import inputs, panels, state, widgets
+from ui import inputs, panels, settings, state, submit, widgets
 
 state.run_through_entry_point()
 TASK = "impedance"
@@ -13,9 +13,9 @@ st.caption(
 )
 
 picked = inputs.image_picker(TASK)
-s = widgets.settings(TASK, picked, extra=widgets.noise_level)
+s = settings.form(TASK, picked, extra=settings.noise_level)
 image = widgets.prepared(picked, s) if picked and s else None
 if image is not None:
     info = widgets.impedance_targets(image, s, picked.name)
-    widgets.run_area(TASK, s, info, image=image)
+    submit.run_area(TASK, s, info, image=image)
 panels.job_panel(TASK)

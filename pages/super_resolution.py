@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import inputs, panels, state, widgets
+from ui import inputs, panels, settings, state, submit, widgets
 
 state.run_through_entry_point()
 TASK = "sr"
@@ -10,10 +10,10 @@ st.title("Super-resolution")
 st.caption("The network's output, downsampled, must match the low-resolution image; the prior fills in the detail.")
 
 picked = inputs.image_picker(TASK, blind_label="Upload a low-resolution image (blind)")
-s = widgets.settings(TASK, picked, extra=widgets.sr_factor)
+s = settings.form(TASK, picked, extra=settings.sr_factor)
 image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
-    widgets.run_area(TASK, s, info, problem=problem)
+    submit.run_area(TASK, s, info, problem=problem)
 panels.job_panel(TASK)

@@ -17,6 +17,7 @@ import streamlit as st
 from dip.core.fit import FitConfig
 from dip.core.impedance import target_slug
 from dip.core.records import RunMetrics
+from dip.core.registry import TASKS
 from dip.lab.report import baseline_rows, report_zip
 from ui import keys, state
 from ui.service import config
@@ -29,9 +30,14 @@ from ui.service.text import plain
 from ui.widgets import duration, show_images
 
 
+def _fits_several(task: Optional[str]) -> bool:
+    """A task that fits several targets per job (noise impedance) gets the panel that shows them side by side."""
+    return task in TASKS and TASKS[task].fits > 1
+
+
 def job_panel(task: str, render: Optional[Callable[[JobView], None]] = None) -> None:
     """This session's job of ``task``: polled every DIP_POLL_SECONDS while queued or running."""
-    render = render or (render_impedance if task == "impedance" else render_task)
+    render = render or (render_impedance if _fits_several(task) else render_task)
     job = state.job_id(task)
     v = state.view(job)
     if job and v is None:
@@ -523,7 +529,7 @@ def runs_browser() -> None:
     notes = v.info.get("notes") or []
     if notes:
         st.warning(plain(" ".join(notes), limit=600), icon=":material/warning:")
-    (render_impedance if v.task == "impedance" else render_task)(v)
+    (render_impedance if _fits_several(v.task) else render_task)(v)
     folder = v.run_dir
     if folder and (Path(folder) / "config.json").is_file():
         with st.expander("Configuration (config.json)"):

@@ -21,7 +21,7 @@ from dip.core.images import load_image
 from dip.core.presets import Preset, get_preset
 from dip.core.records import RunMetrics
 from dip.core.registry import TASKS, Task, get_task
-from dip.core.run import run_problem
+from dip.core.run import run_problem, run_targets
 from dip.core.runio import atomic_folder, holds_only_run_output
 from dip.core.tasks import load_for, make_problem, prepare_image, prepare_low_resolution
 
@@ -44,7 +44,13 @@ def _common(p: argparse.ArgumentParser, task: Task) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m dip`` parser: one subcommand per registered task (``dip.core.registry``), then the lab's."""
+    """Build the ``python -m dip`` parser: one subcommand per registered task (``dip.core.registry``), then the lab's.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; the lab's subcommands set ``handler=fn(args) -> int`` on the parsed arguments.
+    """
     parser = argparse.ArgumentParser(prog="python -m dip", description="Deep Image Prior experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
     for task in TASKS.values():
@@ -68,8 +74,27 @@ def _extensions():
 
 
 def preset_from_args(args: argparse.Namespace) -> Preset:
-    """The preset named by --preset with the command-line overrides applied (the task's own flags through its
-    ``overrides``)."""
+    """Return the preset named by --preset with the command-line overrides applied.
+
+    The task's own flags are applied through its ``overrides``; its ``params`` are merged into the preset's, not
+    replacing them.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments of a task subcommand.
+
+    Returns
+    -------
+    Preset
+        A copy of the named preset with --iters, --seed, --lr, --snapshot-every, --precision and the task's flags
+        applied where given.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown preset or one of another task, or an override out of range.
+    """
     preset = get_preset(args.preset, args.command)
     fit = {
         k: v
@@ -89,7 +114,23 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
 
 
 def run_task(args: argparse.Namespace) -> RunMetrics:
-    """A single-image task: load, degrade, fit, write, compare (``dip.core.run.run_problem``); returns the metrics."""
+    """Run a single-image task: load, degrade, fit, write, compare (``dip.core.run.run_problem``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments of a task subcommand (``--image``, ``--out``, ``--observed``, ``--mask``, ...).
+
+    Returns
+    -------
+    RunMetrics
+        The run's metrics, as written to ``--out``/metrics.json.
+
+    Raises
+    ------
+    DIPError
+        For an unusable image, mask or setting (``main`` prints the message).
+    """
     preset = preset_from_args(args)
     task = get_task(preset.task)
     observed = getattr(args, "observed", False)
@@ -126,52 +167,72 @@ def run_task(args: argparse.Namespace) -> RunMetrics:
 
 
 def run_impedance_cmd(args: argparse.Namespace) -> RunMetrics:
-    """impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json."""
-    from dip.core.impedance import (
-        TARGETS,
-        remove_checkpoints,
-        run_impedance,
-        target_checkpoints,
-        target_slug,
-        write_impedance_run,
-    )
+    """Run impedance: fit the four targets; per-target folders plus a combined history.csv and metrics.json.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments of the impedance subcommand.
+
+    Returns
+    -------
+    RunMetrics
+        The combined metrics.json record.
+
+    Raises
+    ------
+    DIPError
+        For an unusable image or setting (``main`` prints the message).
+    """
+    from dip.core.impedance import TARGETS, target_checkpoints, target_slug
 
     preset = preset_from_args(args)
     image = load_for(preset, args.image, max_side=args.max_side)
     bars = {name: FitProgress(preset.fit.iterations, name) for name in TARGETS}
     checkpoints = target_checkpoints(args.out, args.checkpoint_every, extras=bars) if args.checkpoint_every else {}
     try:
-        res = run_impedance(
+        metrics, _ = run_targets(
             preset,
             image,
+            args.out,
             device=args.device,
             on_step=lambda name, rec: bars[name].step(rec),
             on_snapshot=lambda name, snap: bars[name].snapshots.append(snap),
             checkpoints=checkpoints,
+            extra_metrics=lambda res: {"image": Path(args.image).name},
+            snapshots={n: b.snapshots for n, b in bars.items()},  # filled in place as the fits go
+            writing=_output_folder(args.out, also=[target_slug(name) for name in TARGETS]),
         )
     finally:
         for b in bars.values():
             b.close()
-    with _output_folder(args.out, also=[target_slug(name) for name in TARGETS]) as folder:
-        metrics = write_impedance_run(
-            folder,
-            preset,
-            res,
-            snapshots={n: b.snapshots for n, b in bars.items()},
-            extra={"image": Path(args.image).name},
-        )
-    remove_checkpoints(checkpoints)
-    return RunMetrics.from_dict(metrics)
+    return metrics
 
 
 def _output_folder(out: Path, also=()):
-    """Where to write the run: through ``atomic_folder(out)`` when ``out`` is new or holds only an earlier run's
-    files and checkpoints (a crash then leaves no half-written run, and a rerun replaces the old one whole);
-    otherwise ``out`` itself, written in place as before, so that nothing else kept there is deleted."""
+    """Return where to write the run, as a context manager giving the folder.
+
+    Through ``atomic_folder(out)`` when ``out`` is new or holds only an earlier run's files and checkpoints (a crash
+    then leaves no half-written run, and a rerun replaces the old one whole); otherwise ``out`` itself, written in
+    place as before, so that nothing else kept there is deleted.
+    """
     return atomic_folder(out) if holds_only_run_output(out, also=also) else nullcontext(Path(out))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``python -m dip``: parse the arguments, run the subcommand, print a one-line summary.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments without the program name; None (default) reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for an error a user can fix (``DIPError``, its message printed on stderr),
+        or a lab subcommand's own status.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -1,6 +1,8 @@
-"""The run sequence, written once: fit the problem, write the run folder, compare with the task's classical methods,
-drop the checkpoint. The command line, ``reproduce`` and the app's worker all call ``run_problem``; they differ
-only in what they watch (a progress bar, a side detector, a live page) and what they add to ``metrics.json``.
+"""The run sequence, written once.
+
+Fit the problem, write the run folder, compare with the task's classical methods, drop the checkpoint. The command
+line, ``reproduce`` and the app's worker all call ``run_problem``; they differ only in what they watch (a progress
+bar, a side detector, a live page) and what they add to ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from dip.core.checkpoint import Checkpoint
 from dip.core.fit import FitResult, Snapshot, StepRecord
+from dip.core.impedance import ImpedanceResult, remove_checkpoints, run_impedance, write_impedance_run
 from dip.core.metrics import psnr
 from dip.core.presets import Preset
 from dip.core.records import RunMetrics
@@ -26,7 +31,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunOutput:
-    """What ``run_problem`` produced: the ``metrics.json`` record, the fit, the classical baselines and the folder."""
+    """What ``run_problem`` produced: the ``metrics.json`` record, the fit, the classical baselines and the folder.
+
+    Attributes
+    ----------
+    metrics : RunMetrics
+        The record written to ``metrics.json``.
+    result : FitResult
+        The fit.
+    baselines : list of Baseline
+        The classical methods' results (empty when not run, or when one failed).
+    folder : Path
+        The run folder.
+    """
 
     metrics: RunMetrics
     result: FitResult
@@ -85,6 +102,13 @@ def run_problem(
     Returns
     -------
     RunOutput
+        The metrics, the fit, the baselines and the folder.
+
+    Raises
+    ------
+    DIPError
+        From the fit (``dip.core.tasks.solve``): a problem too small for the network, or a checkpoint of another
+        run. A failing classical method raises nothing (see ``baselines``).
     """
     folder = Path(folder)
     result = solve(
@@ -122,3 +146,58 @@ def run_problem(
     if checkpoint is not None:
         checkpoint.path.unlink(missing_ok=True)  # the run is written; running it again starts afresh
     return RunOutput(metrics, result, found, folder)
+
+
+def run_targets(
+    preset: Preset,
+    image: np.ndarray,
+    folder: str | Path,
+    *,
+    device: Optional[str] = None,
+    on_step: Optional[Callable[[str, StepRecord], None]] = None,
+    on_snapshot: Optional[Callable[[str, Snapshot], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    checkpoints: Optional[dict[str, Checkpoint]] = None,
+    extra_metrics: Optional[Callable[[ImpedanceResult], dict]] = None,
+    snapshots: Optional[dict[str, list[Snapshot]]] = None,
+    writing: Optional[AbstractContextManager] = None,
+) -> tuple[RunMetrics, ImpedanceResult]:
+    """Run a task that fits several targets (noise impedance): fit each, write the run, drop the checkpoints.
+
+    Parameters
+    ----------
+    preset : Preset
+        The run's settings.
+    image : ndarray
+        float32 (H, W, C) in [0, 1], the natural image the targets are made from (``dip.core.impedance``).
+    folder : str or Path
+        The run folder.
+    device : str, optional
+        "auto"/None, "cpu", "cuda", "mps".
+    on_step, on_snapshot : callable, optional
+        ``(target name, record)`` callbacks of every fit.
+    should_stop : callable, optional
+        Cancel check of the fit loop.
+    checkpoints : dict of str to Checkpoint, optional
+        One per target (``dip.core.impedance.target_checkpoints``); removed once the run is written.
+    extra_metrics : callable, optional
+        ``extra_metrics(result) -> dict`` merged into ``metrics.json``.
+    snapshots : dict of str to list of Snapshot, optional
+        Each target's snapshots to write (None when the caller wrote them as they came).
+    writing : context manager, optional
+        Yields the folder to write into (``dip.core.runio.atomic_folder``); default ``folder`` itself.
+
+    Returns
+    -------
+    tuple of (RunMetrics, ImpedanceResult)
+    """
+    checkpoints = checkpoints or {}
+    res = run_impedance(
+        preset, image, device=device, on_step=on_step, on_snapshot=on_snapshot, should_stop=should_stop,
+        checkpoints=checkpoints,
+    )  # fmt: skip
+    extra = extra_metrics(res) if extra_metrics is not None else None
+    with writing if writing is not None else nullcontext(Path(folder)) as target:
+        metrics = write_impedance_run(target, preset, res, snapshots=snapshots, extra=extra)
+    remove_checkpoints(checkpoints)  # the run is written; running it again starts afresh
+    return RunMetrics.from_dict(metrics), res

@@ -34,7 +34,7 @@ from dip.core.fit import Snapshot
 from dip.core.images import load_image, save_image
 from dip.core.metrics import psnr
 from dip.core.presets import Preset, get_preset
-from dip.core.run import run_problem
+from dip.core.run import run_problem, run_targets
 from dip.core.runio import write_json
 from dip.core.stopping import ExponentialVariance
 from dip.core.tasks import load_for, make_problem, prepare_image
@@ -49,7 +49,23 @@ IMPEDANCE_CHECKPOINTS = (100, 300, 1000, 2400)  # of the lab's 2400 iterations; 
 
 @dataclass(frozen=True)
 class Case:
-    """One experiment: a preset on an image (from --images, or --samples for the "samples" set)."""
+    """One experiment: a preset on an image (from --images, or --samples for the "samples" set).
+
+    Attributes
+    ----------
+    group : str
+        One of ``GROUPS`` (what ``--only`` selects).
+    preset : str
+        The preset's name.
+    image : str
+        The image's file name.
+    set : {"lab", "paper", "samples"}
+        Which cases it belongs to (results.json's ``preset``).
+    mask : str or None
+        The mask's file name, next to the image (inpainting with the image's own mask).
+    border : int
+        Also report PSNR with this many border pixels excluded (F16's corrupted frame).
+    """
 
     group: str
     preset: str
@@ -60,6 +76,7 @@ class Case:
 
     @property
     def slug(self) -> str:
+        """The case's run-folder name, ``PRESET-IMAGESTEM`` (e.g. "lab-denoise-F16_GT")."""
         return f"{self.preset}-{Path(self.image).stem}"
 
 
@@ -79,16 +96,41 @@ PRESET_NAMES = {c.preset for c in LAB_CASES + PAPER_CASES}  # --only may name on
 
 
 def sample_cases(samples: Path) -> tuple[Case, ...]:
-    """lab-denoise on every PNG of the sample folder (the stopping study)."""
+    """List the stopping study's cases: lab-denoise on every PNG of the sample folder.
+
+    Parameters
+    ----------
+    samples : Path
+        The sample folder.
+
+    Returns
+    -------
+    tuple of Case
+        One "stopping" case per PNG, in file-name order.
+    """
     return tuple(Case("stopping", "lab-denoise", p.name, "samples") for p in sorted(Path(samples).glob("*.png")))
 
 
 def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case]:
-    """The cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples.
+    """Select the cases of the chosen groups, lab first, then the paper presets (with ``paper``), then samples.
 
     An item of ``only`` may also name a preset (e.g. "barbara") or one case by its run folder (e.g.
     "lab-denoise-chelsea"): that case runs on its own, paper preset or not. Naming cases lets a multi-hour
     study go on with the cases it has not finished, without running the finished ones again.
+
+    Parameters
+    ----------
+    only : tuple of str
+        Groups (``GROUPS``), preset names or case names.
+    paper : bool
+        Also run the paper presets of the chosen groups.
+    samples : Path
+        The sample folder of the "stopping" group.
+
+    Returns
+    -------
+    list of Case
+        The selected cases, in the order they run.
     """
     named = lambda c: c.preset in only or c.slug in only
     chosen = [c for c in LAB_CASES if c.group in only or named(c)]
@@ -97,23 +139,61 @@ def select_cases(only: tuple[str, ...], paper: bool, samples: Path) -> list[Case
 
 
 def case_names(samples: Path) -> set[str]:
-    """The run-folder names ``--only`` accepts besides groups and presets."""
+    """List the run-folder names ``--only`` accepts besides groups and presets.
+
+    Parameters
+    ----------
+    samples : Path
+        The sample folder (its PNGs are cases of the stopping study).
+
+    Returns
+    -------
+    set of str
+        The slugs of the lab, paper and sample cases.
+    """
     return {c.slug for c in LAB_CASES + PAPER_CASES + sample_cases(samples)}
 
 
 def adjust_preset(preset: Preset) -> Preset:
-    """Hook applied to every preset after scaling (identity; tests swap in a tiny network)."""
+    """Adjust every preset after scaling: a hook (identity; tests swap in a tiny network).
+
+    Parameters
+    ----------
+    preset : Preset
+        The scaled preset.
+
+    Returns
+    -------
+    Preset
+        ``preset`` itself.
+    """
     return preset
 
 
 def scale_preset(preset: Preset, scale: float, seed: int, precision: str = "auto") -> Preset:
-    """The preset with iterations (and, for a reduced run, snapshot spacing and ES patience) multiplied by
-    ``scale``, and the seed set.
+    """Scale a preset's iterations by ``scale`` and set its seed.
 
-    A reduced run keeps the ES-WMV window at the preset's (100) unless that is more than a quarter of the
+    For a reduced run (``scale`` != 1) the snapshot spacing and the ES patience are multiplied too. A reduced run
+    keeps the ES-WMV window at the preset's (100) unless that is more than a quarter of the
     run: a window scaled down with the run (10 at scale 0.1) is dominated by the step-to-step jitter that
     the input noise causes and finds spurious minima in the first few dozen iterations (seen on F16 at
     128 px: window 10 picked iteration 39, 18.5 dB; windows 50 and 100 picked the oracle's end, 24.6 dB).
+
+    Parameters
+    ----------
+    preset : Preset
+        The preset as registered.
+    scale : float
+        Factor of the iterations, > 0 (1 = the preset's); at least one iteration is kept.
+    seed : int
+        The fit's seed.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        Set unless "auto" (then the preset's stays).
+
+    Returns
+    -------
+    Preset
+        The scaled preset, passed through ``adjust_preset``.
     """
     iterations = max(1, round(preset.fit.iterations * scale))
     fit = {"iterations": iterations, "seed": seed}
@@ -171,7 +251,7 @@ class _Watcher:
 
 
 def _load_mask(path: Path, preset: Preset, image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
-    """A mask file brought to the prepared image's size by the same resizing and cropping."""
+    """Bring a mask file to the prepared image's size by the same resizing and cropping."""
     m = prepare_image(load_image(path, mode="grey"), preset.with_overrides(grey=False), max_side=max_side)
     m = (m[..., 0] > 0.5).astype(np.float32)
     if m.shape != image.shape[:2]:
@@ -191,7 +271,24 @@ def _figures(out: Path, slug: str, frames: list, rows: list[dict], markers: dict
 
 
 def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
-    """Denoise / SR / inpaint case: fit, baselines, run folder, figures; returns its results.json record."""
+    """Run a denoise / SR / inpaint case: fit, baselines, run folder, figures.
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+    path : Path
+        Its image file (its mask, if any, lies next to it).
+    out : Path
+        The output folder; the run goes to ``out/runs/<slug>``, the figures to ``out/figures``.
+    opts : argparse.Namespace
+        ``iters_scale``, ``max_side``, ``device``, ``seed``, ``precision`` and ``checkpoint_every``.
+
+    Returns
+    -------
+    dict
+        The case's results.json record (PSNRs in dB, the ES-EMV pick, the baselines, folder and figures).
+    """
     preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
     mask = _load_mask(path.parent / case.mask, preset, image, opts.max_side) if case.mask else None
@@ -205,7 +302,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     gt = problem.x_true
 
     def side_detector(result) -> dict:
-        """What only this study measures: the ES-EMV pick on the same trajectory, and border-excluded PSNRs."""
+        """Return what only this study measures: the ES-EMV pick on the same trajectory, and border-excluded PSNRs."""
         emv = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
         extra = {
             "psnr_blind_emv": psnr(gt, emv) if emv is not None else None,
@@ -276,8 +373,20 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
 
 
 def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespace) -> dict:
-    """Noise impedance (Fig. 2): loss of the four targets at a few iterations and their ordering."""
-    from dip.core.impedance import TARGETS, remove_checkpoints, run_impedance, target_checkpoints, write_impedance_run
+    """Run the noise impedance case (Fig. 2): loss of the four targets at a few iterations and their ordering.
+
+    Parameters
+    ----------
+    case, path, out, opts
+        As for ``run_restoration``.
+
+    Returns
+    -------
+    dict
+        The case's results.json record: losses at the ``IMPEDANCE_CHECKPOINTS`` (scaled with the run), the Fig. 2
+        ordering by MSE and by MSE / variance, folder and figures; the PSNR keys are None (no ground truth).
+    """
+    from dip.core.impedance import TARGETS, target_checkpoints
 
     preset = scale_preset(get_preset(case.preset), opts.iters_scale, opts.seed, opts.precision)
     image = load_for(preset, path, max_side=opts.max_side)
@@ -286,18 +395,20 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     bars = {name: FitProgress(n, f"{case.slug}: {name}") for name in TARGETS}
     checkpoints = target_checkpoints(run_dir, opts.checkpoint_every, extras=bars) if opts.checkpoint_every else {}
     try:
-        res = run_impedance(
+        record, res = run_targets(
             preset,
             image,
+            run_dir,
             device=opts.device,
             on_step=lambda name, r: bars[name].step(r),
             on_snapshot=lambda name, s: bars[name].snapshots.append(s),
             checkpoints=checkpoints,
+            snapshots={k: b.snapshots for k, b in bars.items()},  # filled in place as the fits go
         )
     finally:
         for b in bars.values():
             b.close()
-    metrics = write_impedance_run(run_dir, preset, res, snapshots={k: b.snapshots for k, b in bars.items()})
+    metrics = record.to_dict()
     at = sorted({max(1, min(n, round(c / 2400 * n))) for c in IMPEDANCE_CHECKPOINTS})
     fig2 = res.ordering(at)
     rows = [
@@ -309,7 +420,6 @@ def run_impedance_case(case: Case, path: Path, out: Path, opts: argparse.Namespa
     frames = [(name, t) for name, t in res.targets.items()] + [(f"fit: {k}", r.output) for k, r in res.results.items()]
     figures["progress"] = f"figures/{case.slug}_progress.png"
     progress_strip(frames, max_frames=len(frames)).save(out / figures["progress"])
-    remove_checkpoints(checkpoints)  # the case is written; a rerun starts it afresh
     return {
         "group": case.group,
         "task": "impedance",
@@ -368,12 +478,51 @@ def reproduce(
 ) -> dict:
     """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
 
-    Raises
-    ------
-    ConfigError for unknown groups or a non-positive scale; ImageError when an image file is missing.
-
     Every fit (each impedance target too) saves its state every ``checkpoint_every`` iterations (0: never) in its run
     folder, and continue from it when the same command runs again after an interruption.
+
+    Parameters
+    ----------
+    images : Path
+        Folder of the paper's images (shared/paper_images).
+    out : Path
+        Output folder (created); an earlier results.json there with the same scale, size, seed and precision keeps
+        the cases this call does not run again.
+    only : tuple of str, optional
+        Groups, preset names or case names (``select_cases``). Default ``DEFAULT_GROUPS``.
+    paper_presets : bool, optional
+        Also run the official notebooks' presets of the chosen groups. Default False.
+    iters_scale : float, optional
+        Factor of every preset's iterations, > 0 (``scale_preset``). Default 1.
+    max_side : int, optional
+        Downscale images first so the longer side is at most this many px.
+    device : str, optional
+        "auto"/None, "cpu", "cuda", "mps".
+    seed : int, optional
+        Seed of weights, input code and degradation. Default 0.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        Arithmetic of the fits. Default "auto".
+    samples : Path, optional
+        Folder of the stopping study's images. Default ``SAMPLES``.
+    command : str, optional
+        The command line, recorded in results.json and results.md.
+    checkpoint_every : int, optional
+        Iterations between checkpoints, >= 0 (0: never). Default 100.
+    log : callable, optional
+        ``log(text)`` for progress lines. Default ``print``.
+
+    Returns
+    -------
+    dict
+        The results.json object as written: ``date``, ``command``, ``machine``, ``settings``, ``cases`` (earlier
+        ones first) and ``invocations``.
+
+    Raises
+    ------
+    ConfigError
+        For unknown groups, a non-positive scale, a negative ``checkpoint_every`` or no case selected.
+    ImageError
+        When an image file is missing, or an image or mask cannot be prepared (checked before the first fit).
     """
     cases_known = case_names(Path(samples))
     unknown = [g for g in only if g not in GROUPS and g not in PRESET_NAMES and g not in cases_known]
@@ -496,7 +645,13 @@ def _write(out: Path, results: dict) -> None:
 
 
 def register(subparsers) -> None:
-    """Add the ``reproduce`` subcommand to the ``python -m dip`` parser."""
+    """Add the ``reproduce`` subcommand to the ``python -m dip`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's subcommands (``add_subparsers``); the new one's ``handler`` is ``handle``.
+    """
     p = subparsers.add_parser(
         "reproduce",
         help="run the lab experiments (and paper presets) on the paper's images",
@@ -540,7 +695,23 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Handler of ``python -m dip reproduce``."""
+    """Run ``python -m dip reproduce`` (its handler) and print where the results went.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments of the subcommand.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    DIPError
+        As ``reproduce`` (``dip.cli.commands.main`` prints the message and returns 2).
+    """
     only = tuple(g.strip() for g in args.only.split(",") if g.strip())
     argv = sys.argv[1:]
     command = "python -m dip " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["reproduce"] else ""
@@ -575,5 +746,16 @@ def _command_from_args(args: argparse.Namespace) -> str:
 
 
 def load_results(path: str | Path) -> dict:
-    """Read a results.json."""
+    """Read a results.json.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    dict
+        Its JSON object (as ``reproduce`` returns it).
+    """
     return json.loads(Path(path).read_text())

@@ -30,19 +30,16 @@ from dip.core.device import available_cpus
 from dip.core.errors import DIPError
 from dip.core.fit import Snapshot, StepRecord, fit
 from dip.core.impedance import (
-    remove_checkpoints,
-    run_impedance,
     target_checkpoints,
     target_slug,
-    write_impedance_run,
 )
 from dip.core.limits import Limits, check_job
 from dip.core.models import make_input_code
 from dip.core.operators import Identity
 from dip.core.presets import Preset, preset_from_dict
-from dip.core.records import JobOutcome, RunMetrics
+from dip.core.records import JobOutcome
 from dip.core.registry import get_task
-from dip.core.run import run_problem
+from dip.core.run import run_problem, run_targets
 from dip.core.runio import preset_as_dict, write_json, write_snapshots
 from dip.core.tasks import Problem, build_net, load_problem, make_problem, save_problem
 from ui.service.access import Access, write_access
@@ -328,27 +325,27 @@ def _run_impedance(job: Job, spec: TaskSpec, folder: Path) -> JobOutcome:
     def on_snapshot(name: str, snap: Snapshot) -> None:
         writers.setdefault(name, _snapshot_writer(job, folder / target_slug(name), name))(snap)
 
-    res = run_impedance(
+    def cancelled(res) -> bool:
+        return any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
+
+    # Snapshots are already on disk (written as they came), so none are passed for writing.
+    metrics, res = run_targets(
         preset,
         x,
+        folder,
         device=spec.device,
         on_step=lambda name, rec: job.add_step(rec, name),
         on_snapshot=on_snapshot,
         should_stop=job.should_stop,
         checkpoints=checkpoints,
+        extra_metrics=lambda res: {**_base_metrics(job, spec), "status": "cancelled" if cancelled(res) else "done"},
     )
-    cancelled = any(r.cancelled for r in res.results.values()) or len(res.results) < len(res.targets)
-    # Snapshots are already on disk (written as they came), so none are passed here.
-    metrics = write_impedance_run(
-        folder, preset, res, extra={**_base_metrics(job, spec), "status": "cancelled" if cancelled else "done"}
-    )
-    remove_checkpoints(checkpoints)
     images = {}
     for name, r in res.results.items():
         images[f"target:{name}"], images[f"result:{name}"] = preview(res.targets[name]), preview(r.output)
     if "image" in res.results:
         images["result"], images["result_ema"] = preview(res.results["image"].output), preview(res.results["image"].ema)
-    return JobOutcome(metrics=RunMetrics.from_dict(metrics), cancelled=cancelled, images=images)
+    return JobOutcome(metrics=metrics, cancelled=cancelled(res), images=images)
 
 
 def _write_error(folder: Path, spec: TaskSpec, job: Job, err: Exception) -> None:
