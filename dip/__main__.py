@@ -1,3 +1,5 @@
+"""Run the command line: ``python -m dip`` (see ``dip.cli.commands``)."""
+
 import sys
 
 from dip.cli import main

@@ -37,9 +37,20 @@ OPTIONAL = {
 class Baseline:
     """One classical method's result.
 
-    name: short key ("nlm", "tv", "wavelet", "bm3d", "nearest", "bicubic", "lanczos", "biharmonic");
-    label: display name; image: float32 (H, W, C) in [0, 1]; psnr: dB against the ground truth (None
-    without one); seconds: wall time of the method alone; settings: its parameters in words.
+    Attributes
+    ----------
+    name : str
+        Short key ("nlm", "tv", "wavelet", "bm3d", "nearest", "bicubic", "lanczos", "biharmonic").
+    label : str
+        Display name.
+    image : ndarray
+        float32 (H, W, C) in [0, 1].
+    psnr : float or None
+        PSNR in dB against the ground truth (None without one).
+    seconds : float
+        Wall time of the method alone, in seconds.
+    settings : str
+        Its parameters in words.
     """
 
     name: str
@@ -50,7 +61,13 @@ class Baseline:
     settings: str
 
     def as_record(self) -> dict:
-        """JSON-ready fields (everything but the image)."""
+        """Return the JSON-ready fields (everything but the image).
+
+        Returns
+        -------
+        dict
+            ``name``, ``label``, ``psnr``, ``seconds`` (rounded to 4 decimals) and ``settings``.
+        """
         return {
             "name": self.name,
             "label": self.label,
@@ -69,13 +86,37 @@ def _has_module(module: str) -> bool:
 
 
 def unavailable_baselines(task: str) -> dict[str, str]:
-    """Baselines of ``task`` that cannot run here, with the reason (e.g. {"bm3d": "needs ..."})."""
+    """List the baselines of ``task`` that cannot run here, with the reason.
+
+    Parameters
+    ----------
+    task : str
+        A task name; only "denoise" has optional baselines (wavelet, bm3d).
+
+    Returns
+    -------
+    dict of str to str
+        Baseline name to the reason, e.g. ``{"bm3d": "needs ..."}``; empty when all can run.
+    """
     names = {"denoise": ("wavelet", "bm3d")}.get(task, ())
     return {n: OPTIONAL[n][1] for n in names if not _has_module(OPTIONAL[n][0])}
 
 
 def check_image(x: np.ndarray, what: str) -> None:
-    """Raise ImageError naming ``what`` unless ``x`` is a float (H, W, 1 or 3) array in [0, 1]."""
+    """Raise ImageError naming ``what`` unless ``x`` is a float (H, W, 1 or 3) array in [0, 1].
+
+    Parameters
+    ----------
+    x : ndarray
+        The image to check.
+    what : str
+        Its name in the error message.
+
+    Raises
+    ------
+    ImageError
+        If ``x`` is not an (H, W, C) array with C = 1 or 3, or has values outside [0, 1].
+    """
     if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[2] not in (1, 3):
         got = getattr(x, "shape", type(x).__name__)
         raise ImageError(f"{what} must be a float (H, W, C) array with C = 1 or 3; got {got}.")
@@ -89,8 +130,25 @@ def check_image(x: np.ndarray, what: str) -> None:
 def run_baseline(
     name: str, label: str, settings: str, fn: Callable[[], np.ndarray], x_true: Optional[np.ndarray], shape: tuple
 ) -> Baseline:
-    """Time ``fn()`` (a classical method on one image) and wrap its clipped output, with its PSNR against ``x_true``
-    when given, as a Baseline named ``name``."""
+    """Time ``fn()`` (a classical method on one image) and wrap its clipped output as a Baseline.
+
+    Parameters
+    ----------
+    name, label, settings : str
+        As the Baseline's fields.
+    fn : callable
+        The method, called once with no argument; returns the restored image (any float array of ``shape``'s size).
+    x_true : ndarray or None
+        The ground truth, float32 (H, W, C) in [0, 1]; gives the PSNR when given.
+    shape : tuple
+        (H, W, C) the output is reshaped to.
+
+    Returns
+    -------
+    Baseline
+        The output as float32 clipped to [0, 1], its PSNR against ``x_true`` (None without it) and ``fn``'s wall
+        time.
+    """
     start = time.perf_counter()
     out = np.asarray(fn(), dtype=np.float32)
     seconds = time.perf_counter() - start
@@ -144,18 +202,25 @@ def denoise_baselines(
 
     Parameters
     ----------
-    noisy : float32 (H, W, C) in [0, 1], C = 1 or 3.
-    sigma_255 : noise standard deviation in 0-255 units (25 for the paper's F16), or None to estimate it
-        from the image (``estimate_sigma``), as for an uploaded photo.
-    x_true : optional ground truth of the same shape; gives each baseline's PSNR.
+    noisy : ndarray
+        float32 (H, W, C) in [0, 1], C = 1 or 3.
+    sigma_255 : float or None
+        Noise standard deviation in 0-255 units (25 for the paper's F16), or None to estimate it from the image
+        (``estimate_sigma``), as for an uploaded photo.
+    x_true : ndarray, optional
+        Ground truth of the same shape; gives each baseline's PSNR.
 
     Returns
     -------
-    list of Baseline, in the order nlm, tv, wavelet, bm3d (unavailable ones left out).
+    list of Baseline
+        In the order nlm, tv, wavelet, bm3d (unavailable ones left out).
 
     Raises
     ------
-    ImageError for a malformed image; ConfigError for a non-positive ``sigma_255``.
+    ImageError
+        For a malformed image.
+    ConfigError
+        For a non-positive ``sigma_255``.
     """
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
@@ -240,10 +305,24 @@ def sr_baselines(lr: np.ndarray, factor: int, shape: tuple, *, x_true: Optional[
 
     Parameters
     ----------
-    lr : float32 (h, w, C) in [0, 1], the low-resolution observation.
-    factor : the scale factor (used for the description; the output size is ``shape``).
-    shape : (H, W, C) of the high-resolution estimate, normally (h * factor, w * factor, C).
-    x_true : optional (H, W, C) ground truth.
+    lr : ndarray
+        float32 (h, w, C) in [0, 1], the low-resolution observation.
+    factor : int
+        The scale factor (used for the description; the output size is ``shape``).
+    shape : tuple
+        (H, W, C) of the high-resolution estimate, normally (h * factor, w * factor, C).
+    x_true : ndarray, optional
+        (H, W, C) ground truth.
+
+    Returns
+    -------
+    list of Baseline
+        ``nearest``, ``bicubic`` then ``lanczos``, each float32 (H, W, C) in [0, 1].
+
+    Raises
+    ------
+    ImageError
+        For a malformed image, or a target size smaller than the low-resolution image.
     """
     check_image(lr, "lr")
     h, w = int(shape[0]), int(shape[1])
@@ -270,9 +349,22 @@ def inpaint_baselines(y: np.ndarray, mask: np.ndarray, *, x_true: Optional[np.nd
 
     Parameters
     ----------
-    y : float32 (H, W, C) in [0, 1], the observation (values in holes are ignored).
-    mask : (H, W) with 1 = known pixel, 0 = hole (the convention of ``dip.core.degrade``).
-    x_true : optional ground truth.
+    y : ndarray
+        float32 (H, W, C) in [0, 1], the observation (values in holes are ignored).
+    mask : ndarray
+        (H, W) with 1 = known pixel, 0 = hole (the convention of ``dip.core.degrade``); below 0.5 is a hole.
+    x_true : ndarray, optional
+        Ground truth of the same shape.
+
+    Returns
+    -------
+    list of Baseline
+        The one ``biharmonic`` result (``y`` itself, "nothing to fill", when the mask has no hole).
+
+    Raises
+    ------
+    ImageError
+        For a malformed image, or a mask of another size.
     """
     from skimage.restoration import inpaint_biharmonic
 

@@ -1,5 +1,7 @@
-"""Blind JPEG-artefact removal (the official denoising notebook's snail): the network is fitted to a JPEG-compressed
-image through the identity; its structure reproduces the image before the 8x8 blocks and ringing.
+"""Blind JPEG-artefact removal (the official denoising notebook's snail).
+
+The network is fitted to a JPEG-compressed image through the identity; its structure reproduces the image before
+the 8x8 blocks and ringing.
 
 The whole task lives here and registers itself with ``dip.core.registry``: the observation (PIL's JPEG encoder at a
 chosen quality), the operator (identity), the classical baselines (total variation and a bilateral filter, both
@@ -26,7 +28,17 @@ DEFAULT_QUALITY = 10  # strong, visible artefacts on a natural image (the snail 
 
 
 def quality_of(preset: Preset) -> int:
-    """The JPEG quality of ``preset`` (``preset.params["quality"]``, default ``DEFAULT_QUALITY``).
+    """Return the JPEG quality of ``preset`` (``preset.params["quality"]``, default ``DEFAULT_QUALITY``).
+
+    Parameters
+    ----------
+    preset : Preset
+        A jpeg preset.
+
+    Returns
+    -------
+    int
+        The libjpeg quality, 1 (worst) to 95 (best).
 
     Raises
     ------
@@ -40,7 +52,7 @@ def quality_of(preset: Preset) -> int:
 
 
 def compress(x: np.ndarray, quality: int) -> np.ndarray:
-    """``x`` encoded as a JPEG at ``quality`` and decoded again.
+    """Encode ``x`` as a JPEG at ``quality`` and decode it again.
 
     Parameters
     ----------
@@ -69,8 +81,10 @@ def compress(x: np.ndarray, quality: int) -> np.ndarray:
 
 
 def jpeg_baselines(y: np.ndarray, *, x_true: np.ndarray | None = None) -> list[classical.Baseline]:
-    """Total variation and a bilateral filter on a JPEG-compressed image, their strength set from its estimated
-    artefact level (``classical.estimate_sigma``), as a deblocking filter is tuned.
+    """Run total variation and a bilateral filter on a JPEG-compressed image.
+
+    Their strength is set from its estimated artefact level (``classical.estimate_sigma``), as a deblocking filter
+    is tuned.
 
     Parameters
     ----------
@@ -83,6 +97,12 @@ def jpeg_baselines(y: np.ndarray, *, x_true: np.ndarray | None = None) -> list[c
     -------
     list of Baseline
         ``tv`` then ``bilateral``.
+
+    Raises
+    ------
+    ImageError
+        For an array that is not a float (H, W, 1 or 3) image in [0, 1], or smaller than
+        ``classical.ESTIMATE_MIN_SIDE`` (8) px on a side.
     """
     from skimage.restoration import denoise_bilateral, denoise_tv_chambolle
 

@@ -21,8 +21,44 @@ IMPEDANCE_NET = SkipNetConfig(input_channels=3, channels_down=(8, 16, 32, 64, 12
 class Preset:
     """A complete experiment configuration.
 
-    crop_multiple: the image is centre-cropped to a multiple of this (0: no crop); pad_multiple reflection-pads
-    instead. grey: the image is used as one channel (the net then has one output channel).
+    Parameters
+    ----------
+    name : str
+        The key in ``PRESETS``.
+    task : str
+        The registered task it is for ("denoise", "sr", "inpaint", "impedance", "jpeg", ...).
+    net : SkipNetConfig
+        The network.
+    input : InputConfig
+        The input code z.
+    fit : FitConfig
+        The optimisation settings.
+    description : str
+        One line for listings.
+    source : str
+        Where the numbers come from (e.g. "denoising.ipynb (HEAD)").
+    sigma_255 : float
+        Noise standard deviation for denoising, in 0-255 units. Default 25.
+    factor : int
+        Super-resolution scale factor. Default 4.
+    mask_kind : {"text", "bernoulli", "box", "file"}
+        Inpainting mask (``dip.core.degrade.make_mask``), or "file": the mask that comes with the image.
+        Default "text".
+    keep_fraction : float
+        For a "bernoulli" mask: the fraction in (0, 1] of known pixels. Default 0.5.
+    crop_multiple : int
+        The image is centre-cropped to a multiple of this (0: no crop). Default 32.
+    pad_multiple : int
+        Reflection-pads to a multiple of this instead (0: no padding). Default 0.
+    grey : bool
+        The image is used as one channel (the net then has one output channel). Default False.
+    border_pad : int
+        Reflection padding added around the image, px (barbara: 512 -> 514, as the notebook). Default 0.
+    sample : str or None
+        Paper image it was tuned on (file name in shared/paper_images). Default None.
+    params : dict
+        Settings of tasks registered later (e.g. ``{"quality": 10}`` for JPEG artefacts); the first four tasks keep
+        the named fields above, which config.json files already hold. Default empty.
     """
 
     name: str
@@ -47,15 +83,37 @@ class Preset:
 
     @property
     def min_image_side(self) -> int:
-        """Smallest side a prepared image may have: the network's minimum, rounded up to the crop multiple (the
-        5-level nets take 33 px, so a crop to a multiple of 32 must leave 64)."""
+        """Smallest side in px a prepared image may have: the network's minimum, rounded up to the crop multiple.
+
+        The 5-level nets take 33 px, so a crop to a multiple of 32 must leave 64.
+        """
         need, m = self.net.min_side, 0 if self.pad_multiple else self.crop_multiple
         return -(-need // m) * m if m else need
 
     def with_overrides(
         self, *, fit: Optional[dict] = None, net: Optional[dict] = None, input: Optional[dict] = None, **task
     ) -> Preset:
-        """A copy with some settings changed, e.g. ``p.with_overrides(fit={"iterations": 50}, sigma_255=50)``."""
+        """Return a copy with some settings changed, e.g. ``p.with_overrides(fit={"iterations": 50}, sigma_255=50)``.
+
+        Parameters
+        ----------
+        fit, net, input : dict, optional
+            Fields of ``FitConfig``, ``SkipNetConfig`` and ``InputConfig`` to change.
+        **task
+            Fields of the preset itself (``sigma_255``, ``factor``, ``params``, ...), replacing the old values.
+
+        Returns
+        -------
+        Preset
+            The new preset; this one is unchanged.
+
+        Raises
+        ------
+        ConfigError
+            If a new fit or network setting is out of range.
+        TypeError
+            For a name that is not a field.
+        """
         return replace(
             self,
             fit=replace(self.fit, **(fit or {})),
@@ -237,7 +295,7 @@ DEFAULT_PRESET = {"impedance": "lab-impedance", "denoise": "lab-denoise", "sr": 
 
 
 def get_preset(name: str, task: Optional[str] = None) -> Preset:
-    """A preset by name.
+    """Look up a preset by name.
 
     Parameters
     ----------
@@ -250,6 +308,7 @@ def get_preset(name: str, task: Optional[str] = None) -> Preset:
     Returns
     -------
     Preset
+        The registered preset.
 
     Raises
     ------
@@ -272,9 +331,22 @@ def get_preset(name: str, task: Optional[str] = None) -> Preset:
 
 
 def preset_from_dict(data: dict) -> Preset:
-    """The inverse of ``dip.core.runio.preset_as_dict``: a preset back from its plain JSON data (lists become tuples).
+    """Rebuild a preset from its plain JSON data: the inverse of ``dip.core.runio.preset_as_dict``.
 
-    Raises ConfigError when the data is not a complete preset.
+    Parameters
+    ----------
+    data : dict
+        A config.json object; lists become tuples, keys that are not fields are ignored.
+
+    Returns
+    -------
+    Preset
+        The preset, its network, input and fit settings validated as when made in code.
+
+    Raises
+    ------
+    ConfigError
+        When the data is not a complete preset, or a setting is out of range.
     """
 
     def build(cls, values: dict):

@@ -1,5 +1,6 @@
-"""Typed records of what a run produced: ``RunMetrics`` (a run folder's metrics.json) and ``JobOutcome`` (what a
-finished app job hands to the pages).
+"""Typed records of what a run produced.
+
+``RunMetrics`` (a run folder's metrics.json) and ``JobOutcome`` (what a finished app job hands to the pages).
 
 Plain Python, no Streamlit. Absent values are ``None``. Reading is tolerant, because run folders outlive the code
 that wrote them: a missing key reads as None, and so does a value of the wrong type (kept aside, see
@@ -52,7 +53,10 @@ def _targets(v: Any) -> Any:
 
 
 def _read(kind: Callable[[Any], Any], doc: str):
-    """A modelled metrics.json key: None by default; ``kind`` accepts a value read from the file (or refuses it)."""
+    """Declare a modelled metrics.json key: None by default.
+
+    ``kind`` accepts a value read from the file (or refuses it); ``doc`` says what the key holds.
+    """
     return field(default=None, metadata={"kind": kind, "doc": doc})
 
 
@@ -73,6 +77,23 @@ class RunMetrics:
     explicit nulls names those keys in ``present`` (``SUMMARY_KEYS`` for what ``summarize`` always writes).
 
     Records compare by value, ``present`` aside. They are not hashable (``targets`` and ``extra`` are mappings).
+
+    Parameters
+    ----------
+    task, preset, iterations, ..., mask, kept_fraction : optional
+        One keyword per metrics.json key in ``FIELDS``, each None by default; a field's ``metadata["doc"]`` says
+        what it holds (PSNRs in dB against the ground truth, times in seconds).
+    extra : Mapping, optional
+        Keys that are not fields, as found.
+    invalid : Mapping, optional
+        Fields whose value had the wrong type, with the value as found.
+    present : sequence of str, optional
+        The keys of the dict the record was read from, in order; stored as a tuple.
+
+    Raises
+    ------
+    ValueError
+        If ``extra`` holds a field's key or ``invalid`` a key that is not a field.
     """
 
     task: Optional[str] = _read(_text, '"denoise", "sr", "inpaint" or "impedance"')
@@ -128,6 +149,7 @@ class RunMetrics:
     """The keys of the dict the record was read from, in order (``to_dict`` writes them back)."""
 
     def __post_init__(self):
+        """Check that ``extra`` holds no field and ``invalid`` only fields (raises ValueError)."""
         wrong = [k for k in self.extra if k in _KINDS] + [k for k in self.invalid if k not in _KINDS]
         if wrong:
             raise ValueError(f"RunMetrics: extra takes keys that are not fields, invalid only fields ({wrong})")
@@ -170,7 +192,9 @@ class RunMetrics:
         return cls(**values, extra=extra, invalid=invalid, present=tuple(data))
 
     def to_dict(self) -> dict[str, Any]:
-        """The metrics.json object of this record (JSON-ready but for numpy scalars, which ``write_json`` handles).
+        """Return the metrics.json object of this record.
+
+        It is JSON-ready but for numpy scalars, which ``write_json`` handles.
 
         Returns
         -------
@@ -199,14 +223,19 @@ class RunMetrics:
 
     @property
     def run_status(self) -> str:
-        """The recorded status, else "cancelled" or "done" from ``cancelled`` (runs written before the app
-        recorded a status, and command-line runs)."""
+        """The recorded status, else "cancelled" or "done" from ``cancelled``.
+
+        The fallback serves runs written before the app recorded a status, and command-line runs.
+        """
         return self.status or ("cancelled" if self.cancelled else "done")
 
     @property
     def source_name(self) -> Optional[str]:
-        """The image the run restored: the app records the upload's name (``source``), the command line and ``dip
-        reproduce`` the image file's (``image``), so their run folders (docs/runs/) open in the app too."""
+        """The name of the image the run restored, from ``source`` or else ``image``.
+
+        The app records the upload's name (``source``), the command line and ``dip reproduce`` the image file's
+        (``image``), so their run folders (docs/runs/) open in the app too.
+        """
         return self.source or self.image
 
 
@@ -233,6 +262,19 @@ class JobOutcome:
     "result_known_kept", a baseline's name, "target:NAME" / "result:NAME" for impedance). ``baselines`` are
     ``dip.core.baselines.Baseline.as_record()`` dicts (name, label, psnr, seconds, settings; ``image`` when read
     from a folder). Records compare by value, images aside (arrays do not compare as one value).
+
+    Parameters
+    ----------
+    metrics : RunMetrics or None, optional
+        The run's metrics.json record; None when the run recorded nothing.
+    cancelled : bool, optional
+        Whether the job was stopped before its last iteration. Default False.
+    baselines : tuple of Mapping, optional
+        The classical baselines' records.
+    images : Mapping of str to ndarray, optional
+        uint8 (H, W, C) previews by name.
+    run_dir : str or None, optional
+        The run's folder, once written.
     """
 
     metrics: Optional[RunMetrics] = None
@@ -243,7 +285,7 @@ class JobOutcome:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobOutcome:
-        """The record of a runner's dict: keys "metrics", "cancelled", "baselines", "images", "run_dir".
+        """Make the record of a runner's dict: keys "metrics", "cancelled", "baselines", "images", "run_dir".
 
         Parameters
         ----------
@@ -254,6 +296,7 @@ class JobOutcome:
         Returns
         -------
         JobOutcome
+            The record; ``to_dict()`` gives the dict back with every key present.
 
         Raises
         ------
@@ -279,11 +322,12 @@ class JobOutcome:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The runner's dict form, every key present ("metrics" as ``RunMetrics.to_dict()``, or None).
+        """Return the runner's dict form, every key present ("metrics" as ``RunMetrics.to_dict()``, or None).
 
         Returns
         -------
         dict
+            "metrics", "cancelled", "baselines" (a list of dicts), "images" and "run_dir".
         """
         return {
             "metrics": None if self.metrics is None else self.metrics.to_dict(),

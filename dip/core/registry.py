@@ -107,7 +107,13 @@ class Task:
         return DEFAULT_PRESET[self.name]
 
     def presets(self) -> list[Preset]:
-        """All presets of this task, the lab preset first."""
+        """List all presets of this task, the lab preset first.
+
+        Returns
+        -------
+        list of Preset
+            The lab preset, then the others in ``PRESETS`` order.
+        """
         return sorted((p for p in PRESETS.values() if p.task == self.name), key=lambda p: p.name != self.default_preset)
 
 
@@ -149,7 +155,17 @@ def register(task: Task, presets: tuple[Preset, ...] = (), default_preset: Optio
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name``.
+    """Look up the task called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``TASKS``.
+
+    Returns
+    -------
+    Task
+        The registered task.
 
     Raises
     ------
@@ -163,7 +179,18 @@ def get_task(name: str) -> Task:
 
 
 def task_title(name: Optional[str]) -> str:
-    """The title of a task name as stored in a run folder; the name itself (or "?") when it is not registered."""
+    """Return the title of a task name as stored in a run folder.
+
+    Parameters
+    ----------
+    name : str or None
+        The task name, as read from a metrics.json (may be missing or of the wrong type).
+
+    Returns
+    -------
+    str
+        The task's title; the name itself (or "?") when it is not registered.
+    """
     task = TASKS.get(name) if isinstance(name, str) else None
     return task.title if task else str(name or "?")
 

@@ -190,6 +190,7 @@ def run_targets(
     Returns
     -------
     tuple of (RunMetrics, ImpedanceResult)
+        The ``metrics.json`` record as written (``targets`` holds each target's losses), and the fits.
     """
     checkpoints = checkpoints or {}
     res = run_impedance(

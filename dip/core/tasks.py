@@ -38,8 +38,22 @@ from dip.core.registry import get_task
 class Problem:
     """One restoration problem. Images are float32 (H, W, C) in [0, 1].
 
-    y: the observation (for SR the low-resolution image); op: maps an estimate to y's space;
-    x_true: ground truth or None ("blind"); degraded: y shown in the estimate's space (SR: bicubic).
+    Attributes
+    ----------
+    task : str
+        The registered task's name.
+    y : ndarray
+        The observation (for SR the low-resolution image).
+    op : nn.Module
+        The forward operator: maps an estimate to y's space.
+    shape : tuple
+        (H, W, C) of the estimate.
+    x_true : ndarray or None
+        Ground truth, or None ("blind").
+    degraded : ndarray or None
+        y shown in the estimate's space (SR: bicubic).
+    mask : ndarray or None
+        Inpainting: (H, W) with 1 = known pixel, 0 = hole; None for other tasks.
     """
 
     task: str
@@ -52,13 +66,24 @@ class Problem:
 
     @property
     def psnr_degraded(self) -> Optional[float]:
-        """PSNR of the degraded input against the ground truth (None when blind)."""
+        """PSNR in dB of the degraded input against the ground truth (None when blind)."""
         if self.x_true is None:
             return None
         return psnr(self.x_true, self.degraded)
 
     def holes_filled(self, x: Optional[np.ndarray]) -> Optional[np.ndarray]:
-        """Inpainting: ``x`` with the observed pixels put back (None for other tasks, or without ``x``)."""
+        """Put the observed pixels back into ``x`` (inpainting).
+
+        Parameters
+        ----------
+        x : ndarray or None
+            An estimate, float32 (H, W, C) in [0, 1].
+
+        Returns
+        -------
+        ndarray or None
+            ``x`` with the known pixels of ``y``; None for other tasks (no mask), or without ``x``.
+        """
         if self.mask is None or x is None:
             return None
         return degrade.keep_known(x, self.y, self.mask)
@@ -69,8 +94,27 @@ def prepare_image(
 ) -> np.ndarray:
     """Downscale (optional), pad or centre-crop to the preset's multiple, and check the network can take it.
 
-    Raises ImageError when the result is too small for the network; when only ``max_side`` made it so, the
-    message names the smallest ``max_side`` that works.
+    Parameters
+    ----------
+    x : ndarray
+        float32 (H, W, C) in [0, 1].
+    preset : Preset
+        Gives ``grey``, ``border_pad``, ``pad_multiple`` or ``crop_multiple`` and the network's minimum side.
+    max_side : int, optional
+        Downscale first so that the longer side is at most this many px.
+    min_side : int, optional
+        Smallest side in px the result may have; default ``preset.min_image_side``.
+
+    Returns
+    -------
+    ndarray
+        float32 (H', W', C') in [0, 1], contiguous; C' = 1 for a grey preset.
+
+    Raises
+    ------
+    ImageError
+        When the result is too small for the network; when only ``max_side`` made it so, the message names the
+        smallest ``max_side`` that works.
     """
     try:
         return _prepare(x, preset, max_side, min_side)
@@ -104,11 +148,30 @@ def _prepare(x: np.ndarray, preset: Preset, max_side: Optional[int], min_side: O
 
 
 def prepare_low_resolution(x: np.ndarray, preset: Preset, *, max_side: Optional[int] = None) -> np.ndarray:
-    """A low-resolution input for blind super-resolution, downscaled to ``max_side`` (optional) and centre-cropped
-    only as far as its ``preset.factor``-times larger output needs: to a multiple of 8 at x4 when the network takes
-    multiples of 32 (cropping the input itself to 32 would throw away up to 31 of its rows).
+    """Prepare a low-resolution input for blind super-resolution.
 
-    Raises ImageError when even the output would be too small for the network.
+    It is downscaled to ``max_side`` (optional) and centre-cropped only as far as its ``preset.factor``-times
+    larger output needs: to a multiple of 8 at x4 when the network takes multiples of 32 (cropping the input itself
+    to 32 would throw away up to 31 of its rows).
+
+    Parameters
+    ----------
+    x : ndarray
+        float32 (h, w, C) in [0, 1], the low-resolution image.
+    preset : Preset
+        An SR preset (its ``factor`` and ``crop_multiple``).
+    max_side : int, optional
+        Downscale first so that the longer side is at most this many px.
+
+    Returns
+    -------
+    ndarray
+        float32 (h', w', C) in [0, 1].
+
+    Raises
+    ------
+    ImageError
+        When even the output would be too small for the network.
     """
     f = preset.factor
     multiple = preset.crop_multiple // math.gcd(preset.crop_multiple, f) if preset.crop_multiple else 0
@@ -124,8 +187,24 @@ def prepare_low_resolution(x: np.ndarray, preset: Preset, *, max_side: Optional[
 
 
 def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> tuple[int, int]:
-    """The (height, width) ``prepare_image`` makes of an image of this size, without touching any pixels (0 where
-    cropping would leave nothing): lets a caller offer only the working sizes the network can take."""
+    """Compute the (height, width) ``prepare_image`` makes of an image of this size, without touching any pixels.
+
+    Lets a caller offer only the working sizes the network can take.
+
+    Parameters
+    ----------
+    height, width : int
+        The image's size in px.
+    preset : Preset
+        Gives ``border_pad`` and ``pad_multiple`` or ``crop_multiple``.
+    max_side : int, optional
+        Longer side in px the image is downscaled to first.
+
+    Returns
+    -------
+    tuple of int
+        (height, width) in px; 0 where cropping would leave nothing.
+    """
     if max_side and max(height, width) > max_side:
         s = max_side / max(height, width)
         height, width = max(1, round(height * s)), max(1, round(width * s))
@@ -140,13 +219,43 @@ def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optiona
 
 
 def fits_network(height: int, width: int, preset: Preset, *, max_side: Optional[int] = None) -> bool:
-    """Whether an image of this size, prepared at ``max_side``, is still big enough for the preset's network."""
+    """Tell whether an image of this size, prepared at ``max_side``, is still big enough for the preset's network.
+
+    Parameters
+    ----------
+    height, width : int
+        The image's size in px.
+    preset : Preset
+        The preset it is prepared for.
+    max_side : int, optional
+        Longer side in px the image is downscaled to first.
+
+    Returns
+    -------
+    bool
+        True when both prepared sides are at least the network's ``min_side``.
+    """
     return min(prepared_shape(height, width, preset, max_side=max_side)) >= preset.net.min_side
 
 
 def smallest_max_side(height: int, width: int, preset: Preset, *, above: int = 0) -> Optional[int]:
-    """The smallest longer side above ``above`` at which an image of this size is still big enough for the
-    preset's network after preparation, or None when not even its full size is."""
+    """Find the smallest longer side above ``above`` at which an image of this size still fits the network.
+
+    Parameters
+    ----------
+    height, width : int
+        The image's size in px.
+    preset : Preset
+        The preset it is prepared for.
+    above : int, optional
+        Only longer sides greater than this are tried. Default 0.
+
+    Returns
+    -------
+    int or None
+        The smallest ``max_side`` in px at which the image is still big enough for the preset's network after
+        preparation, or None when not even its full size is.
+    """
     for side in range(above + 1, max(height, width) + 1):
         if fits_network(height, width, preset, max_side=side):
             return side
@@ -154,7 +263,27 @@ def smallest_max_side(height: int, width: int, preset: Preset, *, above: int = 0
 
 
 def load_for(preset: Preset, source: ImageSource, *, max_side: Optional[int] = None) -> np.ndarray:
-    """Load an image file and prepare it for ``preset``."""
+    """Load an image file and prepare it for ``preset``.
+
+    Parameters
+    ----------
+    preset : Preset
+        The preset (grey or RGB, crop or pad).
+    source : path, bytes or binary file object
+        The image file.
+    max_side : int, optional
+        Downscale so that the longer side is at most this many px.
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W, C) in [0, 1], ready for ``make_problem``.
+
+    Raises
+    ------
+    ImageError
+        For a file that cannot be read as an image, or an image too small for the network.
+    """
     return prepare_image(load_image(source, mode="grey" if preset.grey else "rgb"), preset, max_side=max_side)
 
 
@@ -180,6 +309,7 @@ def make_problem(
     Returns
     -------
     Problem
+        The observation, its operator and (unless ``observed``) the ground truth.
 
     Raises
     ------
@@ -219,14 +349,42 @@ PROBLEM_ARRAYS = ("y", "x_true", "degraded", "mask")
 
 
 def save_problem(problem: Problem, path) -> None:
-    """Write a Problem's arrays to an ``.npz`` file (no pickled objects): a queued job survives a restart of the
-    process that accepted it, or travels to another machine. ``load_problem`` rebuilds the operator."""
+    """Write a Problem's arrays to an ``.npz`` file (no pickled objects).
+
+    A queued job thus survives a restart of the process that accepted it, or travels to another machine.
+    ``load_problem`` rebuilds the operator.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem; its task, shape and arrays are written, not its operator.
+    path : str, Path or file object
+        The ``.npz`` file (``numpy.savez`` appends ``.npz`` to a name without it).
+    """
     arrays = {name: getattr(problem, name) for name in PROBLEM_ARRAYS if getattr(problem, name) is not None}
     np.savez(path, task=np.array(problem.task), shape=np.array(problem.shape), **arrays)
 
 
 def load_problem(path, preset: Preset) -> Problem:
-    """The Problem ``save_problem`` wrote, with its forward operator made from ``preset`` (SR factor) and the mask."""
+    """Read the Problem ``save_problem`` wrote, with its forward operator made from ``preset`` and the mask.
+
+    Parameters
+    ----------
+    path : str, Path or file object
+        The ``.npz`` file.
+    preset : Preset
+        The job's preset (e.g. its SR factor makes the operator).
+
+    Returns
+    -------
+    Problem
+        The problem as saved.
+
+    Raises
+    ------
+    ConfigError
+        For a task that is not registered.
+    """
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in PROBLEM_ARRAYS if name in data.files}
         task, shape = str(data["task"]), tuple(int(v) for v in data["shape"])
@@ -236,7 +394,20 @@ def load_problem(path, preset: Preset) -> Problem:
 
 
 def build_net(preset: Preset, channels: int) -> SkipNet:
-    """The preset's network with ``channels`` outputs, initialised from the preset's seed."""
+    """Build the preset's network with ``channels`` outputs, initialised from the preset's seed.
+
+    Parameters
+    ----------
+    preset : Preset
+        Gives the network, the input code's channels and the seed (``torch.manual_seed`` is set from it).
+    channels : int
+        Output channels (the image's C).
+
+    Returns
+    -------
+    SkipNet
+        The untrained network.
+    """
     torch.manual_seed(preset.fit.seed)
     return SkipNet(replace(preset.net, input_channels=preset.input.channels, output_channels=channels))
 
@@ -251,7 +422,33 @@ def solve(
     should_stop: Optional[Callable[[], bool]] = None,
     checkpoint: Optional[Checkpoint] = None,
 ) -> FitResult:
-    """Fit the preset's network to ``problem`` and return the FitResult (resumable with ``checkpoint``)."""
+    """Fit the preset's network to ``problem`` and return the FitResult (resumable with ``checkpoint``).
+
+    Parameters
+    ----------
+    preset : Preset
+        The network, input code and fit settings; its seed makes the weights and z.
+    problem : Problem
+        The observation, operator and (maybe) ground truth.
+    device : str, optional
+        "auto"/None, "cpu", "cuda", "mps".
+    on_step, on_snapshot, should_stop : callable, optional
+        Passed to ``dip.core.fit.fit``: each iteration's record, each snapshot, a cancel check.
+    checkpoint : Checkpoint, optional
+        Resume from it and save into it.
+
+    Returns
+    -------
+    FitResult
+        The fit's images (float32 (H, W, C) in [0, 1]), history and timings.
+
+    Raises
+    ------
+    ImageError
+        When the problem's shape is smaller than the network's minimum side.
+    ConfigError
+        When the checkpoint belongs to another run or cannot be read.
+    """
     h, w, c = problem.shape
     check_min_size(np.empty((h, w, 0)), preset.net.min_side)
     net = build_net(preset, c)
@@ -273,7 +470,25 @@ def solve(
 
 
 def summarize(preset: Preset, problem: Problem, result: FitResult, *, border: int = 0) -> RunMetrics:
-    """The metrics.json record of a finished run (PSNR keys are None without ground truth)."""
+    """Make the metrics.json record of a finished run (PSNR keys are None without ground truth).
+
+    Parameters
+    ----------
+    preset : Preset
+        The run's preset.
+    problem : Problem
+        The problem it solved.
+    result : FitResult
+        The fit.
+    border : int, optional
+        Also score the final output and its EMA with this many border pixels excluded. Default 0.
+
+    Returns
+    -------
+    RunMetrics
+        The ``SUMMARY_KEYS`` (PSNRs in dB), plus the ``*_known_kept`` PSNRs for inpainting with ground truth and the
+        ``*_border_excluded`` ones with ``border``.
+    """
     gt = problem.x_true
     score = lambda x: psnr(gt, x) if gt is not None and x is not None else None
     best_psnr = score(result.best)

@@ -155,8 +155,10 @@ def _points(xs: Sequence[float], ys: Sequence[Optional[float]], log_y: bool) -> 
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
-    """Tick values of a log axis from ``lo`` to ``hi``: decades (at most 8), or 1-2-5 steps (then finer) when
-    fewer than 3 decades lie in the range, as a DIP loss curve often spans one decade only."""
+    """Tick values of a log axis from ``lo`` to ``hi``: decades (at most 8), or 1-2-5 steps (then finer).
+
+    The finer steps serve when fewer than 3 decades lie in the range, as a DIP loss curve often spans one decade only.
+    """
     a, b = math.log10(lo), math.log10(hi)
     for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
         ticks = [

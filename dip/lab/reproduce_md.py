@@ -64,7 +64,19 @@ BLIND_PICKS = (("psnr_blind", "blind_iteration"), ("psnr_blind_emv", "blind_iter
 
 
 def machine_info(device: Optional[str] = None) -> dict:
-    """CPU model, core count, GPU name, the device the fits run on, torch and Python versions."""
+    """Describe the machine: CPU model, core count, GPU name, the device the fits run on, torch and Python versions.
+
+    Parameters
+    ----------
+    device : str, optional
+        The device asked for ("auto"/None, "cpu", "cuda", "mps"); an unavailable one is reported, not raised.
+
+    Returns
+    -------
+    dict
+        ``cpu`` (model, and whether it has native bf16), ``cores``, ``gpu`` (None without CUDA), ``device``,
+        ``torch``, ``python`` and ``platform``: strings, ``cores`` an int (None when unknown).
+    """
     from dip.core.device import cpu_supports_bf16, describe_device, pick_device
 
     cpu = platform.processor()
@@ -136,8 +148,11 @@ def _goal_rows(cases: list[dict]) -> list[list]:
 
 
 def _confirmed(c: dict, iteration_key: str) -> Optional[bool]:
-    """Whether the detector's patience ran out before the run ended, from the record (the ES-EMV side detector's
-    state is not recorded, and records written before ``blind_confirmed`` existed lack it)."""
+    """Whether the detector's patience ran out before the run ended, from the record.
+
+    Computed because the ES-EMV side detector's state is not recorded, and records written before
+    ``blind_confirmed`` existed lack it.
+    """
     pick, patience = c.get(iteration_key), c.get("es_patience")
     if pick is None or patience is None:
         return None
@@ -319,7 +334,19 @@ def _commands(results: dict) -> list[str]:
 
 
 def render_markdown(results: dict) -> str:
-    """The whole results.md from a results.json dict."""
+    """Write the whole results.md from a results.json dict.
+
+    Parameters
+    ----------
+    results : dict
+        The results.json object of ``python -m dip reproduce``: ``machine`` (``machine_info``), ``settings``,
+        ``cases``, ``date``, ``command`` and optionally ``invocations``.
+
+    Returns
+    -------
+    str
+        The Markdown text, ending with one newline.
+    """
     m, s, cases = results["machine"], results["settings"], results["cases"]
     lines = [
         "# Reproduction results",
