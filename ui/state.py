@@ -36,6 +36,7 @@ from dip.core.retention import prune_runs
 from ui import keys
 from ui.service import config
 from ui.service.access import find_shared, may_view, read_access
+from ui.service.backend import make_registry
 from ui.service.jobs import JobRegistry, JobView
 from ui.service.runners import (
     admit,
@@ -69,11 +70,12 @@ _registry_lock = threading.Lock()
 
 def get_registry() -> JobRegistry:
     """The one job registry of this server process, shared by every session. Made on first use, when it also
-    queues again the jobs an earlier process left unfinished."""
+    queues again the jobs an earlier process left unfinished. Its jobs run in this process, or as Ray tasks when
+    ``DIP_RAY_ADDRESS`` is set (``ui.service.backend``)."""
     global _registry
     with _registry_lock:
         if _registry is None:
-            _registry = JobRegistry(
+            _registry = make_registry(
                 run_job,
                 admit=admit(limits),
                 accept=persist,
@@ -121,6 +123,8 @@ def reset_registry() -> None:
     _corrections.clear()  # a new process has not seen any run finish
     if registry is not None:
         registry.shutdown(wait=True)
+        if getattr(registry, "backend", None) is not None:
+            registry.backend.close()
 
 
 @st.cache_resource(show_spinner=False)

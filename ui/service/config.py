@@ -21,6 +21,11 @@ DIP_MAX_JOB_MINUTES    wall-clock limit of one job; it is stopped there and its 
 DIP_CHECKPOINT_EVERY   iterations between a job's checkpoints, what a restarted server resumes from (default 25)
 DIP_RUNS_MAX_AGE_DAYS  finished runs older than this are deleted, oldest first (default 14)
 DIP_RUNS_MAX_MB        the runs folder is kept under this size, oldest runs deleted first (default 2048)
+
+Scaling out (README "Scaling out"; unset: jobs run in this process, one at a time):
+DIP_RAY_ADDRESS  run each job as a Ray task on this cluster: ``auto`` (the one started on this machine) or
+                 HOST:PORT of its head node
+DIP_RAY_CPUS     CPUs one job asks for on a cluster without GPUs (default 2); with GPUs each job asks for one
 """
 
 from __future__ import annotations
@@ -97,6 +102,16 @@ def limits(device_type: str) -> Limits:
 
 def checkpoint_every() -> int:
     return max(1, _env("DIP_CHECKPOINT_EVERY", 25))
+
+
+def ray_address() -> str:
+    """The Ray cluster jobs run on (``DIP_RAY_ADDRESS``); "" runs them in this process."""
+    return _env("DIP_RAY_ADDRESS", "").strip()
+
+
+def ray_cpus() -> float:
+    """CPUs one job asks for on a Ray cluster without GPUs (``DIP_RAY_CPUS``)."""
+    return max(0.5, _env("DIP_RAY_CPUS", 2.0))
 
 
 def runs_max_age_days() -> float:
