@@ -475,6 +475,8 @@ def reproduce(
     command: str = "",
     checkpoint_every: int = 100,
     log: Callable[[str], None] = print,
+    ray: Optional[str] = None,
+    ray_cpus: float = 1.0,
 ) -> dict:
     """Run the selected cases and write results.json / results.md / figures / runs under ``out``.
 
@@ -510,6 +512,12 @@ def reproduce(
         Iterations between checkpoints, >= 0 (0: never). Default 100.
     log : callable, optional
         ``log(text)`` for progress lines. Default ``print``.
+    ray : str, optional
+        Run every case as a Ray task on this cluster (HOST:PORT or ``auto``; "" the one on this machine, else a new
+        local one), all at once, and gather the records in order (``dip.lab.distributed``). Default None: one after
+        another in this process.
+    ray_cpus : float, optional
+        CPUs (torch threads) per case on a Ray cluster without GPUs. Default 1.
 
     Returns
     -------
@@ -579,9 +587,14 @@ def reproduce(
     results["invocations"] = earlier.get("invocations", []) + [
         {"date": date, "command": command, "device": results["machine"]["device"], "cpu": results["machine"]["cpu"]}
     ]
+    on_ray = None
+    if ray is not None:  # every case submitted now; below, each record is awaited in the cases' order
+        from dip.lab.distributed import run_on_ray
+
+        on_ray = run_on_ray(cases, paths, out, opts, address=ray or None, cpus=ray_cpus, log=log)
     for k, case in enumerate(cases, start=1):
         log(f"[{k}/{len(cases)}] {case.slug}")
-        run = run_impedance_case if case.group == "impedance" else run_restoration
+        run = on_ray or (run_impedance_case if case.group == "impedance" else run_restoration)
         results["cases"].append({**run(case, paths[case], out, opts), "date": time.strftime("%Y-%m-%d %H:%M %Z")})
         _write(out, _merged(earlier.get("cases", []), results))
     return _merged(earlier.get("cases", []), results)
@@ -691,6 +704,18 @@ def register(subparsers) -> None:
         "fp32 gives the float32 counterpart of a run",
     )
     add_checkpoint_flag(p, "OUT/runs/CASE/checkpoint.pt (removed once the case is written)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the cases at once as Ray tasks (pip install -r requirements-cluster.txt): on the cluster at "
+        "ADDRESS (HOST:PORT or auto), or without it the one on this machine, else a new local one; --out must be "
+        "the same path on every node",
+    )
+    p.add_argument(
+        "--ray-cpus", type=float, default=1.0, metavar="N", help="CPUs per case on a cluster without GPUs (default 1)"
+    )
     p.set_defaults(handler=handle)
 
 
@@ -728,6 +753,8 @@ def handle(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         samples=args.samples,
         command=command or _command_from_args(args),
+        ray=args.ray,
+        ray_cpus=args.ray_cpus,
     )
     print(f"wrote {args.out / 'results.md'} and results.json ({len(results['cases'])} cases)")
     return 0

@@ -147,3 +147,44 @@ def test_a_killed_worker_resumes_from_its_checkpoint(ray_registry, tmp_path):
     metrics = json.loads((Path(v.run_dir) / "metrics.json").read_text())
     assert metrics["resumed_after_restart"] is True
     assert len((Path(v.run_dir) / "history.csv").read_text().splitlines()) == 121
+
+
+def test_reproduce_on_ray_writes_the_same_results(local_ray, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from dip.cli.commands import main
+    from dip.lab import reproduce
+
+    def shrink(preset):  # defined here, so that Ray ships it to the workers by value
+        return preset.with_overrides(
+            net={"channels_down": (8, 16, 16), "channels_up": None, "channels_skip": 4}, input={"channels": 4}
+        )
+
+    monkeypatch.setattr(reproduce, "adjust_preset", shrink)
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("F16_GT.png", "zebra_GT.png"):
+        Image.open(ROOT / "sample_images" / "astronaut.png").convert("RGB").resize((64, 64)).save(images / name)
+    argv = ["reproduce", "--images", str(images), "--only", "denoise,sr", "--iters-scale", "0.005"]
+    argv += ["--max-side", "64", "--precision", "fp32", "--device", "cpu", "--checkpoint-every", "0"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray task (--ray-cpus 1)
+    try:
+        assert main([*argv, "--out", str(tmp_path / "seq")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert main([*argv, "--out", str(tmp_path / "ray"), "--ray", "--ray-cpus", "1"]) == 0
+    assert "submitted 2 case(s) to Ray" in capsys.readouterr().out
+
+    def numbers(out):
+        cases = json.loads((tmp_path / out / "results.json").read_text())["cases"]
+        return [{k: v for k, v in c.items() if k not in ("seconds", "baseline_seconds", "date")} for c in cases]
+
+    seq, on_ray = numbers("seq"), numbers("ray")
+    assert [c["preset_name"] for c in on_ray] == ["lab-denoise", "lab-sr"]
+    assert on_ray == seq  # every PSNR, iteration and baseline, in the same order
+    for case in ("lab-denoise-F16_GT", "lab-sr-zebra_GT"):
+        assert (tmp_path / "ray" / "runs" / case / "history.csv").read_text() == (
+            tmp_path / "seq" / "runs" / case / "history.csv"
+        ).read_text()
+        assert (tmp_path / "ray" / "figures" / f"{case}_curves.png").is_file()

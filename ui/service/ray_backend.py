@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +33,8 @@ import ray
 from ray import exceptions as rex
 
 from dip.core.checkpoint import saved_progress
-from dip.core.errors import DIPError
+from dip.core.errors import ConfigError, DIPError
+from dip.lab.distributed import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -166,24 +166,6 @@ def _run_remote(runner: Callable, job_id: str, spec: Any, meta: dict, hub, attem
         job.flush()
 
 
-def _reachable(address: str) -> None:
-    """Fail fast on a HOST:PORT that does not answer (``ray.init`` would wait minutes for it)."""
-    if address in ("auto", "local") or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_SECONDS):
-            pass
-    except ValueError:
-        raise ClusterUnavailable(
-            f"DIP_RAY_ADDRESS={address!r} is not an address; use auto or HOST:PORT of the head node."
-        ) from None
-    except OSError as err:
-        raise ClusterUnavailable(
-            f"the Ray cluster at {address} cannot be reached ({err.strerror or type(err).__name__})"
-        ) from None
-
-
 class RayBackend:
     """The app side of jobs that run as Ray tasks (see the module docstring).
 
@@ -228,13 +210,13 @@ class RayBackend:
     # -- connection (background thread) --
     def _connect(self) -> None:
         try:
-            _reachable(self.address)
+            check_reachable(self.address, CONNECT_SECONDS)
             if not ray.is_initialized():
                 ray.init(address=self.address, logging_level="WARNING", log_to_driver=False)
             self._hub = _Hub.remote()
             ray.get(self._hub.ping.remote(), timeout=30)
             self._refresh()
-        except ClusterUnavailable as err:
+        except (ClusterUnavailable, ConfigError) as err:
             self._unavailable(str(err))
         except Exception as err:  # ray.init's own errors: a wrong address, a version mismatch, ...
             log.exception("connecting to the Ray cluster at %s failed", self.address)
