@@ -75,6 +75,16 @@ def test_a_wrong_address_refuses_jobs_with_a_clear_message(tmp_path):
         registry.shutdown()
 
 
+def test_reproduce_with_a_wrong_address_says_so_in_seconds(tmp_path):
+    from dip.core.errors import ConfigError
+    from dip.lab.distributed import run_on_ray
+
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"Ray cluster at 127\.0\.0\.1:1 cannot be reached"):
+        run_on_ray([], {}, tmp_path, None, address="127.0.0.1:1")
+    assert time.monotonic() - started < 10
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     if not ray.is_initialized():
