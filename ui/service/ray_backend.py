@@ -107,6 +107,7 @@ class RemoteJob:
         self._batch: list = []
         self._last = time.monotonic()
         self._stop: Optional[str] = None
+        self._steps = 0
 
     def should_stop(self) -> bool:
         self._maybe_flush()
@@ -114,6 +115,9 @@ class RemoteJob:
 
     def add_step(self, record, series: str = "") -> None:
         self._batch.append(("step", series, record))
+        self._steps += 1
+        if self._steps == 1:  # the page shows that the fit has started without waiting for a batch
+            self.flush()
         self._maybe_flush()
 
     def restore_step(self, record, series: str = "") -> None:
