@@ -64,7 +64,7 @@ def main() -> None:
     rows["in process"] = [one(local, runs, args.iterations, f"l{i}") for i in range(args.repeats)]
     local.shutdown()
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     print(f"ray.init (local, 2 CPUs): {time.perf_counter() - t0:.2f} s")
     os.environ["DIP_RAY_CPUS"] = "1"
     registry = make_registry(run_job, address="auto")

@@ -88,7 +88,7 @@ def test_reproduce_with_a_wrong_address_says_so_in_seconds(tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield
     ray.shutdown()
 

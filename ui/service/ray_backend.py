@@ -226,12 +226,22 @@ class RayBackend:
             log.exception("connecting to the Ray cluster at %s failed", self.address)
             self._unavailable(f"the Ray cluster at {self.address} cannot be used ({type(err).__name__})")
         self._ready.set()
-        while not self._closed.wait(REFRESH_SECONDS):
-            if self.state == "ready":
-                try:
-                    self._refresh()
-                except Exception as err:
-                    self._unavailable(f"the Ray cluster at {self.address} stopped answering ({type(err).__name__})")
+        probe: Optional[threading.Thread] = None
+        while self._hub is not None and not self._closed.wait(REFRESH_SECONDS):
+            # ray.cluster_resources() blocks for as long as the head node is gone: ask from a thread of its own and
+            # call the cluster unavailable when it does not answer in time (and ready again when it does).
+            if probe is None or not probe.is_alive():
+                probe = threading.Thread(target=self._probe, name="dip-ray-probe", daemon=True)
+                probe.start()
+            probe.join(REFRESH_SECONDS)
+            if probe.is_alive() and self.state == "ready":
+                self._unavailable(f"the Ray cluster at {self.address} stopped answering")
+
+    def _probe(self) -> None:
+        try:
+            self._refresh()
+        except Exception as err:
+            self._unavailable(f"the Ray cluster at {self.address} stopped answering ({type(err).__name__})")
 
     def _refresh(self) -> None:
         """Read the cluster's size: one job per GPU, else per ``cpus`` CPUs."""
