@@ -96,7 +96,7 @@ def test_denoise_upload_run_and_every_page(app_server, page, small_png, screensh
     wait_for_app(page)
     expect(page.get_by_test_id(sel.SUCCESS)).to_contain_text("Done", timeout=60_000)
 
-    for title in ("Noise impedance", "Super-resolution", "Inpainting", "Runs", "Home"):
+    for title in ("Noise impedance", "Super-resolution", "Inpainting", "JPEG artefacts", "Runs", "Home"):
         open_page(page, title)
         expect(page.get_by_test_id(sel.EXCEPTION)).to_have_count(0)
         if title == "Runs":
