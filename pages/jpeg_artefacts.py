@@ -26,7 +26,7 @@ def quality(p: Preset) -> dict:
         persist_state="session",
         help="The clean image is compressed at this quality. Ignored for a JPEG you upload as it is.",
     )
-    return {"params": {**p.params, "quality": q}}
+    return {"params": {"quality": q}}
 
 
 picked = inputs.image_picker(TASK, blind_label="Upload a JPEG with artefacts (blind)")

@@ -76,8 +76,7 @@ def _extensions():
 def preset_from_args(args: argparse.Namespace) -> Preset:
     """Return the preset named by --preset with the command-line overrides applied.
 
-    The task's own flags are applied through its ``overrides``; its ``params`` are merged into the preset's, not
-    replacing them.
+    The task's own flags are applied through its ``overrides``.
 
     Parameters
     ----------
@@ -108,8 +107,6 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
         if v is not None
     }
     task = get_task(args.command).overrides(args)
-    if "params" in task:  # a registered task's own settings: merged into the preset's, not replacing them
-        task["params"] = {**preset.params, **task["params"]}
     return preset.with_overrides(fit=fit, **task)
 
 

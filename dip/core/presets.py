@@ -91,7 +91,13 @@ class Preset:
         return -(-need // m) * m if m else need
 
     def with_overrides(
-        self, *, fit: Optional[dict] = None, net: Optional[dict] = None, input: Optional[dict] = None, **task
+        self,
+        *,
+        fit: Optional[dict] = None,
+        net: Optional[dict] = None,
+        input: Optional[dict] = None,
+        params: Optional[dict] = None,
+        **task,
     ) -> Preset:
         """Return a copy with some settings changed, e.g. ``p.with_overrides(fit={"iterations": 50}, sigma_255=50)``.
 
@@ -99,8 +105,10 @@ class Preset:
         ----------
         fit, net, input : dict, optional
             Fields of ``FitConfig``, ``SkipNetConfig`` and ``InputConfig`` to change.
+        params : dict, optional
+            Settings of a later task (``params``) to change; the others keep their values.
         **task
-            Fields of the preset itself (``sigma_255``, ``factor``, ``params``, ...), replacing the old values.
+            Fields of the preset itself (``sigma_255``, ``factor``, ...), replacing the old values.
 
         Returns
         -------
@@ -119,6 +127,7 @@ class Preset:
             fit=replace(self.fit, **(fit or {})),
             net=replace(self.net, **(net or {})),
             input=replace(self.input, **(input or {})),
+            params={**self.params, **(params or {})},
             **task,
         )
 

@@ -114,3 +114,10 @@ def test_every_preset_survives_its_json_record():
 
     for preset in PRESETS.values():
         assert preset_from_dict(json.loads(json.dumps(preset_as_dict(preset)))) == preset
+
+
+def test_overriding_one_setting_of_a_later_task_keeps_its_others():
+    """``params`` is merged as ``fit`` is: the JPEG page and ``--quality`` change the quality and nothing else."""
+    p = get_preset("snail").with_overrides(params={"extra": 1})
+    q = p.with_overrides(params={"quality": 30})
+    assert q.params == {"quality": 30, "extra": 1} and p.params["quality"] == 10
