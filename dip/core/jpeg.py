@@ -22,7 +22,7 @@ from dip.core.fit import FitConfig
 from dip.core.images import to_pil
 from dip.core.models import InputConfig
 from dip.core.presets import IMPEDANCE_NET, QUICK_SIDE, Preset
-from dip.core.registry import Task, _identity, register
+from dip.core.registry import Task, identity_operator, register
 
 DEFAULT_QUALITY = 10  # strong, visible artefacts on a natural image (the snail photo is about this bad)
 
@@ -176,7 +176,7 @@ JPEG = register(
         "JPEG artefacts",
         "remove JPEG block and ringing artefacts (blind, as the official snail notebook)",
         observe=_observe,
-        operator=_identity,
+        operator=identity_operator,
         baselines=lambda preset, problem: jpeg_baselines(problem.y, x_true=problem.x_true),
         parameters=("quality",),
         describe=lambda p: f"JPEG quality {quality_of(p)}",

@@ -201,12 +201,9 @@ def _noisy(preset: Preset, clean: np.ndarray, seed: int, mask: Optional[np.ndarr
     return y, y
 
 
-def _identity(preset: Preset, mask: Optional[np.ndarray]) -> nn.Module:
+def identity_operator(preset: Preset, mask: Optional[np.ndarray]) -> nn.Module:
+    """Return the identity, the forward operator of every task that observes the whole image (``Task.operator``)."""
     return Identity()
-
-
-def _no_flags(parser: argparse.ArgumentParser) -> None:
-    return None
 
 
 def _sigma_flag(parser: argparse.ArgumentParser, help: str) -> None:
@@ -220,7 +217,7 @@ register(
         "Noise impedance",
         "fit image, image+noise, shuffled pixels and noise (paper Fig. 2)",
         observe=_noisy,  # the "image + noise" target; dip.core.impedance makes the other three
-        operator=_identity,
+        operator=identity_operator,
         baselines=lambda preset, problem: [],
         parameters=("sigma_255",),
         describe=lambda p: f"noise σ {p.sigma_255:g} for the noisy target",
@@ -239,7 +236,7 @@ register(
         "Denoising",
         "remove Gaussian noise (or restore an already noisy image)",
         observe=_noisy,
-        operator=_identity,
+        operator=identity_operator,
         baselines=lambda preset, problem: classical.denoise_baselines(
             problem.y, None if problem.x_true is None else preset.sigma_255, x_true=problem.x_true
         ),

@@ -43,12 +43,15 @@ class RunOutput:
         The classical methods' results (empty when not run, or when one failed).
     folder : Path
         The run folder.
+    baselines_border_excluded : dict of str to float
+        Each baseline's PSNR with ``border`` pixels excluded (empty without a border or ground truth).
     """
 
     metrics: RunMetrics
     result: FitResult
     baselines: list
     folder: Path
+    baselines_border_excluded: dict
 
 
 def run_problem(
@@ -63,7 +66,6 @@ def run_problem(
     checkpoint: Optional[Checkpoint] = None,
     extra_metrics: Optional[Callable[[FitResult], dict]] = None,
     snapshots: Iterable[Snapshot] = (),
-    baselines: bool = True,
     on_baselines: Optional[Callable[[], None]] = None,
     border: int = 0,
     writing: Optional[AbstractContextManager] = None,
@@ -88,11 +90,9 @@ def run_problem(
         ``extra_metrics(result) -> dict`` merged into ``metrics.json`` (what only the caller knows).
     snapshots : iterable of Snapshot
         Snapshots to write with the run (empty when the caller wrote them as they came).
-    baselines : bool, optional
-        Run the task's classical methods after the fit (not after a cancelled one). Default True. A failing method
-        is logged and leaves the written fit alone.
     on_baselines : callable, optional
-        Called just before the classical methods start (a page says "comparing with classical methods").
+        Called just before the task's classical methods start (a page says "comparing with classical methods").
+        They run after a fit that was not cancelled; a failing method is logged and leaves the written fit alone.
     border : int, optional
         Also report PSNRs with this many border pixels excluded (F16's corrupted frame). Default 0.
     writing : context manager, optional
@@ -108,7 +108,7 @@ def run_problem(
     ------
     DIPError
         From the fit (``dip.core.tasks.solve``): a problem too small for the network, or a checkpoint of another
-        run. A failing classical method raises nothing (see ``baselines``).
+        run. A failing classical method raises nothing (see ``on_baselines``).
     """
     folder = Path(folder)
     result = solve(
@@ -130,22 +130,21 @@ def run_problem(
             mask=problem.mask,
             snapshots=snapshots,
         )
-    found = []
-    if baselines and not result.cancelled:
+    found, border_psnr = [], {}
+    if not result.cancelled:
         if on_baselines is not None:
             on_baselines()
         try:
             found = get_task(problem.task).baselines(preset, problem)
-            border_psnr = {}
             if border and problem.x_true is not None:
                 border_psnr = {b.name: psnr(problem.x_true, b.image, border=border) for b in found}
             write_baselines(folder, found, border_psnr=border_psnr)
         except Exception:  # a failing classical method must not lose the fit, which is already on disk
             log.exception("the classical baselines of %s failed", folder.name)
-            found = []
+            found, border_psnr = [], {}
     if checkpoint is not None:
         checkpoint.path.unlink(missing_ok=True)  # the run is written; running it again starts afresh
-    return RunOutput(metrics, result, found, folder)
+    return RunOutput(metrics, result, found, folder, border_psnr)
 
 
 def run_targets(

@@ -301,9 +301,12 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     )
     gt = problem.x_true
 
+    def emv_pick():
+        return watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
+
     def side_detector(result) -> dict:
         """Return what only this study measures: the ES-EMV pick on the same trajectory, and border-excluded PSNRs."""
-        emv = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
+        emv = emv_pick()
         extra = {
             "psnr_blind_emv": psnr(gt, emv) if emv is not None else None,
             "blind_iteration_emv": watch.emv.best_iteration,
@@ -334,8 +337,7 @@ def run_restoration(case: Case, path: Path, out: Path, opts: argparse.Namespace)
     finally:
         watch.bar.close()
     result, metrics, baselines = run.result, run.metrics.to_dict(), run.baselines
-    emv_image = watch.emv.best_image.numpy().copy() if watch.emv.best_image is not None else None
-    border_psnr = {b.name: psnr(gt, b.image, border=case.border) for b in baselines} if case.border else {}
+    emv_image, border_psnr = emv_pick(), run.baselines_border_excluded
     if emv_image is not None:
         save_image(emv_image, run_dir / "blind_emv.png")
     frames = (
