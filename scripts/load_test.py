@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import locators as sel  # noqa: E402
-from appserver import _free_port, _wait_healthy  # noqa: E402
+from appserver import _free_port, _wait_healthy, streamlit_command  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from playwright.async_api import Error as PlaywrightError  # noqa: E402
 from playwright.async_api import async_playwright, expect  # noqa: E402
@@ -74,23 +74,7 @@ class Server:
 
     def start(self) -> None:
         port = _free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ]
+        cmd = streamlit_command(port)
         with open(self.log_path, "w") as out:
             self.proc = subprocess.Popen(
                 cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True

@@ -16,6 +16,27 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def streamlit_command(port: int) -> list[str]:
+    """The app served headless on loopback at ``port``, as in production but without a file watcher or telemetry."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,23 +90,7 @@ class AppServer:
         port = _free_port()
         log_path = self.work / ("server.log" if not self.logs else f"server-{len(self.logs) + 1}.log")
         self.logs.append(log_path)
-        cmd = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ]
+        cmd = streamlit_command(port)
         with open(log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         self.url = f"http://127.0.0.1:{port}"
