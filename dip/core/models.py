@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dip.core.errors import ConfigError
+from dip.core.layers import Upsample2x, padded_conv
 
 UPSAMPLE_MODES = ("bilinear", "nearest")
 DOWNSAMPLE_MODES = ("stride", "avg")
@@ -186,14 +187,9 @@ class SkipNetConfig:
         return 2**self.levels * (deepest - 1) + 1
 
 
-def _conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1) -> nn.Module:
-    if padding == "reflection":
-        return nn.Sequential(nn.ReflectionPad2d((kernel - 1) // 2), nn.Conv2d(cin, cout, kernel, stride))
-    return nn.Conv2d(cin, cout, kernel, stride, padding=(kernel - 1) // 2)
-
-
-def _conv_bn_act(cin: int, cout: int, kernel: int, padding: str, stride: int = 1) -> list[nn.Module]:
-    return [_conv(cin, cout, kernel, padding, stride), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+def _conv_bn_act(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> list[nn.Module]:
+    conv = padded_conv(cin, cout, kernel, padding, stride, split)
+    return [conv, nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
 
 
 def _center_crop_to(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -209,6 +205,7 @@ class _Level(nn.Module):
         down, up, skip = cfg.down[i], cfg.up[i], cfg.skip[i]
         kd, pad = cfg.k_down[i], cfg.padding
         self.upsample_mode = cfg.up_mode[i]
+        self.upsample = Upsample2x(self.upsample_mode)
         self.skip = nn.Sequential(*_conv_bn_act(cin, skip, cfg.kernel_skip, pad)) if skip > 0 else None
         stride = 2 if cfg.down_mode[i] == "stride" else 1
         layers = _conv_bn_act(cin, down, kd, pad, stride)
@@ -217,7 +214,8 @@ class _Level(nn.Module):
         self.down = nn.Sequential(*layers, *_conv_bn_act(down, down, kd, pad))
         self.inner = _Level(cfg, i + 1, down) if i + 1 < cfg.levels else None
         deeper_out = cfg.up[i + 1] if self.inner is not None else down
-        merge = [nn.BatchNorm2d(skip + deeper_out), *_conv_bn_act(skip + deeper_out, up, cfg.k_up[i], pad)]
+        merge_conv = _conv_bn_act(skip + deeper_out, up, cfg.k_up[i], pad, split=skip)
+        merge = [nn.BatchNorm2d(skip + deeper_out), *merge_conv]
         if cfg.need_1x1_up:
             merge += _conv_bn_act(up, up, 1, pad)
         self.merge = nn.Sequential(*merge)
@@ -226,7 +224,7 @@ class _Level(nn.Module):
         deep = self.down(x)
         if self.inner is not None:
             deep = self.inner(deep)
-        deep = F.interpolate(deep, scale_factor=2, mode=self.upsample_mode)
+        deep = self.upsample(deep)
         height, width = x.shape[-2:]
         if deep.shape[-2] < height or deep.shape[-1] < width:  # only after avg-pooling an odd size
             deep = F.interpolate(deep, size=(height, width), mode=self.upsample_mode)
@@ -250,7 +248,7 @@ class SkipNet(nn.Module):
         super().__init__()
         self.config = cfg
         self.body = _Level(cfg, 0, cfg.input_channels)
-        self.head = _conv(cfg.up[0], cfg.output_channels, 1, cfg.padding)
+        self.head = padded_conv(cfg.up[0], cfg.output_channels, 1, cfg.padding)
         if cfg.bn_gamma_init == "uniform":
             for m in self.modules():
                 if isinstance(m, nn.BatchNorm2d):

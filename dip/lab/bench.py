@@ -1,7 +1,8 @@
 """``python -m dip bench``: time, FLOPs and memory of one iteration of each lab configuration.
 
 A case times the engine's own iteration (``dip.core.fit.FitStep``: z perturbation, forward, loss, backward, Adam
-step) with the engine's defaults against a plain reference: the same net and code in eager float32, NCHW.
+step) with the engine's defaults against a plain reference: the same net with ``torch.nn``'s own layers (the ones
+``dip.core.layers`` rewrites, see ``as_plain_pytorch``) and the same code, in eager float32, NCHW.
 Both run in the same process with the same allocator, one reference iteration then one engine iteration
 (then the other way round), so both see the same machine load; the ratio is the median of the per-pair
 ratios. The glibc allocator tuning that ``fit`` applies on CPU helps both sides, so ``--allocator-check``
@@ -39,6 +40,7 @@ from dip.core.device import (
 )
 from dip.core.errors import ConfigError
 from dip.core.fit import FitConfig, FitStep, uses_channels_last
+from dip.core.layers import as_plain_pytorch
 from dip.core.models import make_input_code
 from dip.core.presets import get_preset
 from dip.core.registry import get_task
@@ -120,7 +122,8 @@ def make_step(config: str, size: int, dev: torch.device, *, reference: bool = Fa
     dev : torch.device
         Device to run on.
     reference : bool, optional
-        Build the plain reference (``reference_config``) instead of the engine's settings. Default False.
+        Build the plain reference instead of the engine: the net's ``torch.nn`` layers
+        (``dip.core.layers.as_plain_pytorch``) in ``reference_config``'s settings. Default False.
 
     Returns
     -------
@@ -142,8 +145,9 @@ def make_step(config: str, size: int, dev: torch.device, *, reference: bool = Fa
     z = make_input_code(preset.input, size, size, generator=gen)
     op = get_task(preset.task).operator(preset, None)
     y = torch.rand(1, 3, *op.output_size(size, size), generator=gen)
-    fit = reference_config(preset.fit) if reference else preset.fit
-    return FitStep(build_net(preset, 3), z, y, op, fit, dev)
+    if reference:
+        return FitStep(as_plain_pytorch(build_net(preset, 3)), z, y, op, reference_config(preset.fit), dev)
+    return FitStep(build_net(preset, 3), z, y, op, preset.fit, dev)
 
 
 def count_flops(run: Callable[[], object]) -> int:

@@ -1,0 +1,243 @@
+"""Layers of the skip net that PyTorch's own ops run slowly on a CPU, rewritten without changing the maths.
+
+Measured with ``python -m dip bench`` (docs/benchmark.md): the backward pass of a 2x bilinear upsampling
+(``upsample_bilinear2d_backward``) takes 2-3x its forward on a CPU, and a zero-width reflection padding (the
+official code pads 1x1 convolutions by 0) still copies its input forwards and backwards. Both are replaced by
+equivalent code here; the forward results are bit-identical, the gradients equal to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def bilinear_upsample2x_adjoint(grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of a 2x bilinear upsampling (``align_corners=False``) with respect to its input.
+
+    The upsampling writes, along each axis, ``out[2i] = 0.25 x[i-1] + 0.75 x[i]`` and
+    ``out[2i+1] = 0.75 x[i] + 0.25 x[i+1]``, with ``x[-1] = x[0]`` and ``x[n] = x[n-1]`` (the edges clamp). Its
+    adjoint gathers, per axis, the even and odd outputs with the same weights: four strided views and
+    in-place additions, where PyTorch's ``upsample_bilinear2d_backward`` scatters per output pixel.
+
+    Parameters
+    ----------
+    grad : Tensor
+        Gradient of the upsampled output, (..., 2H, 2W), floating point.
+
+    Returns
+    -------
+    Tensor
+        Gradient of the input, (..., H, W), the dtype of ``grad``.
+    """
+    return _adjoint_along(_adjoint_along(grad, -1), -2)
+
+
+def _adjoint_along(grad: torch.Tensor, dim: int) -> torch.Tensor:
+    step2 = [slice(None)] * grad.dim()
+    step2[dim] = slice(0, None, 2)
+    even = grad[tuple(step2)]
+    step2[dim] = slice(1, None, 2)
+    odd = grad[tuple(step2)]
+    n = even.shape[dim]
+    out = torch.add(even, odd).mul_(0.75)
+    # out[2i+2] reaches x[i] with weight 0.25 (for i < n-1), out[2i-1] likewise (for i > 0) ...
+    out.narrow(dim, 0, n - 1).add_(even.narrow(dim, 1, n - 1), alpha=0.25)
+    out.narrow(dim, 1, n - 1).add_(odd.narrow(dim, 0, n - 1), alpha=0.25)
+    # ... and the clamped edges send the rest of out[0] and out[2n-1] to x[0] and x[n-1].
+    out.narrow(dim, 0, 1).add_(even.narrow(dim, 0, 1), alpha=0.25)
+    out.narrow(dim, n - 1, 1).add_(odd.narrow(dim, n - 1, 1), alpha=0.25)
+    return out
+
+
+class _BilinearUpsample2x(torch.autograd.Function):  # PyTorch's forward, the adjoint above as backward
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode="bilinear")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return bilinear_upsample2x_adjoint(grad)
+
+
+def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Upsample (N, C, H, W) by 2 like ``F.interpolate(x, scale_factor=2, mode=mode)``.
+
+    On a CPU in float32, bilinear upsampling keeps PyTorch's forward but takes its gradient from
+    ``bilinear_upsample2x_adjoint``; elsewhere (CUDA, reduced precision under autocast, "nearest") it is
+    ``F.interpolate`` itself.
+
+    Parameters
+    ----------
+    x : Tensor
+        (N, C, H, W) feature map.
+    mode : {"bilinear", "nearest"}
+        Interpolation, as in ``F.interpolate``.
+
+    Returns
+    -------
+    Tensor
+        (N, C, 2H, 2W).
+    """
+    if mode == "bilinear" and x.device.type == "cpu" and x.dtype == torch.float32:
+        return _BilinearUpsample2x.apply(x)
+    return F.interpolate(x, scale_factor=2, mode=mode)
+
+
+class Upsample2x(nn.Module):
+    """``upsample2x`` as a module (no parameters), so that ``as_plain_pytorch`` can swap it for ``nn.Upsample``.
+
+    Parameters
+    ----------
+    mode : {"bilinear", "nearest"}
+        Interpolation.
+    """
+
+    def __init__(self, mode: str):
+        """Keep the mode; see the class docstring."""
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsample (N, C, H, W) to (N, C, 2H, 2W)."""
+        return upsample2x(x, self.mode)
+
+
+def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> nn.Module:
+    """Build a convolution that keeps its input's size (stride 1), padded by reflection or with zeros.
+
+    Parameters
+    ----------
+    cin, cout : int
+        Input and output channels.
+    kernel : int
+        Kernel size (odd).
+    padding : {"reflection", "zero"}
+        Border handling; "reflection" is the official code's default.
+    stride : int, optional
+        Convolution stride. Default 1.
+    split : int, optional
+        Input channels of the first of two concatenated inputs (a ``SplitGradConv2d``, stride 1); 0 (default)
+        for a plain ``Conv2d``.
+
+    Returns
+    -------
+    nn.Module
+        ``Conv2d`` for zero padding; ``Sequential(pad, Conv2d)`` for reflection, whose pad is an ``Identity``
+        for a 1x1 kernel (same state-dict keys as the official ``ReflectionPad2d(0)``, without its copy).
+    """
+    border = (kernel - 1) // 2
+    conv_padding = 0 if padding == "reflection" else border
+    if split:
+        conv = SplitGradConv2d(split, cin, cout, kernel, stride, padding=conv_padding)
+    else:
+        conv = nn.Conv2d(cin, cout, kernel, stride, padding=conv_padding)
+    if padding == "reflection":
+        return nn.Sequential(nn.ReflectionPad2d(border) if kernel > 1 else nn.Identity(), conv)
+    return conv
+
+
+class _SplitGradInputConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, split, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.split, ctx.padding, ctx.has_bias = split, padding, bias is not None
+        return F.conv2d(x, weight, bias, 1, padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        split, padding = ctx.split, ctx.padding
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            # The transposed convolution of each channel group, concatenated: oneDNN's grad-input kernel for an
+            # input channel count like 132 (a skip branch's 4 next to 128) runs ~30 % slower than for 128 + 4.
+            grad_x = torch.cat(
+                [
+                    F.conv_transpose2d(grad, weight[:, :split], padding=padding),
+                    F.conv_transpose2d(grad, weight[:, split:], padding=padding),
+                ],
+                dim=1,
+            )
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad,
+                x,
+                weight,
+                [weight.shape[0]] if ctx.has_bias else None,
+                [1, 1],
+                [padding, padding],
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]],
+            )
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+class SplitGradConv2d(nn.Conv2d):
+    """A stride-1 ``Conv2d`` over concatenated inputs whose input gradient is computed per input group.
+
+    Identical to ``nn.Conv2d`` forwards (same parameters, same output); on a CPU in float32 NCHW its input
+    gradient is the concatenation of one transposed convolution per group of input channels (the skip branch's,
+    then the deeper branch's). The result is the same to the bit; oneDNN is faster on 4 + 128 channels than on
+    132 (docs/benchmark.md).
+
+    Parameters
+    ----------
+    split : int
+        Input channels of the first group (0 < split < in_channels).
+    *args, **kwargs
+        As for ``nn.Conv2d``; the stride must be 1, the padding symmetric and the padding mode "zeros".
+    """
+
+    def __init__(self, split: int, *args, **kwargs):
+        """Build the convolution; see the class docstring."""
+        super().__init__(*args, **kwargs)
+        if not 0 < split < self.in_channels:
+            raise ValueError(f"split must lie in (0, {self.in_channels}), got {split}.")
+        if self.stride != (1, 1) or self.dilation != (1, 1) or self.groups != 1 or self.padding_mode != "zeros":
+            raise ValueError("SplitGradConv2d supports stride 1, dilation 1, one group and zero padding only.")
+        self.split = split
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` (N, in_channels, H, W)."""
+        fast = x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
+        if not fast or torch.is_autocast_enabled("cpu"):
+            return super().forward(x)
+        return _SplitGradInputConv.apply(x, self.weight, self.bias, self.split, self.padding[0])
+
+
+def as_plain_pytorch(net: nn.Module) -> nn.Module:
+    """Copy ``net`` with every layer of this module replaced by the ``torch.nn`` layer it stands for.
+
+    The copy is the network as the official code builds it (``ReflectionPad2d(0)`` before 1x1 convolutions,
+    ``nn.Conv2d``, ``nn.Upsample``), with the same weights and state-dict keys: the benchmark's plain reference,
+    and what the tests compare this module's layers against.
+
+    Parameters
+    ----------
+    net : nn.Module
+        A network built with ``padded_conv`` / ``Upsample2x`` (e.g. ``dip.core.models.SkipNet``).
+
+    Returns
+    -------
+    nn.Module
+        An independent copy (``net`` is unchanged).
+    """
+    plain = copy.deepcopy(net)
+    for module in list(plain.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, Upsample2x):
+                setattr(module, name, nn.Upsample(scale_factor=2, mode=child.mode))
+            elif isinstance(child, SplitGradConv2d):
+                conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, padding=child.padding)
+                conv.load_state_dict(child.state_dict())
+                setattr(module, name, conv.to(child.weight.device, child.weight.dtype))
+            elif isinstance(child, nn.Identity) and name == "0" and isinstance(module, nn.Sequential):
+                module[0] = nn.ReflectionPad2d(0)  # a 1x1 convolution's padding, see padded_conv
+    return plain
