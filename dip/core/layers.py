@@ -133,6 +133,8 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     conv_padding = 0 if padding == "reflection" else border
     if split:
         conv = SplitGradConv2d(split, cin, cout, kernel, stride, padding=conv_padding)
+    elif kernel == 1 and stride == 1 and cin <= THIN_POINTWISE_MAX_CHANNELS:
+        conv = ThinPointwiseConv2d(cin, cout, 1)
     else:
         conv = nn.Conv2d(cin, cout, kernel, stride, padding=conv_padding)
     if padding == "reflection":
@@ -212,6 +214,29 @@ class SplitGradConv2d(nn.Conv2d):
         return _SplitGradInputConv.apply(x, self.weight, self.bias, self.split, self.padding[0])
 
 
+# Up to this many input channels a 1x1 convolution is a matrix product: measured on 8 (faster) and 32, 128 (not).
+THIN_POINTWISE_MAX_CHANNELS = 8
+
+
+class ThinPointwiseConv2d(nn.Conv2d):
+    """A 1x1 ``Conv2d`` with few input channels, computed as one matrix product on a CPU.
+
+    oneDNN spends ~3x longer than a BLAS matrix product on, e.g., the noise-impedance net's 8 -> 3 output
+    convolution at 512 x 512 (docs/benchmark.md). Same parameters as ``nn.Conv2d(cin, cout, 1)``; in float32
+    NCHW with batch 1 on a CPU the output is ``bias + W @ x`` (equal to float32 rounding), elsewhere it is
+    ``nn.Conv2d``'s.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` (N, in_channels, H, W)."""
+        n, channels, height, width = x.shape
+        fast = n == 1 and x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
+        if not fast or torch.is_autocast_enabled("cpu") or self.bias is None:
+            return super().forward(x)
+        weight = self.weight.view(self.out_channels, channels)
+        return torch.addmm(self.bias[:, None], weight, x.view(channels, height * width)).view(1, -1, height, width)
+
+
 def as_plain_pytorch(net: nn.Module) -> nn.Module:
     """Copy ``net`` with every layer of this module replaced by the ``torch.nn`` layer it stands for.
 
@@ -234,8 +259,8 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
         for name, child in module.named_children():
             if isinstance(child, Upsample2x):
                 setattr(module, name, nn.Upsample(scale_factor=2, mode=child.mode))
-            elif isinstance(child, SplitGradConv2d):
-                conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, padding=child.padding)
+            elif isinstance(child, (SplitGradConv2d, ThinPointwiseConv2d)):
+                conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding)
                 conv.load_state_dict(child.state_dict())
                 setattr(module, name, conv.to(child.weight.device, child.weight.dtype))
             elif isinstance(child, nn.Identity) and name == "0" and isinstance(module, nn.Sequential):

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from conftest import small_image, tiny_preset
 
 from dip.core.fit import FitStep, to_image, to_tensor
-from dip.core.layers import SplitGradConv2d, as_plain_pytorch, bilinear_upsample2x_adjoint, upsample2x
+from dip.core.layers import (
+    SplitGradConv2d,
+    ThinPointwiseConv2d,
+    as_plain_pytorch,
+    bilinear_upsample2x_adjoint,
+    upsample2x,
+)
 from dip.core.metrics import psnr
 from dip.core.models import SkipNet, SkipNetConfig, count_parameters, make_input_code
 from dip.core.operators import Identity
@@ -66,6 +72,23 @@ def test_split_gradient_convolution_equals_conv2d(padding):
     assert _close(ours.bias.grad, theirs.bias.grad)
 
 
+def test_thin_pointwise_convolution_equals_conv2d():
+    gen = torch.Generator().manual_seed(5)
+    ours, theirs = ThinPointwiseConv2d(8, 3, 1), torch.nn.Conv2d(8, 3, 1)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 8, 9, 11, generator=gen)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, ref = ours(xa), theirs(xb)
+    assert _close(out, ref)
+    grad = torch.randn(ref.shape, generator=gen)
+    out.backward(grad)
+    ref.backward(grad)
+    for a, b in ((xa.grad, xb.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad)):
+        assert _close(a, b)
+    batch = torch.randn(2, 8, 4, 4, generator=gen)  # the general path: nn.Conv2d's own
+    assert torch.equal(ours(batch), theirs(batch))
+
+
 def test_split_gradient_convolution_rejects_what_it_cannot_split():
     with pytest.raises(ValueError, match="split must lie in"):
         SplitGradConv2d(20, 20, 16, 3)
@@ -85,6 +108,7 @@ def test_the_lab_nets_equal_their_plain_pytorch_copy(preset):
     assert list(net.state_dict()) == list(plain.state_dict())
     assert not any(isinstance(m, torch.nn.Upsample) for m in net.modules())
     assert any(isinstance(m, torch.nn.Upsample) for m in plain.modules())
+    assert all(type(m) is torch.nn.Conv2d for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
     z = torch.rand(1, net.config.input_channels, 64, 64)
     out, ref = net(z), plain(z)
     assert torch.equal(out, ref)
