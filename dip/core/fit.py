@@ -27,6 +27,7 @@ from dip.core.device import (
     autocast_dtype,
     pick_device,
     prefers_channels_last,
+    release_memory,
     slow_precision_note,
     tune_allocator,
     tune_threads,
@@ -591,31 +592,34 @@ def fit(
     if saved is not None:
         _resume(saved, parts, result)
     result.precision = step.precision  # after a resume: the arithmetic the run began in
-    start = time.perf_counter() - result.seconds
-    for i in range(result.iterations_done + 1, cfg.iterations + 1):
-        if should_stop is not None and should_stop():
-            result.cancelled = True
-            break
-        if backtracker is not None:
-            backtracker.before_step()
-        x, loss = step()
-        rolled_back = backtracker.after_step(loss).to(loss.dtype) if backtracker is not None else loss.new_zeros(())
-        pending.append((i, [loss, rolled_back, *tracker.update(i, x)]))
-        result.iterations_done = i
-        if i % cfg.snapshot_every == 0 and on_snapshot is not None:
-            on_snapshot(Snapshot(i, to_image(x).clip(0, 1), to_image(tracker.ema).clip(0, 1)))
-        save_now = checkpoint is not None and i % checkpoint.every == 0 and i < cfg.iterations
-        if len(pending) >= sync_every or i == cfg.iterations or save_now:
-            _flush(pending, result, on_step)
-            pending = []
-            if save_now:
-                result.seconds = time.perf_counter() - start
-                _save(checkpoint, identity, parts, result)
-            if cfg.stop_at_blind and tracker.detector is not None and tracker.detector.should_stop():
+    try:
+        start = time.perf_counter() - result.seconds
+        for i in range(result.iterations_done + 1, cfg.iterations + 1):
+            if should_stop is not None and should_stop():
+                result.cancelled = True
                 break
-    if pending:
-        _flush(pending, result, on_step)
-    _finish(result, step, tracker, cfg, on_snapshot)
+            if backtracker is not None:
+                backtracker.before_step()
+            x, loss = step()
+            rolled_back = backtracker.after_step(loss).to(loss.dtype) if backtracker is not None else loss.new_zeros(())
+            pending.append((i, [loss, rolled_back, *tracker.update(i, x)]))
+            result.iterations_done = i
+            if i % cfg.snapshot_every == 0 and on_snapshot is not None:
+                on_snapshot(Snapshot(i, to_image(x).clip(0, 1), to_image(tracker.ema).clip(0, 1)))
+            save_now = checkpoint is not None and i % checkpoint.every == 0 and i < cfg.iterations
+            if len(pending) >= sync_every or i == cfg.iterations or save_now:
+                _flush(pending, result, on_step)
+                pending = []
+                if save_now:
+                    result.seconds = time.perf_counter() - start
+                    _save(checkpoint, identity, parts, result)
+                if cfg.stop_at_blind and tracker.detector is not None and tracker.detector.should_stop():
+                    break
+        if pending:
+            _flush(pending, result, on_step)
+        _finish(result, step, tracker, cfg, on_snapshot)
+    finally:
+        release_memory()  # the pages kept across iterations (tune_allocator), handed back when the fit ends
     result.seconds = time.perf_counter() - start
     return result
 

@@ -1,6 +1,7 @@
 """The fast paths give the float32 NCHW results, and the benchmark measures what it says (never timings)."""
 
 import copy
+import ctypes.util
 import json
 import os
 import warnings
@@ -12,7 +13,7 @@ from conftest import small_image, tiny_preset
 from torch.utils.flop_counter import FlopCounterMode
 
 from dip.cli.commands import main
-from dip.core.device import available_cpus, tune_threads
+from dip.core.device import available_cpus, release_memory, tune_allocator, tune_threads
 from dip.core.errors import ConfigError
 from dip.core.fit import FitStep, to_image, to_tensor
 from dip.core.metrics import psnr
@@ -205,3 +206,23 @@ def test_a_forced_reduced_precision_warns_where_the_cpu_would_emulate_it(monkeyp
         step("auto"), step("fp32")  # the defaults never warn
         monkeypatch.setattr("dip.core.device.cpu_supports_bf16", lambda: True)
         step("bf16")  # a CPU with native bf16
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or not ctypes.util.find_library("c"), reason="glibc/Linux")
+def test_the_tuned_allocator_keeps_freed_pages_until_the_fit_hands_them_back():
+    """Freed activations stay mapped across iterations (no re-faulting) and go back to the OS when a fit ends."""
+    tune_allocator()  # what fit() does on a CPU; it cannot be undone in a process, and every fit does it anyway
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def resident_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page / 2**20
+
+    release_memory()
+    before = resident_mib()
+    block = torch.ones(64 * 2**20)  # 256 MiB, touched
+    del block
+    kept = resident_mib()
+    release_memory()
+    assert kept - before > 200  # still mapped after free: the next iteration reuses the pages without faults
+    assert kept - resident_mib() > 200  # handed back by release_memory
