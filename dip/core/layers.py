@@ -1,9 +1,18 @@
 """Layers of the skip net that PyTorch's own ops run slowly on a CPU, rewritten without changing the maths.
 
-Measured with ``python -m dip bench`` (docs/benchmark.md): the backward pass of a 2x bilinear upsampling
-(``upsample_bilinear2d_backward``) takes 2-3x its forward on a CPU, and a zero-width reflection padding (the
-official code pads 1x1 convolutions by 0) still copies its input forwards and backwards. Both are replaced by
-equivalent code here; the forward results are bit-identical, the gradients equal to float32 rounding.
+Measured with ``python -m dip bench`` and the torch profiler (docs/benchmark.md), on a CPU in float32:
+
+- a zero-width reflection padding (the official code pads 1x1 convolutions by 0) copies its input forwards and
+  backwards: ``padded_conv`` puts an ``Identity`` in its place;
+- the backward of a 2x bilinear upsampling takes 2-3x its forward: ``upsample2x`` computes it as the separable
+  adjoint;
+- oneDNN's input gradient for 132 input channels (a skip branch's 4 next to 128) runs ~30 % slower than for
+  the two groups apart: ``SplitGradConv2d``;
+- oneDNN takes ~3x a matrix product for a 1x1 convolution with a handful of channels: ``ThinPointwiseConv2d``.
+
+Forward outputs are bit-identical to ``torch.nn``'s (the matrix product's equal to float32 rounding), gradients
+equal to float32 rounding; state-dict keys and parameter counts are unchanged. Under autocast, on CUDA and in
+NHWC the ``torch.nn`` path runs. ``as_plain_pytorch`` builds the ``torch.nn`` twin of a net for comparisons.
 """
 
 from __future__ import annotations
@@ -202,8 +211,10 @@ class SplitGradConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         if not 0 < split < self.in_channels:
             raise ValueError(f"split must lie in (0, {self.in_channels}), got {split}.")
-        if self.stride != (1, 1) or self.dilation != (1, 1) or self.groups != 1 or self.padding_mode != "zeros":
-            raise ValueError("SplitGradConv2d supports stride 1, dilation 1, one group and zero padding only.")
+        plain = self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+        symmetric = not isinstance(self.padding, str) and self.padding[0] == self.padding[1]
+        if not (plain and symmetric and self.padding_mode == "zeros"):
+            raise ValueError("SplitGradConv2d supports stride 1, dilation 1, one group and equal zero padding only.")
         self.split = split
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -229,10 +240,11 @@ class ThinPointwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` (N, in_channels, H, W)."""
-        n, channels, height, width = x.shape
-        fast = n == 1 and x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
+        single = x.dim() == 4 and x.shape[0] == 1
+        fast = single and x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
         if not fast or torch.is_autocast_enabled("cpu") or self.bias is None:
             return super().forward(x)
+        _, channels, height, width = x.shape
         weight = self.weight.view(self.out_channels, channels)
         return torch.addmm(self.bias[:, None], weight, x.view(channels, height * width)).view(1, -1, height, width)
 
@@ -263,6 +275,10 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
                 conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding)
                 conv.load_state_dict(child.state_dict())
                 setattr(module, name, conv.to(child.weight.device, child.weight.dtype))
-            elif isinstance(child, nn.Identity) and name == "0" and isinstance(module, nn.Sequential):
-                module[0] = nn.ReflectionPad2d(0)  # a 1x1 convolution's padding, see padded_conv
+            elif isinstance(child, nn.Identity) and name == "0" and _pads_a_pointwise_conv(module):
+                module[0] = nn.ReflectionPad2d(0)  # the official 1x1 convolution's padding, see padded_conv
     return plain
+
+
+def _pads_a_pointwise_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.Sequential) and len(module) == 2 and getattr(module[1], "kernel_size", None) == (1, 1)

@@ -1,11 +1,18 @@
 """Small shared fixtures: tiny images and a tiny network preset so every engine test runs in seconds."""
 
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from dip.core.fit import FitStep, to_tensor
 from dip.core.images import load_image, resize
+from dip.core.models import make_input_code
+from dip.core.operators import Identity
 from dip.core.presets import get_preset
+from dip.core.tasks import build_net, make_problem
 
 SAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "sample_images"
 
@@ -42,3 +49,29 @@ def tiny_preset(task: str, iterations: int = 200, **task_params):
         input={"channels": 8},
         **task_params,
     )
+
+
+def denoising_in_progress(iterations: int = 100):
+    """A 64x64 float32 denoising fit (tiny net) after ``iterations`` steps: (clean image, problem, FitStep).
+
+    Comparisons of two arithmetics go on from such a state: from scratch, a 64x64 run cannot resolve 0.1 dB
+    (Adam's first steps are about sign(gradient), so any rounding change starts another trajectory).
+    """
+    x = small_image()
+    preset = tiny_preset("denoise").with_overrides(fit={"precision": "fp32"})
+    problem = make_problem(preset, x, seed=0)
+    z = make_input_code(preset.input, 64, 64, generator=torch.Generator().manual_seed(0))
+    step = FitStep(build_net(preset, 3), z, to_tensor(problem.y), Identity(), preset.fit, torch.device("cpu"))
+    for _ in range(iterations):
+        step()
+    return x, problem, step
+
+
+def continue_fit(step, *, net=None, precision=None):
+    """A copy of a fit in progress (weights, Adam moments, noise stream) that goes on, with ``net`` (default: a copy
+    of the step's) and in ``precision`` (default: the step's settings)."""
+    fit = step.config if precision is None else dataclasses.replace(step.config, precision=precision)
+    fork = FitStep(copy.deepcopy(step.net) if net is None else net, step.z, step.y, step.op, fit, step.dev)
+    fork.optimizer.load_state_dict(copy.deepcopy(step.optimizer.state_dict()))
+    fork.generator.set_state(step.generator.get_state())
+    return fork

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_image, tiny_preset
+from conftest import continue_fit, denoising_in_progress
 
-from dip.core.fit import FitStep, to_image, to_tensor
+from dip.core.fit import to_image
 from dip.core.layers import (
     SplitGradConv2d,
     ThinPointwiseConv2d,
@@ -17,10 +17,8 @@ from dip.core.layers import (
     upsample2x,
 )
 from dip.core.metrics import psnr
-from dip.core.models import SkipNet, SkipNetConfig, count_parameters, make_input_code
-from dip.core.operators import Identity
+from dip.core.models import SkipNet, SkipNetConfig, count_parameters
 from dip.core.presets import get_preset
-from dip.core.tasks import build_net, make_problem
 
 
 def _close(actual, expected, rtol=1e-6):
@@ -130,30 +128,16 @@ def test_zero_padding_and_avg_pooling_nets_equal_their_plain_copy():
     assert torch.equal(net(z), as_plain_pytorch(net)(z))
 
 
-def _continue(step: FitStep, net: torch.nn.Module) -> FitStep:
-    """A copy of a run in progress (weights, Adam moments, noise stream) that goes on with ``net``."""
-    fork = FitStep(net, step.z, step.y, step.op, step.config, step.dev)
-    fork.optimizer.load_state_dict(copy.deepcopy(step.optimizer.state_dict()))
-    fork.generator.set_state(step.generator.get_state())
-    return fork
-
-
 def test_training_with_the_rewritten_layers_ends_within_0_1_db_of_plain_pytorch():
     """Denoising a 64x64 image: 150 iterations each way from the same state after 100 float32 iterations.
 
     Runs from scratch cannot resolve 0.1 dB (docs/benchmark.md: any rounding change, even the thread count,
     moves a 64x64 run by 0.1-0.3 dB), so both go on from the same state, and PSNR is the mean of the last 50.
     """
-    x = small_image()
-    preset = tiny_preset("denoise").with_overrides(fit={"precision": "fp32"})
-    problem = make_problem(preset, x, seed=0)
-    z = make_input_code(preset.input, 64, 64, generator=torch.Generator().manual_seed(0))
-    start = FitStep(build_net(preset, 3), z, to_tensor(problem.y), Identity(), preset.fit, torch.device("cpu"))
-    for _ in range(100):
-        start()
+    x, problem, start = denoising_in_progress()
     psnrs = {}
     for name, net in (("rewritten", copy.deepcopy(start.net)), ("plain", as_plain_pytorch(start.net))):
-        step = _continue(start, net)
+        step = continue_fit(start, net=net)
         psnrs[name] = np.mean([psnr(x, to_image(step()[0]).clip(0, 1)) for _ in range(150)][-50:])
     assert psnrs["plain"] > problem.psnr_degraded + 4
     assert abs(psnrs["rewritten"] - psnrs["plain"]) < 0.1

@@ -9,13 +9,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import small_image, tiny_preset
+from conftest import continue_fit, denoising_in_progress, small_image, tiny_preset
 from torch.utils.flop_counter import FlopCounterMode
 
 from dip.cli.commands import main
 from dip.core.device import available_cpus, release_memory, tune_allocator, tune_threads
 from dip.core.errors import ConfigError
-from dip.core.fit import FitStep, to_image, to_tensor
+from dip.core.fit import FitStep, to_image
 from dip.core.metrics import psnr
 from dip.core.models import make_input_code
 from dip.core.operators import Identity
@@ -54,15 +54,6 @@ def test_channels_last_gives_the_nchw_output_and_gradients():
     # near-zero gradients changes the trajectory (the same happens between thread counts).
 
 
-def _fork(step: FitStep, precision: str) -> FitStep:
-    """A copy of a run in progress (weights, Adam moments, noise stream) that goes on in ``precision``."""
-    fit = tiny_preset("denoise").with_overrides(fit={"precision": precision}).fit
-    fork = FitStep(copy.deepcopy(step.net), step.z, step.y, step.op, fit, step.dev)
-    fork.optimizer.load_state_dict(copy.deepcopy(step.optimizer.state_dict()))
-    fork.generator.set_state(step.generator.get_state())
-    return fork
-
-
 @pytest.mark.filterwarnings("ignore:precision:RuntimeWarning")  # forced on purpose; emulated on some CPUs
 def test_bf16_training_ends_within_0_1_db_of_float32():
     """Denoising a 64x64 image: 150 iterations in bf16 autocast end at the float32 PSNR (this seed: -0.02 dB).
@@ -73,16 +64,10 @@ def test_bf16_training_ends_within_0_1_db_of_float32():
     by 0.1-0.3 dB either way (docs/benchmark.md). PSNR is the mean over the last 50 iterates, which removes
     the +-0.2 dB jitter of single iterates. Measured with seeds 0-3: -0.02 to +0.04 dB.
     """
-    x = small_image()
-    preset = tiny_preset("denoise").with_overrides(fit={"precision": "fp32"})
-    problem = make_problem(preset, x, seed=0)
-    z = make_input_code(preset.input, 64, 64, generator=torch.Generator().manual_seed(0))
-    start = FitStep(build_net(preset, 3), z, to_tensor(problem.y), Identity(), preset.fit, torch.device("cpu"))
-    for _ in range(100):
-        start()
+    x, problem, start = denoising_in_progress()
     psnrs, outputs = {}, {}
     for precision in ("fp32", "bf16"):
-        step = _fork(start, precision)
+        step = continue_fit(start, precision=precision)
         images = [to_image(step()[0]).clip(0, 1) for _ in range(150)]
         psnrs[precision] = np.mean([psnr(x, im) for im in images[-50:]])
         outputs[precision] = images[-1]
