@@ -191,8 +191,9 @@ def tune_allocator() -> None:
 
     Without this, each iteration re-faults the same pages (measured: 1.8 M page faults per denoising step at
     512 px); keeping them cuts CPU iteration time by about 40 %. Every allocation comes from the heap (no
-    ``mmap``) and the heap is never trimmed on ``free``: a 1 GiB trim threshold still let the 512 px denoising
-    step re-fault ~1 GiB (260 k faults) in most iterations, 10 % of its time (docs/benchmark.md).
+    ``mmap``) and the heap is never trimmed on ``free``: with a 1 GiB trim threshold the 512 px denoising step
+    still re-faulted up to 1 GiB (262 k faults) per iteration in some processes; never trimming took it from 75 k
+    to 6 k faults per iteration on average and 7 % faster (docs/benchmark.md).
     ``release_memory`` hands the free pages back once a fit ends. A no-op off glibc.
     """
     global _libc, _allocator_tuned
