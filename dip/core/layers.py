@@ -151,6 +151,12 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     return conv
 
 
+def _cpu_float32_nchw(x: torch.Tensor) -> bool:
+    """Where the rewritten convolutions run: float32 NCHW on a CPU outside autocast (elsewhere ``torch.nn``'s)."""
+    on_cpu = x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+    return on_cpu and x.dtype == torch.float32 and x.is_contiguous()
+
+
 class _SplitGradInputConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, split, padding):
@@ -219,8 +225,7 @@ class SplitGradConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` (N, in_channels, H, W)."""
-        fast = x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
-        if not fast or torch.is_autocast_enabled("cpu"):
+        if not _cpu_float32_nchw(x):
             return super().forward(x)
         return _SplitGradInputConv.apply(x, self.weight, self.bias, self.split, self.padding[0])
 
@@ -240,9 +245,7 @@ class ThinPointwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` (N, in_channels, H, W)."""
-        single = x.dim() == 4 and x.shape[0] == 1
-        fast = single and x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
-        if not fast or torch.is_autocast_enabled("cpu") or self.bias is None:
+        if x.dim() != 4 or x.shape[0] != 1 or self.bias is None or not _cpu_float32_nchw(x):
             return super().forward(x)
         _, channels, height, width = x.shape
         weight = self.weight.view(self.out_channels, channels)
