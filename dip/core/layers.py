@@ -6,6 +6,8 @@ Measured with ``python -m dip bench`` and the torch profiler (docs/benchmark.md)
   backwards: ``padded_conv`` puts an ``Identity`` in its place;
 - the backward of a 2x bilinear upsampling takes 2-3x its forward: ``upsample2x`` computes it as the separable
   adjoint;
+- the backward of a 1-pixel reflection padding likewise: ``ReflectionPad1`` computes it as the adjoint (the
+  inner block plus the eight mirrored border strips);
 - oneDNN's input gradient for 132 input channels (a skip branch's 4 next to 128) runs ~30 % slower than for
   the two groups apart: ``SplitGradConv2d``;
 - oneDNN takes ~3x a matrix product for a 1x1 convolution with a handful of channels: ``ThinPointwiseConv2d``.
@@ -115,6 +117,63 @@ class Upsample2x(nn.Module):
         return upsample2x(x, self.mode)
 
 
+def reflection_pad1_adjoint(grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of a 1-pixel reflection padding (``F.pad(x, (1, 1, 1, 1), mode="reflect")``) for its input.
+
+    The padding copies row 1 above row 0, row H-2 below row H-1, and likewise the columns (the corners take
+    x[1, 1], x[1, W-2], ...). Its adjoint is the padded gradient's inner block with each border strip and
+    corner added back onto the row, column or pixel it copied: one copy and eight small in-place additions,
+    where PyTorch's ``reflection_pad2d_backward`` scatters per pixel.
+
+    Parameters
+    ----------
+    grad : Tensor
+        Gradient of the padded output, (..., H+2, W+2), H and W at least 2, floating point.
+
+    Returns
+    -------
+    Tensor
+        Gradient of the input, (..., H, W), the dtype of ``grad``.
+    """
+    out = grad[..., 1:-1, 1:-1].clone()
+    out[..., 1, :] += grad[..., 0, 1:-1]
+    out[..., -2, :] += grad[..., -1, 1:-1]
+    out[..., :, 1] += grad[..., 1:-1, 0]
+    out[..., :, -2] += grad[..., 1:-1, -1]
+    out[..., 1, 1] += grad[..., 0, 0]
+    out[..., 1, -2] += grad[..., 0, -1]
+    out[..., -2, 1] += grad[..., -1, 0]
+    out[..., -2, -2] += grad[..., -1, -1]
+    return out
+
+
+class _ReflectionPad1(torch.autograd.Function):  # PyTorch's forward, the adjoint above as backward
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (1, 1, 1, 1), mode="reflect")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return reflection_pad1_adjoint(grad)
+
+
+class ReflectionPad1(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d(1)`` whose gradient on a CPU in float32 NCHW is ``reflection_pad1_adjoint``.
+
+    The output is PyTorch's own; elsewhere (CUDA, autocast, NHWC) the module is ``nn.ReflectionPad2d(1)``.
+    """
+
+    def __init__(self):
+        """Pad by one pixel on each side."""
+        super().__init__(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad (N, C, H, W) to (N, C, H+2, W+2), H and W at least 2."""
+        if not _cpu_float32_nchw(x):
+            return super().forward(x)
+        return _ReflectionPad1.apply(x)
+
+
 def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> nn.Module:
     """Build a convolution that keeps its input's size (stride 1), padded by reflection or with zeros.
 
@@ -136,7 +195,8 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     -------
     nn.Module
         ``Conv2d`` for zero padding; ``Sequential(pad, Conv2d)`` for reflection, whose pad is an ``Identity``
-        for a 1x1 kernel (same state-dict keys as the official ``ReflectionPad2d(0)``, without its copy).
+        for a 1x1 kernel (same state-dict keys as the official ``ReflectionPad2d(0)``, without its copy) and a
+        ``ReflectionPad1`` for a 3x3 one.
     """
     border = (kernel - 1) // 2
     conv_padding = 0 if padding == "reflection" else border
@@ -147,7 +207,8 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     else:
         conv = nn.Conv2d(cin, cout, kernel, stride, padding=conv_padding)
     if padding == "reflection":
-        return nn.Sequential(nn.ReflectionPad2d(border) if kernel > 1 else nn.Identity(), conv)
+        pad = {0: nn.Identity(), 1: ReflectionPad1()}.get(border) or nn.ReflectionPad2d(border)
+        return nn.Sequential(pad, conv)
     return conv
 
 
@@ -256,7 +317,8 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
     """Copy ``net`` with every layer of this module replaced by the ``torch.nn`` layer it stands for.
 
     The copy is the network as the official code builds it (``ReflectionPad2d(0)`` before 1x1 convolutions,
-    ``nn.Conv2d``, ``nn.Upsample``), with the same weights and state-dict keys: the benchmark's plain reference,
+    ``nn.ReflectionPad2d(1)``, ``nn.Conv2d``, ``nn.Upsample``), with the same weights and state-dict keys: the
+    benchmark's plain reference,
     and what the tests compare this module's layers against.
 
     Parameters
@@ -272,7 +334,9 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
     plain = copy.deepcopy(net)
     for module in list(plain.modules()):
         for name, child in module.named_children():
-            if isinstance(child, Upsample2x):
+            if isinstance(child, ReflectionPad1):
+                setattr(module, name, nn.ReflectionPad2d(1))
+            elif isinstance(child, Upsample2x):
                 setattr(module, name, nn.Upsample(scale_factor=2, mode=child.mode))
             elif isinstance(child, (SplitGradConv2d, ThinPointwiseConv2d)):
                 conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding)

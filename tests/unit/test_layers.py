@@ -10,10 +10,12 @@ from conftest import continue_fit, denoising_in_progress
 
 from dip.core.fit import to_image
 from dip.core.layers import (
+    ReflectionPad1,
     SplitGradConv2d,
     ThinPointwiseConv2d,
     as_plain_pytorch,
     bilinear_upsample2x_adjoint,
+    reflection_pad1_adjoint,
     upsample2x,
 )
 from dip.core.metrics import psnr
@@ -50,6 +52,26 @@ def test_the_adjoint_is_the_transpose_of_the_upsampling():
     g = g.double()
     lhs = (F.interpolate(x, scale_factor=2, mode="bilinear") * g).sum()
     assert torch.isclose(lhs, (x * bilinear_upsample2x_adjoint(g)).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 2, 2), (1, 3, 2, 7), (2, 4, 9, 3), (1, 8, 32, 48)])
+def test_reflection_padding_keeps_pytorchs_output_and_gradient(shape):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(6))
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, ref = ReflectionPad1()(ours), torch.nn.ReflectionPad2d(1)(theirs)
+    assert torch.equal(out, ref)
+    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(7))
+    out.backward(grad)
+    ref.backward(grad)
+    assert out.grad_fn.name().startswith("_ReflectionPad1")  # the rewritten backward ran
+    assert _close(ours.grad, theirs.grad)
+
+
+def test_the_padding_adjoint_is_the_transpose_of_the_padding():
+    gen = torch.Generator().manual_seed(8)
+    x, g = torch.randn(1, 2, 5, 4, generator=gen).double(), torch.randn(1, 2, 7, 6, generator=gen).double()
+    lhs = (F.pad(x, (1, 1, 1, 1), mode="reflect") * g).sum()
+    assert torch.isclose(lhs, (x * reflection_pad1_adjoint(g)).sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("padding", [0, 1])
@@ -106,6 +128,8 @@ def test_the_lab_nets_equal_their_plain_pytorch_copy(preset):
     assert list(net.state_dict()) == list(plain.state_dict())
     assert not any(isinstance(m, torch.nn.Upsample) for m in net.modules())
     assert any(isinstance(m, torch.nn.Upsample) for m in plain.modules())
+    assert any(isinstance(m, ReflectionPad1) for m in net.modules())
+    assert not any(isinstance(m, ReflectionPad1) for m in plain.modules())
     assert all(type(m) is torch.nn.Conv2d for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
     z = torch.rand(1, net.config.input_channels, 64, 64)
     out, ref = net(z), plain(z)
