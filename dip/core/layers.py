@@ -207,7 +207,10 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     else:
         conv = nn.Conv2d(cin, cout, kernel, stride, padding=conv_padding)
     if padding == "reflection":
-        pad = {0: nn.Identity(), 1: ReflectionPad1()}.get(border) or nn.ReflectionPad2d(border)
+        if border == 0:
+            pad = nn.Identity()
+        else:
+            pad = ReflectionPad1() if border == 1 else nn.ReflectionPad2d(border)
         return nn.Sequential(pad, conv)
     return conv
 
@@ -318,8 +321,7 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
 
     The copy is the network as the official code builds it (``ReflectionPad2d(0)`` before 1x1 convolutions,
     ``nn.ReflectionPad2d(1)``, ``nn.Conv2d``, ``nn.Upsample``), with the same weights and state-dict keys: the
-    benchmark's plain reference,
-    and what the tests compare this module's layers against.
+    benchmark's plain reference, and what the tests compare this module's layers against.
 
     Parameters
     ----------
