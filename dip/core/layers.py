@@ -117,6 +117,12 @@ class Upsample2x(nn.Module):
         return upsample2x(x, self.mode)
 
 
+def _cpu_float32_nchw(x: torch.Tensor) -> bool:
+    """Where the rewritten padding and convolutions run: float32 NCHW on a CPU outside autocast."""
+    on_cpu = x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+    return on_cpu and x.dtype == torch.float32 and x.is_contiguous()
+
+
 def reflection_pad1_adjoint(grad: torch.Tensor) -> torch.Tensor:
     """Gradient of a 1-pixel reflection padding (``F.pad(x, (1, 1, 1, 1), mode="reflect")``) for its input.
 
@@ -209,16 +215,12 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     if padding == "reflection":
         if border == 0:
             pad = nn.Identity()
+        elif border == 1:
+            pad = ReflectionPad1()
         else:
-            pad = ReflectionPad1() if border == 1 else nn.ReflectionPad2d(border)
+            pad = nn.ReflectionPad2d(border)
         return nn.Sequential(pad, conv)
     return conv
-
-
-def _cpu_float32_nchw(x: torch.Tensor) -> bool:
-    """Where the rewritten convolutions run: float32 NCHW on a CPU outside autocast (elsewhere ``torch.nn``'s)."""
-    on_cpu = x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
-    return on_cpu and x.dtype == torch.float32 and x.is_contiguous()
 
 
 class _SplitGradInputConv(torch.autograd.Function):
