@@ -186,7 +186,7 @@ def configure_torch() -> None:
     """Worker start: one thread per CPU this process may use (DIP_THREADS overrides).
 
     The web server shares these CPUs, but its reruns are short: on 2 cores, with the page open and polling, a
-    256 px lab denoising job took 3.14 s per iteration with 2 threads and 4.85 s with 1 (scripts/app_threads.py).
+    256 px lab denoising job took 1.50 s per iteration with 2 threads and 2.61 s with 1 (scripts/app_threads.py).
     """
     threads = int(os.environ.get("DIP_THREADS") or available_cpus())
     torch.set_num_threads(threads)
