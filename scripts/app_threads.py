@@ -40,7 +40,7 @@ def low_priority_chromium(folder: Path) -> str:
     own, i.e. its own scheduler autogroup (Linux), where a plain ``nice`` does not count against the server's
     threads; the autogroup's nice value does (raising it needs no privilege)."""
     launcher = folder / "chromium"
-    launcher.write_text(f'#!/bin/sh\necho 19 > /proc/self/autogroup 2>/dev/null\nexec {shlex.quote(CHROMIUM)} "$@"\n')
+    launcher.write_text(f'#!/bin/sh\necho 19 2>/dev/null >/proc/self/autogroup\nexec {shlex.quote(CHROMIUM)} "$@"\n')
     launcher.chmod(0o755)
     return str(launcher)
 
