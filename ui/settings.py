@@ -112,7 +112,9 @@ def form(
     except DIPError as err:
         st.error(str(err))
         return None
-    changed = _changes(base, preset)
+    # The quick look's own iteration count (what fits in a minute here) is the preset working, not a user's change.
+    auto = st.session_state.get(keys.quick_iterations(task)) if name == f"quick-{task}" else None
+    changed = _changes(base, preset, auto_iterations=auto)
     head.markdown(
         f"**Settings for the next run: {preset_label(task)(name)}** (`{name}`): "
         f"{uses(preset, max_side, blind=bool(picked and picked.blind))}."
@@ -236,9 +238,9 @@ def _scaled_channels(p: Preset, factor: float) -> dict:
     return out
 
 
-def _changes(base: Preset, p: Preset) -> str:
+def _changes(base: Preset, p: Preset, auto_iterations: Optional[int] = None) -> str:
     pairs = [
-        ("iterations", base.fit.iterations, p.fit.iterations),
+        ("iterations", auto_iterations or base.fit.iterations, p.fit.iterations),
         ("learning rate", base.fit.lr, p.fit.lr),
         ("σ_p", base.fit.reg_noise_std, p.fit.reg_noise_std),
         ("seed", base.fit.seed, p.fit.seed),

@@ -30,6 +30,24 @@ def test_a_quick_look_is_one_click_and_still_restores_the_image(app):
     assert app.selectbox(key="denoise.max_side").value == 256
 
 
+def test_the_quick_looks_own_iteration_count_is_not_called_a_change(app, monkeypatch):
+    from ui import state
+
+    fast = state.Estimate(total=1.0, per_iteration=0.01, overhead=1.0, correction=1.0, busy=False)
+    monkeypatch.setattr(state, "estimate_run", lambda *a, **k: fast)  # a machine where a minute is 3000 iterations
+    open_page(app, "denoise")
+    app.selectbox(key="denoise.sample").set_value("coffee.png").run()
+    app.radio(key="denoise.mode").set_value("quick").run()
+    assert app.number_input(key="denoise.quick-denoise.iterations").value == 3000  # not the preset's 600
+
+    def header() -> str:
+        return next(m.value for m in app.markdown if m.value.startswith("**Settings for the next run"))
+
+    assert "3,000 iterations" in header() and "Changed from the preset" not in header()
+    app.number_input(key="denoise.quick-denoise.iterations").set_value(700).run()  # the user's own number is
+    assert "Changed from the preset: iterations 700" in header()
+
+
 def test_after_a_run_the_page_tells_the_next_runs_settings_from_the_finished_runs(app):
     open_page(app, "denoise")
     make_tiny(app, "denoise", iterations=5)
