@@ -184,6 +184,8 @@ MASKS = {
 def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
     """The inpainting mask (H, W) at the working size: 1 = known pixel, 0 = hole; None until one is usable."""
     kinds = [k for k in MASKS if k != "alpha" or (picked.info is not None and picked.info.has_alpha)]
+    if "alpha" in kinds:
+        _default_to_transparency(picked)
     kind = st.radio("Mask", kinds, format_func=MASKS.get, horizontal=True, key=keys.MASK_KIND, persist_state="session")
     h, w = image.shape[:2]
     try:
@@ -212,6 +214,20 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
     except DIPError as err:
         st.error(plain(err, limit=MESSAGE_CHARS))
         return None
+
+
+def _default_to_transparency(picked: Picked) -> None:
+    """An upload with transparent pixels has its holes drawn already: they become the mask when it arrives (once
+    per file, so the user's own choice afterwards stays)."""
+    if st.session_state.get(keys.MASK_DEFAULTED_FOR) == picked.digest:
+        return
+    st.session_state[keys.MASK_DEFAULTED_FOR] = picked.digest
+    try:
+        alpha = alpha_mask(picked.data, max_side=config.DOWNSCALE_TO)
+    except DIPError:
+        return  # the radio's own branch reports it if the user picks it
+    if alpha is not None and (alpha < 0.5).any():
+        st.session_state[keys.MASK_KIND] = "alpha"
 
 
 def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:

@@ -52,6 +52,7 @@ def downscale(task: str) -> str:
 
 # -- the inpainting mask picker (ui.inputs) --
 MASK_KIND = "inpaint.mask_kind"
+MASK_DEFAULTED_FOR = "inpaint.mask_defaulted_for"  # the upload whose transparency was made the default mask
 KEEP_FRACTION = "inpaint.keep"
 BRUSH = "inpaint.brush"
 MASK_UPLOAD = "inpaint.mask_upload"

@@ -94,10 +94,24 @@ def test_holes_from_the_images_transparency_make_a_blind_run(app):
     rgba[30:60, 30:60, 3] = 0  # the hole: transparent pixels, shown on white
     open_page(app, "inpaint")
     upload(app, "inpaint", "hole.png", png_bytes(rgba))
-    app.radio(key="inpaint.mask_kind").set_value("alpha").run()
+    assert app.radio(key="inpaint.mask_kind").value == "alpha"  # its holes are the mask as soon as it arrives
     assert any("the run is blind" in c.value for c in app.caption)
     make_tiny(app, "inpaint", iterations=3, side=96)
     app.button(key="inpaint.run").click().run()
     assert wait_until_finished(app).startswith("Done")
     labels = [m.label for m in app.metric]
     assert "PSNR vs observation" in labels and "PSNR output" not in labels  # no white patch as ground truth
+
+
+def test_an_image_without_transparent_pixels_keeps_the_mask_chosen_and_a_later_choice_stays(app):
+    opaque = np.dstack([natural(96), np.full((96, 96), 255, np.uint8)])  # an alpha channel, nothing transparent
+    open_page(app, "inpaint")
+    upload(app, "inpaint", "opaque.png", png_bytes(opaque))
+    assert app.radio(key="inpaint.mask_kind").value == "text"
+    holed = opaque.copy()
+    holed[10:20, 10:20, 3] = 0
+    upload(app, "inpaint", "holed.png", png_bytes(holed))
+    assert app.radio(key="inpaint.mask_kind").value == "alpha"
+    app.radio(key="inpaint.mask_kind").set_value("box").run()
+    app.run()
+    assert app.radio(key="inpaint.mask_kind").value == "box"  # the user's choice, not the file's, once made
