@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from apphelpers import make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
 
 
@@ -115,3 +116,37 @@ def test_an_image_without_transparent_pixels_keeps_the_mask_chosen_and_a_later_c
     app.radio(key="inpaint.mask_kind").set_value("box").run()
     app.run()
     assert app.radio(key="inpaint.mask_kind").value == "box"  # the user's choice, not the file's, once made
+
+
+def test_a_net_quick_at_the_working_size_is_timed_there_not_scaled_from_a_smaller_one(monkeypatch):
+    from dip.core.presets import get_preset
+    from ui import state
+    from ui.service.runners import Timing, scale_time
+
+    measured = []
+
+    def fake_measure(cost_per_pixel):
+        def measure(preset, h, w, c, device=None):
+            measured.append((h, w))
+            return Timing(per_iteration=0.05 + cost_per_pixel * h * w, startup=0.0, baselines=0.0)
+
+        return measure
+
+    preset = get_preset("lab-impedance")
+    state._timings().clear()  # the per-process cache of measurements; the next test measures for itself
+    try:
+        # a thin net: mostly a fixed cost per layer, 0.052 s at 128 px and 0.057 s at 256 px
+        monkeypatch.setattr(state, "measure_iteration", fake_measure(1e-7))
+        est = state.estimate_run(preset, (256, 256, 3), fits=4)
+        assert measured == [(128, 128), (256, 256)]
+        assert est.per_iteration == pytest.approx(0.05 + 1e-7 * 256 * 256)  # not the scaled 0.24 s
+
+        # a wide net, slow at the working size: scaled from the small measurement, not run there
+        state._timings().clear()
+        measured.clear()
+        monkeypatch.setattr(state, "measure_iteration", fake_measure(3e-5))
+        est = state.estimate_run(preset, (256, 256, 3))
+        assert measured == [(128, 128)]
+        assert est.per_iteration == pytest.approx(scale_time(0.05 + 3e-5 * 128 * 128, (128, 128), (256, 256)))
+    finally:
+        state._timings().clear()
