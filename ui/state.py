@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import runpy
 import secrets
@@ -39,6 +40,7 @@ from ui.service.access import find_shared, may_view, read_access
 from ui.service.backend import make_registry
 from ui.service.jobs import JobRegistry, JobView
 from ui.service.runners import (
+    PIXEL_EXPONENT,
     admit,
     configure_torch,
     discard,
@@ -295,6 +297,7 @@ class Estimate:
     overhead: float  # start-up and baselines, corrected
     correction: float  # 1.0 until a run has finished here
     busy: bool  # another job was running: this one waits for it, and the measurement is older
+    pixel_exponent: float = PIXEL_EXPONENT  # time ~ pixels ** this, from two measurements where there are two
 
 
 _measuring = threading.Lock()  # one measurement at a time: visitors arriving together wait for the first one
@@ -319,14 +322,18 @@ def estimate_run(preset: Preset, shape: tuple, *, fits: int = 1) -> Optional[Est
     if timing is None:
         return None
     per_iteration = scale_time(timing.per_iteration, size, (h, w))
+    exponent = PIXEL_EXPONENT
     if size != (h, w) and 3 * per_iteration < MEASURE_AT_SIZE_SECONDS:
         direct = _measured(preset, (h, w), c, busy=busy)
         if direct is not None:
+            pixels = (h * w) / (size[0] * size[1])
+            ratio = max(direct.per_iteration, 1e-9) / max(timing.per_iteration, 1e-9)
+            exponent = min(1.5, max(0.3, math.log(ratio, pixels)))  # for the smaller sizes offered
             timing, size, per_iteration = direct, (h, w), direct.per_iteration
     overhead = fits * timing.startup + timing.baselines * (h * w) / (size[0] * size[1])
     correction = min(5.0, max(0.5, statistics.median(_corrections))) if _corrections else 1.0
     total = (fits * per_iteration * preset.fit.iterations + overhead) * correction
-    return Estimate(total, per_iteration, overhead * correction, correction, busy)
+    return Estimate(total, per_iteration, overhead * correction, correction, busy, exponent)
 
 
 def _measured(preset: Preset, size: tuple[int, int], channels: int, *, busy: bool):

@@ -42,7 +42,7 @@ def time_estimate(task: str, s: Settings, shape: tuple) -> Optional[state.Estima
     smaller = [x for x in config.WORKING_SIZES if x < side and fits_network(h, w, s.preset, max_side=x)]
     if total <= budget or not smaller:
         return est
-    estimate = lambda x: total * (x / side) ** 2.2  # time ~ pixels^1.1 ~ side^2.2
+    estimate = lambda x: total * (x / side) ** (2 * est.pixel_exponent)  # time ~ pixels^e ~ side^2e
     within = [x for x in smaller if estimate(x) <= budget]
     offers = sorted({within[-1] if within else smaller[0], smaller[-1]}, reverse=True)
     st.caption("This will take a while on this CPU. A smaller working size is much faster:")

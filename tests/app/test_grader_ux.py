@@ -3,6 +3,7 @@ a free slider on finished runs, a live sidebar."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -135,11 +136,13 @@ def test_a_net_quick_at_the_working_size_is_timed_there_not_scaled_from_a_smalle
     preset = get_preset("lab-impedance")
     state._timings().clear()  # the per-process cache of measurements; the next test measures for itself
     try:
-        # a thin net: mostly a fixed cost per layer, 0.052 s at 128 px and 0.057 s at 256 px
-        monkeypatch.setattr(state, "measure_iteration", fake_measure(1e-7))
+        # a thin net: a large fixed cost per layer, 0.083 s at 128 px and 0.181 s at 256 px
+        monkeypatch.setattr(state, "measure_iteration", fake_measure(2e-6))
         est = state.estimate_run(preset, (256, 256, 3), fits=4)
         assert measured == [(128, 128), (256, 256)]
-        assert est.per_iteration == pytest.approx(0.05 + 1e-7 * 256 * 256)  # not the scaled 0.24 s
+        small, large = 0.05 + 2e-6 * 128 * 128, 0.05 + 2e-6 * 256 * 256
+        assert est.per_iteration == pytest.approx(large)  # not the scaled 0.38 s
+        assert est.pixel_exponent == pytest.approx(math.log(large / small, 4))  # 0.56: what smaller sizes save
 
         # a wide net, slow at the working size: scaled from the small measurement, not run there
         state._timings().clear()
