@@ -412,12 +412,10 @@ def measure_iteration(
 PIXEL_EXPONENT = 1.1  # time ~ pixels ** 1.1 for the wide nets (see scale_time)
 
 
-def scale_time(
-    seconds: float, measured: tuple[int, int], target: tuple[int, int], exponent: float = PIXEL_EXPONENT
-) -> float:
+def scale_time(seconds: float, measured: tuple[int, int], target: tuple[int, int]) -> float:
     """Per-iteration time at ``target`` size from a measurement at ``measured`` size.
 
     Time grows slightly faster than the pixel count (measured on a 2-core CPU with the standard net:
-    x4.4 from 64 to 128 px, x4.9 from 128 to 256 px), hence the default exponent 1.1.
+    x4.4 from 64 to 128 px, x4.9 from 128 to 256 px), hence ``PIXEL_EXPONENT``.
     """
-    return seconds * ((target[0] * target[1]) / (measured[0] * measured[1])) ** exponent
+    return seconds * ((target[0] * target[1]) / (measured[0] * measured[1])) ** PIXEL_EXPONENT
