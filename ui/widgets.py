@@ -13,7 +13,14 @@ from dip.core.errors import DIPError
 from dip.core.impedance import make_targets
 from dip.core.presets import Preset
 from dip.core.registry import get_task
-from dip.core.tasks import fits_network, make_problem, prepare_image, prepare_low_resolution, prepared_shape
+from dip.core.tasks import (
+    fits_network,
+    make_problem,
+    prepare_image,
+    prepare_low_resolution,
+    prepared_shape,
+    working_long_side,
+)
 from ui import keys, state
 from ui.inputs import Picked
 from ui.service.imaging import mask_overlay, preview
@@ -27,11 +34,18 @@ def prepared(picked: Picked, s: Settings) -> Optional[np.ndarray]:
     try:
         p = s.preset  # only what the preparation reads is part of the key: a new noise level reuses the image
         geometry = (p.grey, p.border_pad, p.pad_multiple, p.crop_multiple, p.factor, p.net.min_side)
-        return _prepared(picked.digest, geometry, s.max_side, low_resolution, picked.image, p)
+        image = _prepared(picked.digest, geometry, s.max_side, low_resolution, picked.image, p)
     except DIPError as err:
         if low_resolution or not _offer_a_working_size(picked, s):
             st.error(str(err))
         return None
+    side = working_long_side(*picked.image.shape[:2], p, s.max_side)
+    if not low_resolution and side != s.max_side:
+        st.caption(
+            f"Scaled to {side} px on the longer side, not {s.max_side}: the network takes sides in multiples of "
+            f"{p.crop_multiple} px, and at {s.max_side} px cropping to them would cut off more of the picture."
+        )
+    return image
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 from apphelpers import make_tiny, natural, open_page, png_bytes, upload, wait_until_finished
+from PIL import Image
 
 
 def metric(at, label: str) -> float:
@@ -153,3 +154,16 @@ def test_a_net_quick_at_the_working_size_is_timed_there_not_scaled_from_a_smalle
         assert est.per_iteration == pytest.approx(scale_time(0.05 + 3e-5 * 128 * 128, (128, 128), (256, 256)))
     finally:
         state._timings().clear()
+
+
+def test_a_3_2_photo_keeps_its_whole_picture_at_the_quick_look_size_and_the_page_says_why(app):
+    open_page(app, "denoise")
+    photo = np.asarray(Image.fromarray(natural(128)).resize((451, 300)))
+    upload(app, "denoise", "photo.png", png_bytes(photo))
+    app.selectbox(key="denoise.max_side").set_value(128).run()
+    captions = [c.value for c in app.caption]
+    assert "Working image: 96x64 px." in captions, captions  # not 128x64: a quarter of the rows cropped off
+    assert any(c.startswith("Scaled to 96 px on the longer side, not 128") for c in captions), captions
+    app.selectbox(key="denoise.max_side").set_value(256).run()
+    captions = [c.value for c in app.caption]
+    assert "Working image: 256x160 px." in captions and not any(c.startswith("Scaled to") for c in captions)

@@ -4,7 +4,13 @@ import pytest
 from dip.core.errors import ConfigError, DIPError
 from dip.core.presets import DEFAULT_PRESET, get_preset
 from dip.core.registry import get_task
-from dip.core.tasks import prepare_image, prepare_low_resolution, prepared_shape, smallest_max_side
+from dip.core.tasks import (
+    prepare_image,
+    prepare_low_resolution,
+    prepared_shape,
+    smallest_max_side,
+    working_long_side,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +56,7 @@ def test_overrides_leave_the_table_untouched():
 
 
 @pytest.mark.parametrize("name", ["lab-denoise", "kate", "barbara", "lab-sr"])
-@pytest.mark.parametrize("height,width", [(427, 640), (160, 320), (100, 75), (512, 512), (97, 1000)])
+@pytest.mark.parametrize("height,width", [(427, 640), (160, 320), (100, 75), (512, 512), (97, 1000), (300, 451)])
 @pytest.mark.parametrize("max_side", [None, 64, 96, 256])
 def test_prepared_shape_is_the_shape_prepare_image_makes(name, height, width, max_side):
     preset = get_preset(name)
@@ -62,6 +68,21 @@ def test_prepared_shape_is_the_shape_prepare_image_makes(name, height, width, ma
         assert min(expected) < preset.net.min_side
     else:
         assert shape == expected
+
+
+def test_a_photo_is_scaled_a_little_smaller_where_the_crop_would_cut_a_quarter_of_it():
+    preset = get_preset("lab-denoise")  # crops to multiples of 32
+    photo = np.zeros((300, 451, 3), np.float32)  # 3:2
+    # at 128 px: 128x85, cropped to 128x64, would lose 25 % of the rows; 96x64 keeps the whole picture
+    assert working_long_side(300, 451, preset, 128) == 96
+    assert prepare_image(photo, preset, max_side=128).shape == (64, 96, 3)
+    # at 256 px: 256x170 cropped to 256x160 loses 6 %; the whole picture (192x128) would cost 40 % of the pixels
+    assert working_long_side(300, 451, preset, 256) == 256
+    assert prepare_image(photo, preset, max_side=256).shape == (160, 256, 3)
+    assert working_long_side(1080, 1920, preset, 256) == 227  # 16:9: 224x128 instead of 256x128 (89 % kept)
+    assert working_long_side(960, 1280, preset, 128) == 128  # 4:3 at 128 px is 128x96: nothing to crop
+    assert working_long_side(300, 451, preset, None) is None and working_long_side(300, 451, preset, 500) == 500
+    assert working_long_side(300, 451, preset.with_overrides(pad_multiple=32), 128) == 128  # padding cuts nothing
 
 
 def test_a_max_side_too_small_for_the_image_names_the_smallest_that_works():
