@@ -245,11 +245,10 @@ def _downscaled(height: int, width: int, side: int) -> tuple[int, int]:
 def working_long_side(height: int, width: int, preset: Preset, max_side: Optional[int]) -> Optional[int]:
     """Choose the longer side an image is downscaled to: ``max_side``, or less where the crop keeps more of it.
 
-    Up to a quarter less, where the crop to the network's multiple then keeps clearly more of the picture.
-
-    The crop to a multiple of 32 after downscaling cuts a quarter of a 3:2 photo at 128 px (128x85 becomes
-    128x64), none at 96 px (96x64). A smaller side is chosen only when it keeps at least 5 % more of the picture,
-    at least three quarters of the pixels and the network's minimum size; ties go to the larger side.
+    The crop to the network's multiple (32) after downscaling cuts a quarter of a 3:2 photo at 128 px (128x85
+    becomes 128x64), none at 96 px (96x64). A smaller side, at most a quarter smaller, is chosen only when it keeps
+    at least 5 % more of the picture, at least three quarters of the pixels and the network's minimum size; ties
+    go to the larger side.
 
     Parameters
     ----------
