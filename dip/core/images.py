@@ -506,8 +506,8 @@ def limit_side(x: np.ndarray, max_side: int | None) -> np.ndarray:
     h, w = x.shape[:2]
     if not max_side or max(h, w) <= max_side:
         return x
-    s = max_side / max(h, w)
-    return np.clip(resize(x, max(1, round(h * s)), max(1, round(w * s))), 0.0, 1.0)
+    width, height = reduced_size(w, h, max_side)
+    return np.clip(resize(x, height, width), 0.0, 1.0)
 
 
 def check_min_size(x: np.ndarray, min_side: int, *, what: str = "image") -> None:

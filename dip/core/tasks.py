@@ -26,6 +26,7 @@ from dip.core.images import (
     limit_side,
     load_image,
     pad_to_multiple,
+    reduced_size,
 )
 from dip.core.metrics import psnr
 from dip.core.models import SkipNet, make_input_code
@@ -206,7 +207,7 @@ def prepared_shape(height: int, width: int, preset: Preset, *, max_side: Optiona
         (height, width) in px; 0 where cropping would leave nothing.
     """
     if max_side and max(height, width) > max_side:
-        height, width = _downscaled(height, width, working_long_side(height, width, preset, max_side))
+        width, height = reduced_size(width, height, working_long_side(height, width, preset, max_side))
     height, width = height + 2 * preset.border_pad, width + 2 * preset.border_pad
     if preset.pad_multiple:
         m = preset.pad_multiple
@@ -235,11 +236,6 @@ def fits_network(height: int, width: int, preset: Preset, *, max_side: Optional[
         True when both prepared sides are at least the network's ``min_side``.
     """
     return min(prepared_shape(height, width, preset, max_side=max_side)) >= preset.net.min_side
-
-
-def _downscaled(height: int, width: int, side: int) -> tuple[int, int]:
-    s = side / max(height, width)  # as images.limit_side rounds
-    return max(1, round(height * s)), max(1, round(width * s))
 
 
 def working_long_side(height: int, width: int, preset: Preset, max_side: Optional[int]) -> Optional[int]:
@@ -271,7 +267,7 @@ def working_long_side(height: int, width: int, preset: Preset, max_side: Optiona
     b = 2 * preset.border_pad
 
     def crop(side: int) -> tuple[int, float]:  # pixels left after the crop, and the share of the picture kept
-        h, w = (n + b for n in _downscaled(height, width, side))
+        w, h = (n + b for n in reduced_size(width, height, side))
         ch, cw = h - h % m, w - w % m
         return (ch * cw if min(ch, cw) >= preset.min_image_side else 0), ch * cw / (h * w)
 
