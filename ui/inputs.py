@@ -160,6 +160,12 @@ def _decoded(digest: str, name: str, max_pixels: int, max_side: int, _data: byte
     return decode_upload(_data, name, max_pixels=max_pixels, max_side=max_side)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2, ttl=3600)
+def _transparency(digest: str, _data: bytes) -> Optional[np.ndarray]:
+    """An upload's alpha mask at its decoded size, decoded once per file, not at every rerun (as ``_decoded``)."""
+    return alpha_mask(_data, max_side=config.DOWNSCALE_TO)
+
+
 def mask_kind() -> Optional[str]:
     """The inpainting mask chosen (a key of ``MASKS``), recorded with the run."""
     return st.session_state.get(keys.MASK_KIND)
@@ -207,7 +213,7 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
                 "The holes are the image's transparent pixels: nothing is known about them, so the run is "
                 "blind (no ground truth; PSNR only against the observed pixels)."
             )
-            return prepare_mask(alpha_mask(picked.data, max_side=config.DOWNSCALE_TO), s.preset, max_side=s.max_side)
+            return prepare_mask(_transparency(picked.digest, picked.data), s.preset, max_side=s.max_side)
         if kind == "upload":
             return _uploaded_mask(picked, s)
         return _drawn_mask(image)
@@ -223,7 +229,7 @@ def _default_to_transparency(picked: Picked) -> None:
         return
     st.session_state[keys.MASK_DEFAULTED_FOR] = picked.digest
     try:
-        alpha = alpha_mask(picked.data, max_side=config.DOWNSCALE_TO)
+        alpha = _transparency(picked.digest, picked.data)
     except DIPError:
         return  # the radio's own branch reports it if the user picks it
     if alpha is not None and (alpha < 0.5).any():
