@@ -387,12 +387,14 @@ def _live_job_link(pages: dict) -> None:
         if v.position
         else "queued · next"
     )
+    # the link's label is one line, cut off at the sidebar's width: the state goes on its own line under it
     st.page_link(
         pages[v.task],
-        label=f"Your {PAGES[v.task][1].lower()} job: {state}",
+        label=f"Your {PAGES[v.task][1].lower()} job",
         icon=":material/pending:",
         query_params={"job": v.id},
     )
+    st.caption(state.capitalize())
 
 
 @contextmanager
