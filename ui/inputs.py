@@ -10,10 +10,11 @@ from typing import Optional
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from dip.core import degrade
 from dip.core.errors import DIPError
-from dip.core.images import Decoded, to_pil
+from dip.core.images import Decoded
 from ui import keys
 from ui.service import config
 from ui.service.imaging import (
@@ -27,6 +28,7 @@ from ui.service.imaging import (
     float_image,
     inspect_upload,
     prepare_mask,
+    preview,
 )
 from ui.service.text import plain
 
@@ -185,6 +187,7 @@ MASKS = {
     "draw": "Draw it",
     "alpha": "Image transparency",
 }
+CANVAS_SIDE = 448  # px, the drawing canvas's longer side
 
 
 def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
@@ -216,7 +219,7 @@ def mask_picker(picked: Picked, s, image: np.ndarray) -> Optional[np.ndarray]:
             return prepare_mask(_transparency(picked.digest, picked.data), s.preset, max_side=s.max_side)
         if kind == "upload":
             return _uploaded_mask(picked, s)
-        return _drawn_mask(image)
+        return _drawn_mask(picked, s)
     except DIPError as err:
         st.error(plain(err, limit=MESSAGE_CHARS))
         return None
@@ -251,25 +254,27 @@ def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:
     return prepare_mask(mask, s.preset, max_side=s.max_side)
 
 
-def _drawn_mask(image: np.ndarray) -> Optional[np.ndarray]:
+def _drawn_mask(picked: Picked, s) -> Optional[np.ndarray]:
+    """Strokes on the whole picture, prepared like the image: a new working size or preset keeps the drawing."""
     # Imported on use: the component can only register inside a running Streamlit server (or AppTest).
     from streamlit_drawable_canvas import st_canvas
 
-    h, w = image.shape[:2]
-    scale = 448 / max(h, w)  # the canvas is drawn at a comfortable size; strokes are scaled back
+    h, w = picked.image.shape[:2]
+    scale = CANVAS_SIDE / max(h, w)  # the canvas is drawn at a comfortable size; strokes are scaled back
     stroke = st.slider("Brush size (px)", 2, 60, 18, key=keys.BRUSH, persist_state="session")
     st.caption("Paint over the parts to fill in.")
     result = st_canvas(
         stroke_width=stroke,
         stroke_color="#ff3030",
-        background_image=to_pil(image),
-        width=int(w * scale),
-        height=int(h * scale),
+        background_image=Image.fromarray(preview(picked.image, max_side=CANVAS_SIDE)),
+        width=round(w * scale),
+        height=round(h * scale),
         drawing_mode="freedraw",
         return_image_data=True,
-        key=keys.canvas(h, w),
+        key=keys.canvas(picked.digest),
     )
     mask = canvas_mask(result.image_data if result is not None else None, h, w)
     if mask is None:
         st.info("Nothing is painted yet: draw on the image to mark the holes.")
-    return mask
+        return None
+    return prepare_mask(mask, s.preset, max_side=s.max_side)

@@ -58,9 +58,9 @@ BRUSH = "inpaint.brush"
 MASK_UPLOAD = "inpaint.mask_upload"
 
 
-def canvas(height: int, width: int) -> str:
-    """The drawing canvas of an image of this size (a new size gets a blank canvas)."""
-    return f"inpaint.canvas.{height}x{width}"
+def canvas(digest: str) -> str:
+    """The drawing canvas of one image (another image gets a blank canvas; a new working size keeps it)."""
+    return f"inpaint.canvas.{digest}"
 
 
 # -- settings and Run (ui.widgets) --

@@ -31,12 +31,12 @@ def test_the_key_strings_do_not_change():
         "denoise.run",
     ]
     assert [keys.use_size(t, 128), keys.smaller_size(t, 256)] == ["denoise.fits.128", "denoise.smaller.256"]
-    assert [keys.MASK_KIND, keys.KEEP_FRACTION, keys.BRUSH, keys.MASK_UPLOAD, keys.canvas(64, 96)] == [
+    assert [keys.MASK_KIND, keys.KEEP_FRACTION, keys.BRUSH, keys.MASK_UPLOAD, keys.canvas("ab12")] == [
         "inpaint.mask_kind",
         "inpaint.keep",
         "inpaint.brush",
         "inpaint.mask_upload",
-        "inpaint.canvas.64x96",
+        "inpaint.canvas.ab12",
     ]
     j = "20260101-000000-denoise-abcdef"
     assert [keys.cancel(j), keys.share(j), keys.share_token(j), keys.shown(j, "final"), keys.wipe(j)] == [

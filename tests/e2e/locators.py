@@ -34,3 +34,4 @@ WEBSOCKET = "**/_stcore/stream"  # Streamlit's one websocket per tab (page.route
 OWNER_COOKIE = "dip_owner"  # ui.state.OWNER_COOKIE
 FOREIGN_URL = "[href*='evil.example'], [src*='evil.example']"  # any link, image or frame to the test's evil host
 SKELETON = "stSkeleton"  # an element whose code (a lazily loaded chunk) has not arrived yet
+DRAWING = "canvas"  # streamlit-drawable-canvas: fabric.js stacks its canvases; the last one takes the pointer

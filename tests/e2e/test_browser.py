@@ -114,3 +114,29 @@ def test_a_shared_link_to_a_page_opens_that_page_on_a_fresh_server(page, tmp_pat
         for title in sel.PAGES:  # the entry point's titles, not a folder listing of file names
             expect(nav.get_by_text(title, exact=True)).to_be_visible()
         assert page.locator(sel.EXCEPTION).count() == 0
+
+
+def test_a_drawn_mask_stays_when_the_working_size_changes(app_server, page):
+    """Strokes are kept on the whole picture, so choosing Quick look (128 px, not 256) keeps the drawing."""
+    page.goto(f"{app_server}/inpainting")
+    wait_for_app(page)
+    page.get_by_text("Draw it", exact=True).click()
+    wait_for_app(page)
+    expect(page.get_by_text("Nothing is painted yet", exact=False)).to_be_visible()
+    box = page.locator(sel.DRAWING).last.bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 150)
+    page.mouse.down()
+    for step in range(25):
+        page.mouse.move(box["x"] + 100 + 6 * step, box["y"] + 150 + 3 * step)
+    page.mouse.up()
+    missing = page.get_by_text(re.compile(r"Observation \(\d+% of pixels missing\)"))
+    expect(missing).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+    expect(page.get_by_text("Working image: 256x256 px.")).to_be_visible()
+
+    page.get_by_text("Quick look (128 px", exact=False).click()
+    expect(page.get_by_text("Working image: 128x128 px.")).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+    expect(missing).to_be_visible()
+    expect(page.get_by_text("Nothing is painted yet", exact=False)).to_have_count(0)
+    expect(page.get_by_test_id(sel.EXCEPTION)).to_have_count(0)
