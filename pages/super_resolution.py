@@ -15,5 +15,6 @@ image = widgets.prepared(picked, s) if picked and s else None
 problem = widgets.problem_for(picked, s, image) if image is not None else None
 if problem is not None:
     info = widgets.observation(problem, source=picked.name, preset=s.preset)
+    widgets.reduced_input_note(picked, s, image)
     submit.run_area(TASK, s, info, problem=problem)
 panels.job_panel(TASK)

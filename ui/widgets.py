@@ -24,6 +24,7 @@ from dip.core.tasks import (
 from ui import keys, state
 from ui.inputs import Picked
 from ui.service.imaging import mask_overlay, preview
+from ui.service.text import plain
 from ui.settings import Settings, working_sizes
 
 
@@ -181,6 +182,38 @@ def downscaled_noise_note(picked: Picked, image: np.ndarray) -> None:
         "downscaling averaged part of it out. To denoise at the photo's own scale, choose a larger working "
         "size (slower) or upload a crop."
     )
+
+
+def reduced_input_note(picked: Picked, s: Settings, image: np.ndarray) -> None:
+    """A low-resolution upload larger than the working size allows is shrunk before it is enlarged, so the result
+    is smaller than the upload times the factor: say so, and offer the working size that shrinks it least."""
+    factor = get_task(s.preset.task).output_scale(s.preset)
+    if not picked.blind or factor <= 1:
+        return
+    h0, w0 = picked.image.shape[:2]
+    h, w = image.shape[:2]
+    if max(h, w) >= max(h0, w0):  # only cropped to the network's multiples
+        return
+    larger = [x for x in working_sizes() if x > s.max_side]
+    whole = next((x for x in larger if x >= max(h0, w0) * factor), None)
+    st.caption(
+        f"{plain(picked.name)} is {w0}x{h0} px: at a working size of {s.max_side} px it is shrunk to {w}x{h} px "
+        f"before ×{factor}, so the result is {w * factor}x{h * factor} px, not {w0 * factor}x{h0 * factor}."
+        + (
+            f" A working size of {whole} px keeps it at its own size (slower)."
+            if whole
+            else f" The largest working size here, {larger[-1]} px, shrinks it least (slower)."
+            if larger
+            else ""
+        )
+    )
+    if larger:
+        size = whole or larger[-1]
+        st.button(
+            f"Use {size} px",
+            key=keys.use_size(s.preset.task, size),
+            on_click=lambda: st.session_state.update({keys.max_side(s.preset.task): size}),
+        )
 
 
 def _db(value: Optional[float]) -> str:

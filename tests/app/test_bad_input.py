@@ -139,6 +139,24 @@ def test_blind_super_resolution_input_is_enlarged(app):
     ]
 
 
+def test_a_low_resolution_upload_shrunk_before_enlarging_says_so_and_offers_a_larger_size(app):
+    from ui import keys
+
+    open_page(app, "sr")
+    photo = np.asarray(Image.fromarray(natural(96)).resize((146, 97)))
+    upload(app, "sr", "phone.png", png_bytes(photo), blind=True)
+    assert not errors(app), errors(app)
+    note = "is 146x97 px: at a working size of 256 px it is shrunk to 64x40 px before ×4, so the result is 256x160 px, "
+    assert note + "not 584x388. The largest working size here, 512 px, shrinks it least" in captions(app), captions(app)
+    app.button(key=keys.use_size("sr", 512)).click().run()  # the largest working size here shrinks it least
+    assert "Working image: 480x320 px" in captions(app), captions(app)
+    assert "shrunk to 120x80 px" in captions(app)  # still smaller, but nothing larger to offer
+    assert not [b for b in app.button if b.key and b.key.startswith(keys.use_size("sr", 0)[:-1])]
+    # an upload that fits the working size is only cropped: nothing to say
+    upload(app, "sr", "small.png", png_bytes(natural(64)), blind=True)
+    assert "shrunk to" not in captions(app), captions(app)
+
+
 def test_widget_changes_neither_decode_nor_resize_the_upload_again(app, monkeypatch):
     """A page reruns at every widget change; a phone photo must not be decoded and downscaled each time."""
     from ui import inputs, widgets
