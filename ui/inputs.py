@@ -239,6 +239,17 @@ def _default_to_transparency(picked: Picked) -> None:
         st.session_state[keys.MASK_KIND] = "alpha"
 
 
+def _canvas_start(digest: str, strokes: Optional[dict]) -> Optional[dict]:
+    """The strokes a canvas starts from: the saved ones when it appears (it was not drawn in the previous full run:
+    another mask kind or page was shown), then the same value while it stays, since a new value redraws the canvas
+    and clears its undo history."""
+    run = st.session_state.get(keys.FULL_RUNS, 0)
+    shown = st.session_state.get(keys.CANVAS_SHOWN)
+    start = shown[2] if shown is not None and shown[0] == digest and shown[1] >= run - 1 else strokes
+    st.session_state[keys.CANVAS_SHOWN] = (digest, run, start)
+    return start
+
+
 def _uploaded_mask(picked: Picked, s) -> Optional[np.ndarray]:
     name, data = uploaded(
         keys.MASK_UPLOAD,
@@ -263,6 +274,9 @@ def _drawn_mask(picked: Picked, s) -> Optional[np.ndarray]:
     scale = CANVAS_SIDE / max(h, w)  # the canvas is drawn at a comfortable size; strokes are scaled back
     stroke = st.slider("Brush size (px)", 2, 60, 18, key=keys.BRUSH, persist_state="session")
     st.caption("Paint over the parts to fill in.")
+    saved = st.session_state.get(keys.DRAWING)
+    saved = saved if saved is not None and saved[0] == picked.digest else None
+    start = _canvas_start(picked.digest, saved[1] if saved else None)
     result = st_canvas(
         stroke_width=stroke,
         stroke_color="#ff3030",
@@ -270,10 +284,16 @@ def _drawn_mask(picked: Picked, s) -> Optional[np.ndarray]:
         width=round(w * scale),
         height=round(h * scale),
         drawing_mode="freedraw",
+        initial_drawing=start,
         return_image_data=True,
         key=keys.canvas(picked.digest),
     )
-    mask = canvas_mask(result.image_data if result is not None else None, h, w)
+    painted = result.image_data if result is not None else None  # RGBA at the canvas's size, ~0.8 MB
+    if painted is not None:  # kept as it is, not as a mask at the image's size (up to 16 MB)
+        st.session_state[keys.DRAWING] = (picked.digest, result.json_data, painted)
+    else:  # a canvas shown again starts from the saved strokes and sends no picture of them until the next stroke
+        painted = saved[2] if saved is not None and start is saved[1] else None
+    mask = canvas_mask(painted, h, w)
     if mask is None:
         st.info("Nothing is painted yet: draw on the image to mark the holes.")
         return None

@@ -56,6 +56,8 @@ MASK_DEFAULTED_FOR = "inpaint.mask_defaulted_for"  # the upload whose transparen
 KEEP_FRACTION = "inpaint.keep"
 BRUSH = "inpaint.brush"
 MASK_UPLOAD = "inpaint.mask_upload"
+DRAWING = "inpaint.drawing"  # (image digest, strokes, RGBA): the last drawing, kept while the canvas is hidden
+CANVAS_SHOWN = "inpaint.canvas_shown"  # (image digest, full run, strokes it started from)
 
 
 def canvas(digest: str) -> str:
@@ -174,3 +176,7 @@ def download(job_id: str, name: str) -> str:
 # -- the Runs page (ui.panels.runs_browser) --
 RUNS_TABLE = "runs.table"
 RUNS_PICK = "runs.pick"
+
+
+# -- the app's own --
+FULL_RUNS = "app.full_runs"  # full script runs of this session (fragment reruns excluded)

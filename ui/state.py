@@ -401,6 +401,7 @@ def _live_job_link(pages: dict) -> None:
 def through_entry_point():
     """The entry point runs the chosen page inside this (see ``run_through_entry_point``)."""
     _entry.active = True
+    st.session_state[keys.FULL_RUNS] = st.session_state.get(keys.FULL_RUNS, 0) + 1
     try:
         yield
     finally:

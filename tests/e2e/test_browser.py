@@ -116,8 +116,9 @@ def test_a_shared_link_to_a_page_opens_that_page_on_a_fresh_server(page, tmp_pat
         assert page.locator(sel.EXCEPTION).count() == 0
 
 
-def test_a_drawn_mask_stays_when_the_working_size_changes(app_server, page):
-    """Strokes are kept on the whole picture, so choosing Quick look (128 px, not 256) keeps the drawing."""
+def test_a_drawn_mask_stays_when_the_working_size_changes_or_the_canvas_is_hidden(app_server, page):
+    """Strokes are kept on the whole picture, so choosing Quick look (128 px, not 256) keeps the drawing, and so
+    do another mask kind or another page in between."""
     page.goto(f"{app_server}/inpainting")
     wait_for_app(page)
     page.get_by_text("Draw it", exact=True).click()
@@ -139,4 +140,13 @@ def test_a_drawn_mask_stays_when_the_working_size_changes(app_server, page):
     wait_for_app(page)
     expect(missing).to_be_visible()
     expect(page.get_by_text("Nothing is painted yet", exact=False)).to_have_count(0)
+    drawn = missing.inner_text()
+
+    page.get_by_text("Box", exact=True).click()
+    expect(missing).not_to_have_text(drawn, timeout=60_000)  # the box's own holes
+    page.get_by_text("Draw it", exact=True).click()
+    expect(missing).to_have_text(drawn, timeout=60_000)
+    open_page(page, "Denoising")
+    open_page(page, "Inpainting")
+    expect(missing).to_have_text(drawn, timeout=60_000)
     expect(page.get_by_test_id(sel.EXCEPTION)).to_have_count(0)
