@@ -13,8 +13,10 @@ Measured with ``python -m dip bench`` and the torch profiler (docs/benchmark.md)
 - oneDNN takes ~3x a matrix product for a 1x1 convolution with a handful of channels: ``ThinPointwiseConv2d``.
 
 Forward outputs are bit-identical to ``torch.nn``'s (the matrix product's equal to float32 rounding), gradients
-equal to float32 rounding; state-dict keys and parameter counts are unchanged. Under autocast, on CUDA and in
-NHWC the ``torch.nn`` path runs. ``as_plain_pytorch`` builds the ``torch.nn`` twin of a net for comparisons.
+equal to float32 rounding; state-dict keys and parameter counts are unchanged. Under CPU autocast (bf16 / fp16) a
+1-pixel reflection padding runs in the activation's own precision, where autocast would pad in float32 and the
+next convolution cast back (the same values, without two casts each way); otherwise on CUDA, under autocast and
+in NHWC the ``torch.nn`` path runs. ``as_plain_pytorch`` builds the ``torch.nn`` twin of a net for comparisons.
 """
 
 from __future__ import annotations
@@ -153,6 +155,36 @@ def reflection_pad1_adjoint(grad: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def reflection_pad1_adjoint_low(grad: torch.Tensor) -> torch.Tensor:
+    """``reflection_pad1_adjoint`` of a bfloat16 / float16 gradient, with the sums that float32 makes.
+
+    Under autocast PyTorch pads in float32 (its autocast list), so the gradient's border pixels are float32 sums
+    rounded once. Here each border pixel of an edge takes one addition, rounded once as well, and the four pixels
+    that take three (next to the corners) are summed in float32 and rounded once: the same values without casting
+    the whole gradient. Images under 4 px on a side go through float32.
+
+    Parameters
+    ----------
+    grad : Tensor
+        Gradient of the padded output, (..., H+2, W+2), H and W at least 2, bfloat16 or float16.
+
+    Returns
+    -------
+    Tensor
+        Gradient of the input, (..., H, W), the dtype of ``grad``.
+    """
+    if min(grad.shape[-2:]) < 6:
+        return reflection_pad1_adjoint(grad.float()).to(grad.dtype)
+    out = reflection_pad1_adjoint(grad)
+    for row, inner_row, pad_row in ((1, 2, 0), (-2, -3, -1)):
+        for col, inner_col, pad_col in ((1, 2, 0), (-2, -3, -1)):
+            total = grad[..., inner_row, inner_col].float() + grad[..., pad_row, inner_col].float()
+            total += grad[..., inner_row, pad_col].float()
+            total += grad[..., pad_row, pad_col].float()
+            out[..., row, col] = total.to(grad.dtype)
+    return out
+
+
 class _ReflectionPad1(torch.autograd.Function):  # PyTorch's forward, the adjoint above as backward
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -163,10 +195,33 @@ class _ReflectionPad1(torch.autograd.Function):  # PyTorch's forward, the adjoin
         return reflection_pad1_adjoint(grad)
 
 
+class _ReflectionPad1Low(torch.autograd.Function):  # the padding in the input's own reduced precision
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):  # a copy of x's values: its float32 twin casts back to them
+            return F.pad(x, (1, 1, 1, 1), mode="reflect")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return reflection_pad1_adjoint_low(grad)
+
+
+def _cpu_autocast_low(x: torch.Tensor) -> bool:
+    """Whether x is a bf16 / fp16 activation of a CPU autocast region, which autocast would pad in float32."""
+    return (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and x.dtype == torch.get_autocast_dtype("cpu")
+        and x.dtype in (torch.bfloat16, torch.float16)
+    )
+
+
 class ReflectionPad1(nn.ReflectionPad2d):
     """``nn.ReflectionPad2d(1)`` whose gradient on a CPU in float32 NCHW is ``reflection_pad1_adjoint``.
 
-    The output is PyTorch's own; elsewhere (CUDA, autocast, NHWC) the module is ``nn.ReflectionPad2d(1)``.
+    Under CPU autocast a bf16 / fp16 input is padded in its own precision (autocast pads in float32, then the
+    convolution casts the result back: two copies of every padded activation each way), with the gradient of
+    ``reflection_pad1_adjoint_low``. Elsewhere (CUDA, float32 NHWC) the module is ``nn.ReflectionPad2d(1)``.
     """
 
     def __init__(self):
@@ -175,9 +230,11 @@ class ReflectionPad1(nn.ReflectionPad2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad (N, C, H, W) to (N, C, H+2, W+2), H and W at least 2."""
-        if not _cpu_float32_nchw(x):
-            return super().forward(x)
-        return _ReflectionPad1.apply(x)
+        if _cpu_float32_nchw(x):
+            return _ReflectionPad1.apply(x)
+        if _cpu_autocast_low(x):
+            return _ReflectionPad1Low.apply(x)
+        return super().forward(x)
 
 
 def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> nn.Module:

@@ -74,6 +74,52 @@ def test_reflection_padding_keeps_pytorchs_output_and_gradient(shape):
     assert _close(ours.grad, theirs.grad)
 
 
+@pytest.mark.parametrize("shape", [(1, 16, 2, 2), (1, 3, 3, 7), (2, 4, 9, 3), (1, 8, 32, 48)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_reflection_padding_under_bf16_autocast_gives_autocasts_values_in_bf16(shape, channels_last):
+    """Autocast pads in float32 and the next convolution casts back; padding in bf16 gives the same values, and the
+    gradient the same float32 sums rounded once, without the casts."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(8)).to(torch.bfloat16, memory_format=fmt)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = ReflectionPad1()(ours), torch.nn.ReflectionPad2d(1)(theirs)
+    assert ref.dtype == torch.float32 and out.dtype == torch.bfloat16  # autocast's float32 copy is gone
+    assert out.grad_fn.name().startswith("_ReflectionPad1Low")
+    assert torch.equal(out, ref.to(torch.bfloat16))
+    assert out.is_contiguous(memory_format=fmt)
+    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(9)).to(torch.bfloat16)
+    out.backward(grad)
+    ref.backward(grad.float())  # what the convolution's cast hands back
+    assert torch.equal(ours.grad, theirs.grad)
+    assert ours.grad.is_contiguous(memory_format=fmt)
+
+
+def test_the_lab_net_under_bf16_autocast_equals_its_plain_copy():
+    """Under CPU autocast only the padding differs from torch.nn's (in bf16, not float32): same output and gradients."""
+    torch.manual_seed(0)
+    net = SkipNet(get_preset("lab-denoise").net).to(memory_format=torch.channels_last)
+    plain = as_plain_pytorch(net)
+    z = torch.rand(1, net.config.input_channels, 64, 64).to(memory_format=torch.channels_last)
+    target = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    padded = []  # the dtype each 1-pixel padding hands its convolution
+    for model in (net, plain):
+        for m in model.modules():
+            if isinstance(m, torch.nn.ReflectionPad2d) and m.padding == (1, 1, 1, 1):
+                m.register_forward_hook(lambda m, i, o: padded.append((type(m).__name__, i[0].dtype, o.dtype)))
+    for model in (net, plain):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(z)
+        F.mse_loss(out.float(), target).backward()
+        model.out = out
+    bf16 = torch.bfloat16
+    assert ("ReflectionPad1", bf16, bf16) in padded and ("ReflectionPad2d", bf16, torch.float32) in padded
+    assert not [p for p in padded if p[0] == "ReflectionPad1" and p[1] == bf16 and p[2] != bf16]
+    assert torch.equal(net.out, plain.out)
+    for (name, p), q in zip(net.named_parameters(), plain.parameters()):
+        assert torch.equal(p.grad, q.grad), name
+
+
 @pytest.mark.parametrize("padding", [0, 1])
 def test_split_gradient_convolution_equals_conv2d(padding):
     gen = torch.Generator().manual_seed(3)
