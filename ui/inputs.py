@@ -168,6 +168,12 @@ def _transparency(digest: str, _data: bytes) -> Optional[np.ndarray]:
     return alpha_mask(_data, max_side=config.DOWNSCALE_TO)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2, ttl=3600)
+def _canvas_background(digest: str, _image: np.ndarray) -> Image.Image:
+    """The picture under the drawing canvas, scaled once per image, not at every stroke's rerun (as ``_decoded``)."""
+    return Image.fromarray(preview(_image, max_side=CANVAS_SIDE))
+
+
 def mask_kind() -> Optional[str]:
     """The inpainting mask chosen (a key of ``MASKS``), recorded with the run."""
     return st.session_state.get(keys.MASK_KIND)
@@ -280,7 +286,7 @@ def _drawn_mask(picked: Picked, s) -> Optional[np.ndarray]:
     result = st_canvas(
         stroke_width=stroke,
         stroke_color="#ff3030",
-        background_image=Image.fromarray(preview(picked.image, max_side=CANVAS_SIDE)),
+        background_image=_canvas_background(picked.digest, picked.image),
         width=round(w * scale),
         height=round(h * scale),
         drawing_mode="freedraw",
