@@ -124,7 +124,11 @@ def test_a_drawn_mask_stays_when_the_working_size_changes_or_the_canvas_is_hidde
     page.get_by_text("Draw it", exact=True).click()
     wait_for_app(page)
     expect(page.get_by_text("Nothing is painted yet", exact=False)).to_be_visible()
-    box = page.locator(sel.DRAWING).last.bounding_box()
+    canvas = page.locator(sel.DRAWING).last
+    expect(canvas).to_be_visible(timeout=60_000)
+    # fabric.js lays the canvas out once its picture has loaded: draw only on its final size (448 px wide)
+    page.wait_for_function("c => c.getBoundingClientRect().width > 400", arg=canvas.element_handle(), timeout=60_000)
+    box = canvas.bounding_box()
     page.mouse.move(box["x"] + 100, box["y"] + 150)
     page.mouse.down()
     for step in range(25):
