@@ -399,24 +399,20 @@ def measure_iteration(
     net = build_net(preset, channels)
     z = make_input_code(preset.input, height, width, generator=torch.Generator().manual_seed(0))
     y = torch.rand(1, channels, height, width, generator=torch.Generator().manual_seed(1))
-    stamps = []
-    config = replace(preset.fit, iterations=3, early_stop="none", backtrack=False, snapshot_every=10**6)
-    fit(net, z, y, Identity(), config, on_step=lambda rec: stamps.append(time.perf_counter()), device=device)
+    config = replace(preset.fit, early_stop="none", backtrack=False, snapshot_every=10**6)
+
+    def step_times(iterations: int) -> list[float]:  # when each of this many iterations ended
+        stamps = []
+        config_n = replace(config, iterations=iterations)
+        fit(net, z, y, Identity(), config_n, on_step=lambda rec: stamps.append(time.perf_counter()), device=device)
+        return stamps
+
+    stamps = step_times(3)
     first, per_iteration = stamps[0], (stamps[-1] - stamps[0]) / 2
     quickest = float(np.min(np.diff(stamps)))  # not the mean: a stalled iteration would hide a quick net
     more = min(MAX_TIMED_ITERATIONS, int(TIMED_SECONDS / max(quickest, 1e-6)))
     if more > 3:
-        stamps.clear()
-        fit(
-            net,
-            z,
-            y,
-            Identity(),
-            replace(config, iterations=more),
-            on_step=lambda rec: stamps.append(time.perf_counter()),
-            device=device,
-        )
-        per_iteration = float(np.median(np.diff(stamps)))
+        per_iteration = float(np.median(np.diff(step_times(more))))
     baselines = 0.0
     if preset.task != "impedance":
         image = np.random.default_rng(0).random((height, width, channels), dtype=np.float32)
