@@ -73,12 +73,17 @@ def _offer_a_working_size(picked: Picked, s: Settings) -> bool:
         f"At a working size of {s.max_side} px this {w0}x{h0} px image becomes {w}x{h} px, smaller than the "
         f"{need}x{need} px this network needs. Choose a working size of at least {fits[0]} px."
     )
-    st.button(
-        f"Use {fits[0]} px",
-        key=keys.use_size(s.preset.task, fits[0]),
-        on_click=lambda: st.session_state.update({keys.max_side(s.preset.task): fits[0]}),
-    )
+    _use_size_button(s.preset.task, fits[0])
     return True
+
+
+def _use_size_button(task: str, size: int) -> None:
+    """A button that sets the working size to ``size`` px."""
+    st.button(
+        f"Use {size} px",
+        key=keys.use_size(task, size),
+        on_click=lambda: st.session_state.update({keys.max_side(task): size}),
+    )
 
 
 def problem_for(
@@ -208,12 +213,7 @@ def reduced_input_note(picked: Picked, s: Settings, image: np.ndarray) -> None:
         )
     )
     if larger:
-        size = whole or larger[-1]
-        st.button(
-            f"Use {size} px",
-            key=keys.use_size(s.preset.task, size),
-            on_click=lambda: st.session_state.update({keys.max_side(s.preset.task): size}),
-        )
+        _use_size_button(s.preset.task, whole or larger[-1])
 
 
 def _db(value: Optional[float]) -> str:
