@@ -76,12 +76,32 @@ class _BilinearUpsample2x(torch.autograd.Function):  # PyTorch's forward, the ad
         return bilinear_upsample2x_adjoint(grad)
 
 
+class _BilinearUpsample2xDenseGrad(torch.autograd.Function):  # PyTorch's forward and backward, on a dense grad
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.input_size = list(x.shape)
+        ctx.memory_format = torch.channels_last if _is_nhwc(x) else torch.contiguous_format
+        return F.interpolate(x, scale_factor=2, mode="bilinear")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        # The gradient arrives as a channel slice of the concatenation's; PyTorch's CPU kernel makes a strided
+        # one contiguous in NCHW and back, ~8x the time of one copy into the input's layout plus the kernel.
+        grad = grad.contiguous(memory_format=ctx.memory_format)
+        return torch.ops.aten.upsample_bilinear2d_backward(grad, list(grad.shape[-2:]), ctx.input_size, False, 2.0, 2.0)
+
+
+def _is_nhwc(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
     """Upsample (N, C, H, W) by 2 like ``F.interpolate(x, scale_factor=2, mode=mode)``.
 
     On a CPU in float32, bilinear upsampling keeps PyTorch's forward but takes its gradient from
-    ``bilinear_upsample2x_adjoint``; elsewhere (CUDA, reduced precision under autocast, "nearest") it is
-    ``F.interpolate`` itself.
+    ``bilinear_upsample2x_adjoint``; on a CPU in bf16 / fp16 it is PyTorch's own gradient, of the incoming
+    gradient made dense first (a channel slice of the concatenation's, which PyTorch's kernel handles ~8x
+    slower); elsewhere (CUDA, "nearest") it is ``F.interpolate`` itself.
 
     Parameters
     ----------
@@ -95,8 +115,10 @@ def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
     Tensor
         (N, C, 2H, 2W).
     """
-    if mode == "bilinear" and x.device.type == "cpu" and x.dtype == torch.float32:
-        return _BilinearUpsample2x.apply(x)
+    if mode == "bilinear" and x.device.type == "cpu":
+        if x.dtype == torch.float32:
+            return _BilinearUpsample2x.apply(x)
+        return _BilinearUpsample2xDenseGrad.apply(x)
     return F.interpolate(x, scale_factor=2, mode=mode)
 
 
@@ -237,6 +259,121 @@ class ReflectionPad1(nn.ReflectionPad2d):
         return super().forward(x)
 
 
+# Under CPU bf16 autocast a convolution's weight gradient over more output pixels than twice this is summed
+# over row bands of about this many pixels: oneDNN's bf16 kernel runs 1.3-2x faster on a band that stays in the
+# cache than on a whole 256 x 256 or 512 x 512 map (and no faster at 128 x 128: docs/benchmark.md).
+WEIGHT_GRAD_BAND_PIXELS = 8192
+
+
+def banded_weight_grad(
+    grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride: int, bias: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weight (and bias) gradient of an unpadded convolution ``conv2d(x, weight, stride=stride)``, by row bands.
+
+    Each band of about ``WEIGHT_GRAD_BAND_PIXELS`` output pixels pairs its rows of ``grad`` with the input rows
+    they read (the band plus the kernel's reach); the bands' gradients add up to the whole map's.
+
+    Parameters
+    ----------
+    grad : Tensor
+        Gradient of the convolution's output, (N, C_out, H_out, W_out).
+    x : Tensor
+        The convolution's input, (N, C_in, H, W), same dtype as ``grad``.
+    weight : Tensor
+        The weight the convolution used, (C_out, C_in, k, k), same dtype as ``x``.
+    stride : int
+        The convolution's stride (dilation 1, no padding, one group).
+    bias : bool, optional
+        Whether to compute the bias gradient too (the sum of ``grad`` per channel). Default False.
+
+    Returns
+    -------
+    grad_weight : Tensor
+        float32 (C_out, C_in, k, k): each band's gradient (oneDNN's, rounded to ``x``'s dtype) summed in float32.
+    grad_bias : Tensor or None
+        float32 (C_out,) likewise, or None without ``bias``.
+    """
+    rows, cols = grad.shape[-2:]
+    band = max(1, WEIGHT_GRAD_BAND_PIXELS // cols)
+    reach = weight.shape[-2]
+    total_weight = total_bias = None
+    for top in range(0, rows, band):
+        n = min(band, rows - top)
+        _, part_weight, part_bias = torch.ops.aten.convolution_backward(
+            grad[:, :, top : top + n],
+            x[:, :, top * stride : (top + n - 1) * stride + reach],
+            weight,
+            [weight.shape[0]] if bias else None,
+            [stride, stride],
+            [0, 0],
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            [False, True, bias],
+        )
+        if total_weight is None:
+            total_weight, total_bias = part_weight.float(), part_bias.float() if bias else None
+        else:
+            total_weight.add_(part_weight)
+            if bias:
+                total_bias.add_(part_bias)
+    return total_weight, total_bias
+
+
+class _BandedWeightGradConv(torch.autograd.Function):  # autocast's bf16 convolution, the gradient above
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride):
+        low = torch.get_autocast_dtype("cpu")
+        low_x, low_weight = x.to(low), weight.to(low)  # the casts autocast makes: its output to the bit
+        ctx.save_for_backward(low_x, low_weight)
+        ctx.stride, ctx.has_bias, ctx.x_dtype = stride, bias is not None, x.dtype
+        return F.conv2d(low_x, low_weight, None if bias is None else bias.to(low), stride)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, low_weight = ctx.saved_tensors
+        stride = ctx.stride
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, low_weight, None, [stride, stride], [0, 0], [1, 1], False, [0, 0], 1, [True, False, False]
+            )[0].to(ctx.x_dtype)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            with_bias = ctx.has_bias and ctx.needs_input_grad[2]
+            grad_weight, grad_bias = banded_weight_grad(grad, x, low_weight, stride, bias=with_bias)
+        return grad_x, grad_weight, grad_bias, None
+
+
+class BandedGradConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose weight gradient under CPU bf16 autocast is summed over row bands.
+
+    Forwards it is ``nn.Conv2d`` under autocast to the bit (same parameters, same bf16 output). For an unpadded
+    convolution (the reflection-padded net's) over more than ``2 * WEIGHT_GRAD_BAND_PIXELS`` output pixels, its
+    weight and bias gradients are ``banded_weight_grad``'s (the bands' bf16 gradients summed in float32, where
+    autocast rounds the whole map's sum to bf16 once); the input gradient is oneDNN's own.
+    Elsewhere (float32, CUDA, small maps, zero padding) it is ``nn.Conv2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` (N, in_channels, H, W)."""
+        if not self._bands(x):
+            return super().forward(x)
+        return _BandedWeightGradConv.apply(x, self.weight, self.bias, self.stride[0])
+
+    def _bands(self, x: torch.Tensor) -> bool:
+        plain = self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1
+        square = self.kernel_size[0] == self.kernel_size[1] > 1 and self.stride[0] == self.stride[1]
+        if not (plain and square and torch.is_grad_enabled() and x.dim() == 4 and x.device.type == "cpu"):
+            return False
+        # bf16 only (measured there); a float32 input (the net's code z) is cast by autocast like the weight.
+        bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        out_pixels = ((x.shape[-2] - self.kernel_size[0]) // self.stride[0] + 1) * (
+            (x.shape[-1] - self.kernel_size[1]) // self.stride[1] + 1
+        )
+        return bf16 and x.dtype in (torch.bfloat16, torch.float32) and out_pixels > 2 * WEIGHT_GRAD_BAND_PIXELS
+
+
 def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> nn.Module:
     """Build a convolution that keeps its input's size (stride 1), padded by reflection or with zeros.
 
@@ -268,7 +405,7 @@ def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1,
     elif kernel == 1 and stride == 1 and cin <= THIN_POINTWISE_MAX_CHANNELS:
         conv = ThinPointwiseConv2d(cin, cout, 1)
     else:
-        conv = nn.Conv2d(cin, cout, kernel, stride, padding=conv_padding)
+        conv = BandedGradConv2d(cin, cout, kernel, stride, padding=conv_padding)
     if padding == "reflection":
         if border == 0:
             pad = nn.Identity()
@@ -319,7 +456,7 @@ class _SplitGradInputConv(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None
 
 
-class SplitGradConv2d(nn.Conv2d):
+class SplitGradConv2d(BandedGradConv2d):
     """A stride-1 ``Conv2d`` over concatenated inputs whose input gradient is computed per input group.
 
     Identical to ``nn.Conv2d`` forwards (same parameters, same output); on a CPU in float32 NCHW its input
@@ -399,7 +536,7 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
                 setattr(module, name, nn.ReflectionPad2d(1))
             elif isinstance(child, Upsample2x):
                 setattr(module, name, nn.Upsample(scale_factor=2, mode=child.mode))
-            elif isinstance(child, (SplitGradConv2d, ThinPointwiseConv2d)):
+            elif isinstance(child, (BandedGradConv2d, ThinPointwiseConv2d)):
                 conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding)
                 conv.load_state_dict(child.state_dict())
                 setattr(module, name, conv.to(child.weight.device, child.weight.dtype))

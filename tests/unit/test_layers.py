@@ -8,12 +8,15 @@ import torch
 import torch.nn.functional as F
 from conftest import continue_fit, denoising_in_progress
 
+from dip.core import layers
 from dip.core.fit import to_image
 from dip.core.layers import (
+    BandedGradConv2d,
     ReflectionPad1,
     SplitGradConv2d,
     ThinPointwiseConv2d,
     as_plain_pytorch,
+    banded_weight_grad,
     bilinear_upsample2x_adjoint,
     reflection_pad1_adjoint,
     upsample2x,
@@ -118,6 +121,88 @@ def test_the_lab_net_under_bf16_autocast_equals_its_plain_copy():
     assert torch.equal(net.out, plain.out)
     for (name, p), q in zip(net.named_parameters(), plain.parameters()):
         assert torch.equal(p.grad, q.grad), name
+
+
+@pytest.mark.parametrize("size", [7, 16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsampling_under_bf16_autocast_keeps_pytorchs_gradient_of_a_channel_slice(size, channels_last):
+    """The gradient arrives as a channel slice of the concatenation's; made dense first, it is PyTorch's own."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    gen = torch.Generator().manual_seed(10)
+    x = torch.randn(1, 8, size, size, generator=gen).to(torch.bfloat16, memory_format=fmt)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = upsample2x(ours, "bilinear"), F.interpolate(theirs, scale_factor=2, mode="bilinear")
+    assert out.grad_fn.name().startswith("_BilinearUpsample2xDenseGrad")
+    assert torch.equal(out, ref)
+    concatenated = torch.randn(1, 12, 2 * size, 2 * size, generator=gen).to(torch.bfloat16, memory_format=fmt)
+    out.backward(concatenated[:, 4:])
+    ref.backward(concatenated[:, 4:])
+    assert torch.equal(ours.grad, theirs.grad)
+    assert ours.grad.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("stride, size, columns", [(1, 23, 9), (2, 31, 17), (1, 13, 40)])
+def test_banded_weight_gradient_adds_up_to_the_whole_maps(stride, size, columns, monkeypatch):
+    """Bands of 2 rows (the last one shorter), in float64: the bands' sums are the whole map's to rounding."""
+    monkeypatch.setattr(layers, "WEIGHT_GRAD_BAND_PIXELS", 2 * ((columns - 3) // stride + 1) + 1)
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(1, 5, size, columns, generator=gen, dtype=torch.float64)
+    weight = torch.randn(6, 5, 3, 3, generator=gen, dtype=torch.float64)
+    out_rows, out_cols = (size - 3) // stride + 1, (columns - 3) // stride + 1
+    grad = torch.randn(1, 6, out_rows, out_cols, generator=gen, dtype=torch.float64)
+    _, whole_weight, whole_bias = torch.ops.aten.convolution_backward(
+        grad, x, weight, [6], [stride] * 2, [0, 0], [1, 1], False, [0, 0], 1, [False, True, True]
+    )
+    banded_weight, banded_bias = banded_weight_grad(grad, x, weight, stride, bias=True)
+    assert out_rows % 2 == 1  # an odd number of rows: the last band is shorter
+    assert _close(banded_weight, whole_weight.float()) and _close(banded_bias, whole_bias.float())
+    assert banded_weight_grad(grad, x, weight, stride)[1] is None
+
+
+@pytest.mark.parametrize("stride, size, input_dtype", [(1, 132, torch.bfloat16), (2, 263, torch.float32)])
+def test_banded_convolution_under_bf16_autocast_is_autocasts_with_a_finer_weight_gradient(stride, size, input_dtype):
+    """Output and input gradient to the bit; weight and bias gradients within bf16 rounding of the exact ones.
+
+    The second case is the net's first convolution: its input, the code z, stays float32 under autocast.
+    """
+    gen = torch.Generator().manual_seed(12)
+    ours = BandedGradConv2d(8, 16, 3, stride).to(memory_format=torch.channels_last)
+    theirs = torch.nn.Conv2d(8, 16, 3, stride).to(memory_format=torch.channels_last)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 8, size, size, generator=gen).to(input_dtype, memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = ours(xa), theirs(xb)
+    assert out.shape[-1] * out.shape[-2] > 2 * layers.WEIGHT_GRAD_BAND_PIXELS  # large enough to be banded
+    assert out.grad_fn.name().startswith("_BandedWeightGradConv")
+    assert torch.equal(out, ref)
+    grad = torch.randn(ref.shape, generator=gen).to(torch.bfloat16, memory_format=torch.channels_last)
+    out.backward(grad)
+    ref.backward(grad)
+    assert xa.grad.dtype == input_dtype and torch.equal(xa.grad, xb.grad)
+    exact_weight, exact_bias = torch.ops.aten.convolution_backward(
+        grad.double(),
+        x.to(torch.bfloat16).double(),
+        ours.weight.detach().to(torch.bfloat16).double(),
+        [16],
+        [stride] * 2,
+        [0, 0],
+        [1, 1],
+        False,
+        [0, 0],
+        1,
+        [False, True, True],
+    )[1:]
+    for banded, autocasts, exact in (
+        (ours.weight.grad, theirs.weight.grad, exact_weight),
+        (ours.bias.grad, theirs.bias.grad, exact_bias),
+    ):
+        assert banded.dtype == torch.float32
+        assert _close(banded.double(), exact, rtol=2**-8) and _close(autocasts.double(), exact, rtol=2**-8)
+        assert not torch.equal(banded, autocasts)  # the banded sums really ran
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a small map is nn.Conv2d's
+        assert ours(xa[:, :, :40, :40]).grad_fn.name() == "ConvolutionBackward0"
 
 
 @pytest.mark.parametrize("padding", [0, 1])
