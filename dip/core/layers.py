@@ -261,8 +261,10 @@ class ReflectionPad1(nn.ReflectionPad2d):
 
 # Under CPU bf16 autocast a convolution's weight gradient over more output pixels than twice this is summed
 # over row bands of about this many pixels: oneDNN's bf16 kernel runs 1.3-2x faster on a band that stays in the
-# cache than on a whole 256 x 256 or 512 x 512 map (and no faster at 128 x 128: docs/benchmark.md).
+# cache than on a whole 256 x 256 or 512 x 512 map (and no faster at 128 x 128: docs/benchmark.md) ...
 WEIGHT_GRAD_BAND_PIXELS = 8192
+# ... for wide convolutions: on the noise-impedance net's 8 and 16 channels the bands' overhead ate the gain.
+WEIGHT_GRAD_BAND_MIN_CHANNELS = 32
 
 
 def banded_weight_grad(
@@ -349,7 +351,8 @@ class BandedGradConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose weight gradient under CPU bf16 autocast is summed over row bands.
 
     Forwards it is ``nn.Conv2d`` under autocast to the bit (same parameters, same bf16 output). For an unpadded
-    convolution (the reflection-padded net's) over more than ``2 * WEIGHT_GRAD_BAND_PIXELS`` output pixels, its
+    convolution (the reflection-padded net's) with at least ``WEIGHT_GRAD_BAND_MIN_CHANNELS`` input and output
+    channels over more than ``2 * WEIGHT_GRAD_BAND_PIXELS`` output pixels, its
     weight and bias gradients are ``banded_weight_grad``'s (the bands' bf16 gradients summed in float32, where
     autocast rounds the whole map's sum to bf16 once); the input gradient is oneDNN's own.
     Elsewhere (float32, CUDA, small maps, zero padding) it is ``nn.Conv2d``.
@@ -362,7 +365,8 @@ class BandedGradConv2d(nn.Conv2d):
         return _BandedWeightGradConv.apply(x, self.weight, self.bias, self.stride[0])
 
     def _bands(self, x: torch.Tensor) -> bool:
-        plain = self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1
+        wide = min(self.in_channels, self.out_channels) >= WEIGHT_GRAD_BAND_MIN_CHANNELS
+        plain = wide and self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1
         square = self.kernel_size[0] == self.kernel_size[1] > 1 and self.stride[0] == self.stride[1]
         if not (plain and square and torch.is_grad_enabled() and x.dim() == 4 and x.device.type == "cpu"):
             return False

@@ -91,6 +91,10 @@ class Case:
         The timed variants (None when not run).
     ratio : float or None
         Median over alternating pairs of engine seconds / reference seconds (below 1: the engine is faster).
+    conv_gflops : float or None
+        GFLOP/s of ``conv_run`` in the engine's precision and layout, median of runs interleaved with the
+        engine's iterations (None when not measured): what the engine's GFLOP/s is read against, from the same
+        minutes, since this machine's speed drifts by 10-40 % between them.
     """
 
     config: str
@@ -101,6 +105,7 @@ class Case:
     engine: Optional[Timing]
     reference: Optional[Timing]
     ratio: Optional[float]
+    conv_gflops: Optional[float] = None
 
 
 def reference_config(fit: FitConfig) -> FitConfig:
@@ -248,6 +253,7 @@ def run_case(
     repeats: int = 5,
     variant: str = "both",
     memory: bool = True,
+    conv: bool = False,
 ) -> Case:
     """Benchmark one configuration at one size.
 
@@ -267,6 +273,9 @@ def run_case(
         What to time; "both" alternates them and gives the ratio. Default "both".
     memory : bool, optional
         Measure the peak memory. Default True.
+    conv : bool, optional
+        Also time ``conv_run`` in the engine's precision and layout, interleaved with the variants, for
+        ``Case.conv_gflops``. Default False.
 
     Returns
     -------
@@ -283,7 +292,13 @@ def run_case(
     steps = {name: make_step(config, size, dev, reference=name == "reference") for name in names}
     flops = count_flops(steps[names[0]])  # the same arithmetic in every precision
     peaks = {name: peak_memory_mib(step) if memory else None for name, step in steps.items()}
-    times = time_alternating(steps, dev, warmup=warmup, repeats=repeats)
+    fit = get_preset(CONFIGS[config]).fit
+    runs, conv_flops = dict(steps), None
+    if conv and "engine" in steps:
+        runs["conv"] = conv_run(dev, precision=fit.precision, channels_last=uses_channels_last(fit, dev))
+        conv_flops = count_flops(runs["conv"])
+    times = time_alternating(runs, dev, warmup=warmup, repeats=repeats)
+    conv_times = times.pop("conv", None)
     timing = {
         name: Timing(statistics.median(t), tuple(t), flops / statistics.median(t) / 1e9, peaks[name])
         for name, t in times.items()
@@ -291,7 +306,6 @@ def run_case(
     ratio = None
     if variant == "both":
         ratio = statistics.median(e / r for e, r in zip(times["engine"], times["reference"]))
-    fit = get_preset(CONFIGS[config]).fit
     return Case(
         config,
         size,
@@ -301,7 +315,42 @@ def run_case(
         timing.get("engine"),
         timing.get("reference"),
         ratio,
+        conv_flops / statistics.median(conv_times) / 1e9 if conv_times else None,
     )
+
+
+def conv_run(
+    dev: torch.device, *, precision: str = "fp32", channels_last: bool = False, size: int = 256, channels: int = 128
+) -> Callable[[], None]:
+    """Build one forward + backward pass of a 3x3, ``channels``-to-``channels`` convolution on a ``size``^2 map.
+
+    Parameters
+    ----------
+    dev : torch.device
+        Device to run on.
+    precision : {"fp32", "bf16", "fp16", "auto"}, optional
+        Autocast setting. Default "fp32".
+    channels_last : bool, optional
+        NHWC tensors. Default False.
+    size, channels : int, optional
+        Side of the feature map (px) and input and output channels. Defaults 256 and 128.
+
+    Returns
+    -------
+    callable
+        Runs the pass; ``count_flops`` gives its FLOPs.
+    """
+    mem = torch.channels_last if channels_last else torch.contiguous_format
+    conv = nn.Conv2d(channels, channels, 3, padding=1).to(dev, memory_format=mem)
+    x = torch.randn(1, channels, size, size, device=dev).contiguous(memory_format=mem).requires_grad_()
+    amp = autocast_dtype(precision, dev)
+
+    def run():
+        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = conv(x)
+        out.backward(torch.ones_like(out))
+
+    return run
 
 
 def conv_throughput(
@@ -339,16 +388,7 @@ def conv_throughput(
     float
         GFLOP/s of the best run.
     """
-    mem = torch.channels_last if channels_last else torch.contiguous_format
-    conv = nn.Conv2d(channels, channels, 3, padding=1).to(dev, memory_format=mem)
-    x = torch.randn(1, channels, size, size, device=dev).contiguous(memory_format=mem).requires_grad_()
-    amp = autocast_dtype(precision, dev)
-
-    def run():
-        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
-            out = conv(x)
-        out.backward(torch.ones_like(out))
-
+    run = conv_run(dev, precision=precision, channels_last=channels_last, size=size, channels=channels)
     flops = count_flops(run)
     times = time_alternating({"conv": run}, dev, warmup=warmup, repeats=repeats)["conv"]
     return flops / min(times) / 1e9
@@ -398,7 +438,7 @@ def run_bench(
         As ``run_case``.
     conv : bool, optional
         Measure ``conv_throughput`` in float32 NCHW and, where it differs, in the engine's precision and
-        layout. Default True.
+        layout, and time that convolution between each case's iterations (``Case.conv_gflops``). Default True.
     log : callable, optional
         Called with a progress line before each measurement.
 
@@ -420,7 +460,9 @@ def run_bench(
     for size in sizes:
         for config in configs:
             log(f"{config} at {size}x{size}: warm-up {warmup}, {repeats} timed iterations per variant")
-            case = run_case(config, size, dev, warmup=warmup, repeats=repeats, variant=variant, memory=memory)
+            case = run_case(
+                config, size, dev, warmup=warmup, repeats=repeats, variant=variant, memory=memory, conv=conv
+            )
             report["cases"].append(asdict(case))
     return report
 
@@ -541,12 +583,13 @@ def format_report(report: dict) -> str:
     engine_conv = list(report["conv_gflops"].values())[-1] if report["conv_gflops"] else None
     lines += [
         "| config | size | GFLOP/iter | reference s/iter | engine s/iter | engine / reference | speed-up "
-        "| engine GFLOP/s (% of conv) | peak MiB reference / engine |",
+        "| engine GFLOP/s (% of conv, same minutes) | peak MiB reference / engine |",
         "|" + "---|" * 9,
     ]
     for c in report["cases"]:
         ref, eng = c["reference"] or {}, c["engine"] or {}
-        share = f" ({100 * eng['gflops'] / engine_conv:.0f} %)" if eng and engine_conv else ""
+        conv = c.get("conv_gflops") or engine_conv  # the conv timed between this case's iterations, if it was
+        share = f" ({100 * eng['gflops'] / conv:.0f} % of {conv:.0f})" if eng and conv else ""
         lines.append(
             " | ".join(
                 [

@@ -167,10 +167,10 @@ def test_banded_convolution_under_bf16_autocast_is_autocasts_with_a_finer_weight
     The second case is the net's first convolution: its input, the code z, stays float32 under autocast.
     """
     gen = torch.Generator().manual_seed(12)
-    ours = BandedGradConv2d(8, 16, 3, stride).to(memory_format=torch.channels_last)
-    theirs = torch.nn.Conv2d(8, 16, 3, stride).to(memory_format=torch.channels_last)
+    ours = BandedGradConv2d(32, 32, 3, stride).to(memory_format=torch.channels_last)
+    theirs = torch.nn.Conv2d(32, 32, 3, stride).to(memory_format=torch.channels_last)
     theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(1, 8, size, size, generator=gen).to(input_dtype, memory_format=torch.channels_last)
+    x = torch.randn(1, 32, size, size, generator=gen).to(input_dtype, memory_format=torch.channels_last)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, ref = ours(xa), theirs(xb)
@@ -185,7 +185,7 @@ def test_banded_convolution_under_bf16_autocast_is_autocasts_with_a_finer_weight
         grad.double(),
         x.to(torch.bfloat16).double(),
         ours.weight.detach().to(torch.bfloat16).double(),
-        [16],
+        [32],
         [stride] * 2,
         [0, 0],
         [1, 1],
@@ -201,8 +201,10 @@ def test_banded_convolution_under_bf16_autocast_is_autocasts_with_a_finer_weight
         assert banded.dtype == torch.float32
         assert _close(banded.double(), exact, rtol=2**-8) and _close(autocasts.double(), exact, rtol=2**-8)
         assert not torch.equal(banded, autocasts)  # the banded sums really ran
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # a small map is nn.Conv2d's
+    thin = BandedGradConv2d(32, 16, 3, stride).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a small map, or few channels: nn.Conv2d's
         assert ours(xa[:, :, :40, :40]).grad_fn.name() == "ConvolutionBackward0"
+        assert thin(xa).grad_fn.name() == "ConvolutionBackward0"
 
 
 @pytest.mark.parametrize("padding", [0, 1])

@@ -100,7 +100,7 @@ def test_fp16_runs_with_a_gradient_scaler():
 
 
 def test_bench_case_reports_time_flops_memory_and_ratio():
-    case = bench.run_case("impedance", 64, torch.device("cpu"), warmup=1, repeats=2)
+    case = bench.run_case("impedance", 64, torch.device("cpu"), warmup=1, repeats=2, conv=True)
     with FlopCounterMode(display=False) as counter:
         bench.make_step("impedance", 64, torch.device("cpu"), reference=True)()
     assert case.flops == counter.get_total_flops() > 0
@@ -110,9 +110,12 @@ def test_bench_case_reports_time_flops_memory_and_ratio():
         assert timing.gflops == pytest.approx(case.flops / timing.seconds / 1e9)
         assert timing.peak_memory_mib > 0
     assert case.ratio > 0 and case.precision in ("bf16", "fp32")
-    assert "| impedance | 64² |" in bench.format_report(
+    assert case.conv_gflops > 0  # the engine-precision convolution, timed between the iterations
+    report = bench.format_report(
         {"machine": bench.machine_info(torch.device("cpu")), "conv_gflops": {}, "cases": [bench.asdict(case)]}
     )
+    share = f"{case.engine.gflops:.0f} ({100 * case.engine.gflops / case.conv_gflops:.0f} % of {case.conv_gflops:.0f})"
+    assert "| impedance | 64² |" in report and share in report
 
 
 def test_conv_throughput_is_positive():
