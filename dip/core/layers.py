@@ -259,12 +259,31 @@ class ReflectionPad1(nn.ReflectionPad2d):
         return super().forward(x)
 
 
-# Under CPU bf16 autocast a convolution's weight gradient over more output pixels than twice this is summed
-# over row bands of about this many pixels: oneDNN's bf16 kernel runs 1.3-2x faster on a band that stays in the
-# cache than on a whole 256 x 256 or 512 x 512 map (and no faster at 128 x 128: docs/benchmark.md) ...
-WEIGHT_GRAD_BAND_PIXELS = 8192
-# ... for wide convolutions: on the noise-impedance net's 8 and 16 channels the bands' overhead ate the gain.
-WEIGHT_GRAD_BAND_MIN_CHANNELS = 32
+# Under CPU bf16 autocast a convolution's weight gradient is summed over row bands whose input and output-gradient
+# rows take about this many bytes, where the map holds more than two bands: oneDNN's bf16 kernel ran 1.3-2.6x
+# faster on such bands than on a whole 256 x 256 or 512 x 512 map, wide (132 -> 128 channels) or thin (16 -> 8),
+# and no faster on maps of one or two bands (docs/benchmark.md).
+WEIGHT_GRAD_BAND_BYTES = 4 * 2**20
+
+
+def weight_grad_band_pixels(in_channels: int, out_channels: int, stride: int, itemsize: int = 2) -> int:
+    """Output pixels of one band of ``banded_weight_grad``: input and gradient rows in ``WEIGHT_GRAD_BAND_BYTES``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        The convolution's channels.
+    stride : int
+        Its stride: each output pixel reads ``stride**2`` input pixels.
+    itemsize : int, optional
+        Bytes per element. Default 2 (bf16).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    return max(1, WEIGHT_GRAD_BAND_BYTES // (itemsize * (in_channels * stride * stride + out_channels)))
 
 
 def banded_weight_grad(
@@ -272,8 +291,8 @@ def banded_weight_grad(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Weight (and bias) gradient of an unpadded convolution ``conv2d(x, weight, stride=stride)``, by row bands.
 
-    Each band of about ``WEIGHT_GRAD_BAND_PIXELS`` output pixels pairs its rows of ``grad`` with the input rows
-    they read (the band plus the kernel's reach); the bands' gradients add up to the whole map's.
+    Each band of whole rows, about ``weight_grad_band_pixels`` output pixels, pairs its rows of ``grad`` with
+    the input rows they read (the band plus the kernel's reach); the bands' gradients add up to the whole map's.
 
     Parameters
     ----------
@@ -296,7 +315,7 @@ def banded_weight_grad(
         float32 (C_out,) likewise, or None without ``bias``.
     """
     rows, cols = grad.shape[-2:]
-    band = max(1, WEIGHT_GRAD_BAND_PIXELS // cols)
+    band = max(1, weight_grad_band_pixels(x.shape[1], grad.shape[1], stride, x.element_size()) // cols)
     reach = weight.shape[-2]
     total_weight = total_bias = None
     for top in range(0, rows, band):
@@ -351,8 +370,7 @@ class BandedGradConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose weight gradient under CPU bf16 autocast is summed over row bands.
 
     Forwards it is ``nn.Conv2d`` under autocast to the bit (same parameters, same bf16 output). For an unpadded
-    convolution (the reflection-padded net's) with at least ``WEIGHT_GRAD_BAND_MIN_CHANNELS`` input and output
-    channels over more than ``2 * WEIGHT_GRAD_BAND_PIXELS`` output pixels, its
+    convolution (the reflection-padded net's) over more than two bands (``weight_grad_band_pixels``), its
     weight and bias gradients are ``banded_weight_grad``'s (the bands' bf16 gradients summed in float32, where
     autocast rounds the whole map's sum to bf16 once); the input gradient is oneDNN's own.
     Elsewhere (float32, CUDA, small maps, zero padding) it is ``nn.Conv2d``.
@@ -365,8 +383,7 @@ class BandedGradConv2d(nn.Conv2d):
         return _BandedWeightGradConv.apply(x, self.weight, self.bias, self.stride[0])
 
     def _bands(self, x: torch.Tensor) -> bool:
-        wide = min(self.in_channels, self.out_channels) >= WEIGHT_GRAD_BAND_MIN_CHANNELS
-        plain = wide and self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1
+        plain = self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1
         square = self.kernel_size[0] == self.kernel_size[1] > 1 and self.stride[0] == self.stride[1]
         if not (plain and square and torch.is_grad_enabled() and x.dim() == 4 and x.device.type == "cpu"):
             return False
@@ -375,7 +392,8 @@ class BandedGradConv2d(nn.Conv2d):
         out_pixels = ((x.shape[-2] - self.kernel_size[0]) // self.stride[0] + 1) * (
             (x.shape[-1] - self.kernel_size[1]) // self.stride[1] + 1
         )
-        return bf16 and x.dtype in (torch.bfloat16, torch.float32) and out_pixels > 2 * WEIGHT_GRAD_BAND_PIXELS
+        band = weight_grad_band_pixels(self.in_channels, self.out_channels, self.stride[0])
+        return bf16 and x.dtype in (torch.bfloat16, torch.float32) and out_pixels > 2 * band
 
 
 def padded_conv(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> nn.Module:
