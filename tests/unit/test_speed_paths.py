@@ -64,7 +64,7 @@ def test_bf16_training_ends_within_0_1_db_of_float32(monkeypatch):
     by 0.1-0.3 dB either way (docs/benchmark.md). PSNR is the mean over the last 50 iterates, which removes
     the +-0.2 dB jitter of single iterates. Measured with seeds 0-3: -0.02 to +0.04 dB.
     With bands of 8 KiB, 8 of the tiny net's convolutions sum their weight gradients over bands of a few rows, as
-    a 256x256 run's do (bf16 -0.01 dB from float32 with them, -0.01 without).
+    a 256x256 run's do (bf16 ends +0.01 dB from float32 with them, +0.01 without).
     """
     monkeypatch.setattr("dip.core.layers.WEIGHT_GRAD_BAND_BYTES", 2**13)
     x, problem, start = denoising_in_progress()
