@@ -372,14 +372,8 @@ def conv_throughput(
     ----------
     dev : torch.device
         Device to run on.
-    precision : {"fp32", "bf16", "fp16", "auto"}, optional
-        Autocast setting. Default "fp32".
-    channels_last : bool, optional
-        NHWC tensors. Default False.
-    size : int, optional
-        Side of the feature map, px. Default 256.
-    channels : int, optional
-        Input and output channels. Default 128.
+    precision, channels_last, size, channels
+        As ``conv_run`` (defaults "fp32", NCHW, 256 px, 128 channels).
     warmup, repeats : int, optional
         Untimed and timed runs. Defaults 1 and 10.
 
