@@ -13,10 +13,17 @@ Measured with ``python -m dip bench`` and the torch profiler (docs/benchmark.md)
 - oneDNN takes ~3x a matrix product for a 1x1 convolution with a handful of channels: ``ThinPointwiseConv2d``.
 
 Forward outputs are bit-identical to ``torch.nn``'s (the matrix product's equal to float32 rounding), gradients
-equal to float32 rounding; state-dict keys and parameter counts are unchanged. Under CPU autocast (bf16 / fp16) a
-1-pixel reflection padding runs in the activation's own precision, where autocast would pad in float32 and the
-next convolution cast back (the same values, without two casts each way); otherwise on CUDA, under autocast and
-in NHWC the ``torch.nn`` path runs. ``as_plain_pytorch`` builds the ``torch.nn`` twin of a net for comparisons.
+equal to float32 rounding; state-dict keys and parameter counts are unchanged. Under CPU autocast (bf16 / fp16):
+
+- a 1-pixel reflection padding runs in the activation's own precision, where autocast would pad in float32 and
+  the next convolution cast back (the same values, without two casts each way);
+- the bilinear upsampling's gradient, a channel slice of the concatenation's, is made dense before PyTorch's
+  kernel, which is ~5x slower on a strided one (the same values);
+- in bf16, a convolution over a large map sums its weight gradient over row bands (``BandedGradConv2d``):
+  oneDNN is 1.3-2.6x faster on a band that stays in the cache (within bf16 rounding of autocast's gradient).
+
+Otherwise on CUDA, under autocast and in NHWC the ``torch.nn`` path runs. ``as_plain_pytorch`` builds the
+``torch.nn`` twin of a net for comparisons.
 """
 
 from __future__ import annotations
@@ -85,8 +92,8 @@ class _BilinearUpsample2xDenseGrad(torch.autograd.Function):  # PyTorch's forwar
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        # The gradient arrives as a channel slice of the concatenation's; PyTorch's CPU kernel makes a strided
-        # one contiguous in NCHW and back, ~8x the time of one copy into the input's layout plus the kernel.
+        # The gradient arrives as a channel slice of the concatenation's; PyTorch's CPU kernel copies a strided one
+        # twice (287 ms for 128 channels, 256 -> 512), where one copy into the input's layout and the kernel take 64.
         grad = grad.contiguous(memory_format=ctx.memory_format)
         return torch.ops.aten.upsample_bilinear2d_backward(grad, list(grad.shape[-2:]), ctx.input_size, False, 2.0, 2.0)
 
@@ -100,7 +107,7 @@ def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
 
     On a CPU in float32, bilinear upsampling keeps PyTorch's forward but takes its gradient from
     ``bilinear_upsample2x_adjoint``; on a CPU in bf16 / fp16 it is PyTorch's own gradient, of the incoming
-    gradient made dense first (a channel slice of the concatenation's, which PyTorch's kernel handles ~8x
+    gradient made dense first (a channel slice of the concatenation's, which PyTorch's kernel handles ~5x
     slower); elsewhere (CUDA, "nearest") it is ``F.interpolate`` itself.
 
     Parameters
