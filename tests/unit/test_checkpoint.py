@@ -116,6 +116,7 @@ def test_a_run_continued_on_another_machine_keeps_its_arithmetic(setup, tmp_path
     # "auto" is bf16 on CPUs with native bf16 and float32 elsewhere; sessions land on either kind.
     preset, problem = setup
     monkeypatch.setattr("dip.core.fit.autocast_dtype", lambda precision, dev: torch.bfloat16)  # a bf16 machine
+    monkeypatch.setattr("dip.core.layers.WEIGHT_GRAD_BAND_BYTES", 2**13)  # weight gradients in bands, as at 256 px
     whole = solve(preset, problem)
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(Killed):
