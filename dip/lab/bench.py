@@ -94,7 +94,7 @@ class Case:
     conv_gflops : float or None
         GFLOP/s of ``conv_run`` in the engine's precision and layout, median of runs interleaved with the
         engine's iterations (None when not measured): what the engine's GFLOP/s is read against, from the same
-        minutes, since this machine's speed drifts by 10-40 % between them.
+        minutes, since a shared machine's speed drifts by tens of per cent within minutes.
     """
 
     config: str
