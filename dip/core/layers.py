@@ -327,17 +327,11 @@ def banded_weight_grad(
     total_weight = total_bias = None
     for top in range(0, rows, band):
         n = min(band, rows - top)
-        _, part_weight, part_bias = torch.ops.aten.convolution_backward(
+        _, part_weight, part_bias = _unpadded_conv_backward(
             grad[:, :, top : top + n],
             x[:, :, top * stride : (top + n - 1) * stride + reach],
             weight,
-            [weight.shape[0]] if bias else None,
-            [stride, stride],
-            [0, 0],
-            [1, 1],
-            False,
-            [0, 0],
-            1,
+            stride,
             [False, True, bias],
         )
         if total_weight is None:
@@ -347,6 +341,14 @@ def banded_weight_grad(
             if bias:
                 total_bias.add_(part_bias)
     return total_weight, total_bias
+
+
+def _unpadded_conv_backward(grad, x, weight, stride, mask):
+    """Gradients of ``conv2d(x, weight, stride=stride)`` (oneDNN's) for input, weight and bias, where ``mask`` says."""
+    bias_sizes = [weight.shape[0]] if mask[2] else None
+    return torch.ops.aten.convolution_backward(
+        grad, x, weight, bias_sizes, [stride] * 2, [0, 0], [1, 1], False, [0, 0], 1, mask
+    )
 
 
 class _BandedWeightGradConv(torch.autograd.Function):  # autocast's bf16 convolution, the gradient above
@@ -364,9 +366,7 @@ class _BandedWeightGradConv(torch.autograd.Function):  # autocast's bf16 convolu
         stride = ctx.stride
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad, x, low_weight, None, [stride, stride], [0, 0], [1, 1], False, [0, 0], 1, [True, False, False]
-            )[0].to(ctx.x_dtype)
+            grad_x = _unpadded_conv_backward(grad, x, low_weight, stride, [True, False, False])[0].to(ctx.x_dtype)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             with_bias = ctx.has_bias and ctx.needs_input_grad[2]
             grad_weight, grad_bias = banded_weight_grad(grad, x, low_weight, stride, bias=with_bias)

@@ -582,8 +582,8 @@ def format_report(report: dict) -> str:
     ]
     for c in report["cases"]:
         ref, eng = c["reference"] or {}, c["engine"] or {}
-        conv = c.get("conv_gflops") or engine_conv  # the conv timed between this case's iterations, if it was
-        share = f" ({100 * eng['gflops'] / conv:.0f} % of {conv:.0f})" if eng and conv else ""
+        case_conv = c.get("conv_gflops") or engine_conv  # the conv timed between this case's iterations, if it was
+        share = f" ({100 * eng['gflops'] / case_conv:.0f} % of {case_conv:.0f})" if eng and case_conv else ""
         lines.append(
             " | ".join(
                 [
