@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dip.core.batchnorm import WideBatchNorm2d
+
 
 def bilinear_upsample2x_adjoint(grad: torch.Tensor) -> torch.Tensor:
     """Gradient of a 2x bilinear upsampling (``align_corners=False``) with respect to its input.
@@ -569,6 +571,10 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
                 conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding)
                 conv.load_state_dict(child.state_dict())
                 setattr(module, name, conv.to(child.weight.device, child.weight.dtype))
+            elif isinstance(child, WideBatchNorm2d):
+                norm = nn.BatchNorm2d(child.num_features, child.eps, child.momentum)
+                norm.load_state_dict(child.state_dict())
+                setattr(module, name, norm.to(child.weight.device, child.weight.dtype))
             elif isinstance(child, nn.Identity) and name == "0" and _pads_a_pointwise_conv(module):
                 module[0] = nn.ReflectionPad2d(0)  # the official 1x1 convolution's padding, see padded_conv
     return plain

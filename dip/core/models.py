@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dip.core.batchnorm import WideBatchNorm2d
 from dip.core.errors import ConfigError
 from dip.core.layers import Upsample2x, padded_conv
 
@@ -189,7 +190,7 @@ class SkipNetConfig:
 
 def _conv_bn_act(cin: int, cout: int, kernel: int, padding: str, stride: int = 1, split: int = 0) -> list[nn.Module]:
     conv = padded_conv(cin, cout, kernel, padding, stride, split)
-    return [conv, nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+    return [conv, WideBatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
 
 
 def _center_crop_to(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -215,7 +216,7 @@ class _Level(nn.Module):
         self.inner = _Level(cfg, i + 1, down) if i + 1 < cfg.levels else None
         deeper_out = cfg.up[i + 1] if self.inner is not None else down
         merge_conv = _conv_bn_act(skip + deeper_out, up, cfg.k_up[i], pad, split=skip)
-        merge = [nn.BatchNorm2d(skip + deeper_out), *merge_conv]
+        merge = [WideBatchNorm2d(skip + deeper_out), *merge_conv]
         if cfg.need_1x1_up:
             merge += _conv_bn_act(up, up, 1, pad)
         self.merge = nn.Sequential(*merge)

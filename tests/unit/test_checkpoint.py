@@ -117,6 +117,7 @@ def test_a_run_continued_on_another_machine_keeps_its_arithmetic(setup, tmp_path
     preset, problem = setup
     monkeypatch.setattr("dip.core.fit.autocast_dtype", lambda precision, dev: torch.bfloat16)  # a bf16 machine
     monkeypatch.setattr("dip.core.layers.WEIGHT_GRAD_BAND_BYTES", 2**13)  # weight gradients in bands, as at 256 px
+    monkeypatch.setattr("dip.core.batchnorm.WIDE_MIN_PIXELS", 64)  # thin batch norms on the wide view, likewise
     whole = solve(preset, problem)
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(Killed):
