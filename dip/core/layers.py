@@ -22,8 +22,8 @@ equal to float32 rounding; state-dict keys and parameter counts are unchanged. U
 - in bf16, a convolution over a large map sums its weight gradient over row bands (``BandedGradConv2d``):
   oneDNN is 1.3-2.6x faster on a band that stays in the cache (within bf16 rounding of autocast's gradient).
 
-Otherwise on CUDA, under autocast and in NHWC the ``torch.nn`` path runs. ``as_plain_pytorch`` builds the
-``torch.nn`` twin of a net for comparisons.
+Otherwise on CUDA, under autocast and in NHWC the ``torch.nn`` path runs. Batch norm over few NHWC channels is
+``dip.core.batchnorm``'s. ``as_plain_pytorch`` builds the ``torch.nn`` twin of a net for comparisons.
 """
 
 from __future__ import annotations
@@ -547,8 +547,8 @@ def as_plain_pytorch(net: nn.Module) -> nn.Module:
     """Copy ``net`` with every layer of this module replaced by the ``torch.nn`` layer it stands for.
 
     The copy is the network as the official code builds it (``ReflectionPad2d(0)`` before 1x1 convolutions,
-    ``nn.ReflectionPad2d(1)``, ``nn.Conv2d``, ``nn.Upsample``), with the same weights and state-dict keys: the
-    benchmark's plain reference, and what the tests compare this module's layers against.
+    ``nn.ReflectionPad2d(1)``, ``nn.Conv2d``, ``nn.Upsample``, ``nn.BatchNorm2d``), with the same weights and
+    state-dict keys: the benchmark's plain reference, and what the tests compare this module's layers against.
 
     Parameters
     ----------
