@@ -76,10 +76,9 @@ class _WideBatchNorm(torch.autograd.Function):  # training-mode batch norm, comp
         group_mean, group_var = group_mean.view(k, channels), group_var.view(k, channels)
         mean = group_mean.mean(0)
         var = (group_var + (group_mean - mean).square()).mean(0)  # k equal groups: the whole batch's biased variance
-        if running_mean is not None:
-            count = x.numel() // channels
-            running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
-            running_var.mul_(1 - momentum).add_(var * (count / max(count - 1, 1)), alpha=momentum)
+        count = x.numel() // channels  # WideBatchNorm2d only comes here with running statistics to update
+        running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+        running_var.mul_(1 - momentum).add_(var * (count / (count - 1)), alpha=momentum)
         # Eval-mode batch norm with the batch's statistics is the training-mode output.
         wide_out = torch.ops.aten.native_batch_norm(
             wide, weight.repeat(k), bias.repeat(k), mean.repeat(k), var.repeat(k), False, 0.0, eps
