@@ -323,14 +323,14 @@ def estimate_run(preset: Preset, shape: tuple, *, fits: int = 1) -> Optional[Est
         return None
     per_iteration = scale_time(timing.per_iteration, size, (h, w))
     exponent = PIXEL_EXPONENT
+    pixels = (h * w) / (size[0] * size[1])  # the working size's pixels per measured pixel
     if size != (h, w) and 3 * per_iteration < MEASURE_AT_SIZE_SECONDS:
         direct = _measured(preset, (h, w), c, busy=busy)
         if direct is not None:
-            pixels = (h * w) / (size[0] * size[1])
             ratio = max(direct.per_iteration, 1e-9) / max(timing.per_iteration, 1e-9)
             exponent = min(1.5, max(0.3, math.log(ratio, pixels)))  # for the smaller sizes offered
-            timing, size, per_iteration = direct, (h, w), direct.per_iteration
-    overhead = fits * timing.startup + timing.baselines * (h * w) / (size[0] * size[1])
+            timing, per_iteration, pixels = direct, direct.per_iteration, 1.0
+    overhead = fits * timing.startup + timing.baselines * pixels
     correction = min(5.0, max(0.5, statistics.median(_corrections))) if _corrections else 1.0
     total = (fits * per_iteration * preset.fit.iterations + overhead) * correction
     return Estimate(total, per_iteration, overhead * correction, correction, busy, exponent)
